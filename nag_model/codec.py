@@ -91,7 +91,7 @@ class AudioCodec(Protocol):
 
 
 def num_latents(codec: AudioCodec, duration_s: float) -> int:
-    """Latents needed to cover ``duration_s`` seconds: ceil(round(duration_s * sr) / samples_per_latent)."""
+    """Latents covering ``duration_s`` seconds: ceil(round(duration_s * sr) / samples_per_latent)."""
     if not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s must be a positive finite number, got {duration_s!r}")
     samples = round(duration_s * codec.sample_rate)
@@ -148,7 +148,7 @@ class MelCodecConfig:
 
     @classmethod
     def demo_16k(cls) -> "MelCodecConfig":
-        """Demo preset: 16 kHz, hop 512, 20 bands -> 8 s is (250, 20), the small_16k latent shape."""
+        """Demo preset: 16 kHz, hop 512, 20 bands; 8 s -> (250, 20), the small_16k latent shape."""
         return cls(
             sample_rate=16000,
             n_fft=1024,
@@ -221,7 +221,9 @@ class MelCodec(torch.nn.Module):
             (B, N, n_mels) float32 log10-mel on ``wav``'s device, N = ceil(L / hop).
         """
         if wav.dim() != 2 or wav.shape[1] == 0:
-            raise ValueError(f"MelCodec.encode expects a (B, L) waveform with L >= 1, got shape {tuple(wav.shape)}")
+            raise ValueError(
+                f"MelCodec.encode expects a (B, L) waveform with L >= 1, got shape {tuple(wav.shape)}"
+            )
         if not wav.is_floating_point():
             raise TypeError(f"MelCodec.encode expects a float waveform, got dtype {wav.dtype}")
         cfg = self.config
@@ -229,7 +231,8 @@ class MelCodec(torch.nn.Module):
         n = -(-length // cfg.hop_length)
         x = wav.to(torch.float32).clamp(-1.0, 1.0)
         x = F.pad(x, (0, n * cfg.hop_length - length))  # (B, N * hop), zeros at the end
-        x = F.pad(x.unsqueeze(1), (cfg.pad, cfg.pad), mode="reflect").squeeze(1)  # (B, N*hop + 2*pad)
+        # (B, N * hop + 2 * pad)
+        x = F.pad(x.unsqueeze(1), (cfg.pad, cfg.pad), mode="reflect").squeeze(1)
         spec = torch.stft(
             x,
             n_fft=cfg.n_fft,

@@ -82,7 +82,7 @@ def _loop_to_measurable(x: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
-    """Integrated gated loudness in LUFS (ITU-R BS.1770-4 via pyloudnorm); -inf for silence or below the -70 LUFS gate.
+    """Integrated gated loudness in LUFS (ITU-R BS.1770-4, pyloudnorm); -inf for silence or under the -70 LUFS gate.
 
     Clips shorter than one 0.4 s gating block, which BS.1770 does not define and pyloudnorm rejects,
     are measured as if looped to 3 s: a stationary sound reads the same as a long take of it.

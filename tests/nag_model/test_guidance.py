@@ -1,0 +1,124 @@
+"""Guidance formulas: closed-form Gaussian targets (Eq. 3, 6, 7) and properties on toy networks."""
+import pytest
+import torch
+
+from nag_model.controlnet import AudioControlNet
+from nag_model.flow_matching import euler, time_grid
+from nag_model.guidance import (ClassifierFreeGuidance, ConditionSet, NegativeAudioGuidance,
+                                NegativePromptGuidance)
+from nag_model.velocity import GuidedVelocity
+
+
+def gaussian_velocity(mu: torch.Tensor, s: float):
+    """Marginal velocity of x_t = (1 - t) x0 + t x1 with x0 ~ N(0, I), x1 ~ N(mu, s^2 I)."""
+    def u(t, x):
+        t = float(t)
+        var = (1 - t) ** 2 + t ** 2 * s ** 2
+        return mu + (t * s ** 2 - (1 - t)) / var * (x - t * mu)
+    return u
+
+
+@pytest.mark.parametrize("alpha,beta", [(4.5, 0.0), (4.5, 1.5), (2.0, 1.0), (1.0, 3.0)])
+def test_nag_ode_reaches_the_closed_form_target(alpha, beta):
+    """With Gaussian conditionals of equal variance, the Eq. (6) target p0^(1-a) pc^(a+b) ppsi^(-b) is the
+    Gaussian N(mu0 + a (muc - mu0) + b (muc - mupsi), s^2), and the flow maps x0 to mu + s x0."""
+    torch.manual_seed(0)
+    s = 0.5
+    mu0, muc, mupsi = torch.randn(3, 1, 4, 3, dtype=torch.float64).unbind(0)
+    nag = NegativeAudioGuidance(alpha, beta)
+    u0, uc, upsi = (gaussian_velocity(m, s) for m in (mu0, muc, mupsi))
+    v = lambda t, x: nag.combine([u0(t, x), uc(t, x), upsi(t, x)])  # noqa: E731
+    x0 = torch.randn(512, 4, 3, dtype=torch.float64)
+    x1 = euler(v, x0, time_grid(400).double())
+    target = mu0 + alpha * (muc - mu0) + beta * (muc - mupsi)
+    assert torch.allclose(x1, target + s * x0, atol=2e-2), (x1 - target - s * x0).abs().max()
+    assert torch.allclose(x1.mean(0), target[0], atol=0.1)
+    assert abs(x1.std(0).mean().item() - s) < 0.05
+
+
+def test_cfg_ode_reaches_the_closed_form_target():
+    torch.manual_seed(1)
+    s, w = 0.3, 4.5
+    mu0, muc = torch.randn(2, 1, 5, 2, dtype=torch.float64).unbind(0)
+    cfg = ClassifierFreeGuidance(w)
+    v = lambda t, x: cfg.combine([gaussian_velocity(mu0, s)(t, x), gaussian_velocity(muc, s)(t, x)])  # noqa: E731
+    x0 = torch.randn(64, 5, 2, dtype=torch.float64)
+    x1 = euler(v, x0, time_grid(400).double())
+    assert torch.allclose(x1, mu0 + w * (muc - mu0) + s * x0, atol=2e-2)
+
+
+def test_euler_is_exact_for_a_constant_field():
+    x0 = torch.zeros(1, 3, 2)
+    x1 = euler(lambda t, x: torch.full_like(x, 2.0), x0, time_grid(25))
+    assert torch.allclose(x1, torch.full_like(x0, 2.0), atol=1e-6)
+
+
+def _condition_set(base, controlnet, with_reference=True, with_negative=False):
+    seq, c = base.seq, base.config
+    torch.manual_seed(3)
+    clip, sync = torch.randn(1, seq.clip, c.clip_dim), torch.randn(1, seq.sync, c.sync_dim)
+    text = torch.randn(1, c.text_seq_len, c.text_dim)
+    full = base.preprocess_conditions(clip, sync, text)
+    video_only = base.preprocess_conditions(clip, sync, base.empty_string_feat[None])
+    ref = controlnet.preprocess_reference(torch.randn(1, seq.latent, c.latent_dim)) if with_reference else None
+    negative = base.get_empty_conditions(1, negative_text_features=torch.randn(1, c.text_seq_len, c.text_dim)) \
+        if with_negative else None
+    return ConditionSet(full=full, empty=base.get_empty_conditions(1), video_only=video_only, negative=negative,
+                        reference=ref)
+
+
+@torch.no_grad()
+def test_nag_beta_zero_equals_cfg_bit_for_bit(tiny_base):
+    controlnet = AudioControlNet.from_base(tiny_base)
+    cs = _condition_set(tiny_base, controlnet)
+    x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.3)
+    nag = GuidedVelocity(tiny_base, NegativeAudioGuidance(4.5, 0.0), cs, controlnet=controlnet)
+    cfg = GuidedVelocity(tiny_base, ClassifierFreeGuidance(4.5), cs)
+    assert len(nag.branches) == 2
+    assert torch.equal(nag(t, x), cfg(t, x))
+
+
+@torch.no_grad()
+def test_zero_initialised_controlnet_leaves_the_base_unchanged(tiny_base):
+    controlnet = AudioControlNet.from_base(tiny_base)  # out projections are zero
+    cs = _condition_set(tiny_base, controlnet)
+    x, t = torch.randn(2, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor([0.2, 0.7])
+    video_only = cs.video_only.expand(2)
+    ref = controlnet.preprocess_reference(torch.randn(2, 5, tiny_base.config.latent_dim))  # any reference length
+    assert torch.equal(controlnet.predict_flow(tiny_base, x, t, video_only, ref), tiny_base.predict_flow(x, t, video_only))
+    # ... and a non-zero ControlNet does change it (so the test above can fail).
+    torch.nn.init.normal_(controlnet.blocks[0].out_proj.weight, std=0.1)
+    assert not torch.allclose(controlnet.predict_flow(tiny_base, x, t, video_only, ref), tiny_base.predict_flow(x, t, video_only))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("guidance", [ClassifierFreeGuidance(4.5), NegativeAudioGuidance(4.5, 1.5),
+                                      NegativePromptGuidance(4.5, "paper"), NegativePromptGuidance(3.0, "mmaudio")])
+def test_batched_and_unbatched_guidance_agree(tiny_base, randomize, guidance):
+    controlnet = randomize(AudioControlNet.from_base(tiny_base), seed=5)
+    cs = _condition_set(tiny_base, controlnet, with_negative=True)
+    x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.6)
+    batched = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=True)(t, x)
+    single = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)(t, x)
+    assert torch.allclose(batched, single, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_nag_matches_eq7_from_separate_evaluations(tiny_base, randomize):
+    controlnet = randomize(AudioControlNet.from_base(tiny_base), seed=6)
+    cs = _condition_set(tiny_base, controlnet)
+    x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.45)
+    u0 = tiny_base.predict_flow(x, t, cs.empty)
+    uc = tiny_base.predict_flow(x, t, cs.full)
+    upsi = controlnet.predict_flow(tiny_base, x, t, cs.video_only, cs.reference)
+    assert not torch.allclose(upsi, tiny_base.predict_flow(x, t, cs.video_only))
+    expected = u0 + 4.5 * (uc - u0) + 1.5 * (uc - upsi)
+    got = GuidedVelocity(tiny_base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)(t, x)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_nag_without_controlnet_is_a_clear_error(tiny_base):
+    controlnet = AudioControlNet.from_base(tiny_base)
+    cs = _condition_set(tiny_base, controlnet)
+    with pytest.raises(ValueError, match="needs an AudioControlNet"):
+        GuidedVelocity(tiny_base, NegativeAudioGuidance(), cs)
