@@ -9,7 +9,7 @@ import torch
 from nag_model.checkpoint import (DROPPED_KEYS, ChecksumMismatch, IncompatibleWeights, WeightsNotFound,
                                   load_controlnet, load_mmaudio, load_network, save_controlnet, save_network)
 from nag_model.config import OFFICIAL_PRESETS, MMAudioConfig, get_config
-from nag_model.controlnet import AudioControlNet
+from nag_model.controlnet import AudioControlNet, ControlNetConfig
 from nag_model.network import MMAudio, build_mmaudio
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mmaudio"
@@ -96,7 +96,10 @@ def test_controlnet_initialises_from_the_base_and_reports_its_size():
     assert len(cn.blocks) == 2  # one per two base blocks
     assert torch.equal(cn.ref_input_proj[0].weight, base.audio_input_proj[0].weight)
     assert torch.equal(cn.blocks[0].block.attn.qkv.weight, base.joint_blocks[0].latent_block.attn.qkv.weight)
-    assert torch.equal(cn.blocks[1].block.ffn.w1.weight, base.fused_blocks[0].ffn.w1.weight)
+    assert torch.allclose(cn.blocks[1].block.ffn.w1.weight, base.fused_blocks[0].ffn.w1.weight.sum(-1))
+    assert torch.equal(cn.blocks[1].block.adaLN_modulation[1].weight, base.fused_blocks[0].adaLN_modulation[1].weight)
+    wide = AudioControlNet.from_base(base, ControlNetConfig(num_blocks=2, ffn_kernel_size=3))
+    assert torch.equal(wide.blocks[1].block.ffn.w1.weight, base.fused_blocks[0].ffn.w1.weight)
     assert torch.count_nonzero(cn.blocks[0].out_proj.weight) == 0
     with torch.device("meta"):
         small = AudioControlNet(get_config("small_16k"))
