@@ -9,7 +9,7 @@ against any set of other tracks, which is how a track is added, regenerated or r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from nag_model.codec import AudioCodec
 from nag_model.controlnet import AudioControlNet
+from nag_model.features import TextEncoder
 from nag_model.flow_matching import euler, time_grid
 from nag_model.guidance import (DEFAULT_CFG_STRENGTH, DEFAULT_NAG_BETA, ClassifierFreeGuidance, ConditionSet,
                                 NegativeAudioGuidance, NegativePromptGuidance)
@@ -26,12 +27,6 @@ from nag_model.velocity import GuidedVelocity
 
 Method = Literal["nag", "independent", "negative-prompt"]
 METHODS: tuple[str, ...] = ("nag", "independent", "negative-prompt")
-
-
-class TextEncoder(Protocol):
-    """Captions -> per-token text features (B, text_seq_len, text_dim) for the base network."""
-
-    def __call__(self, captions: Sequence[str]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)

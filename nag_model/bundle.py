@@ -1,0 +1,142 @@
+"""A Foley model bundle: everything the pipeline needs to turn a video and captions into tracks.
+
+base network + audio ControlNet + codec + text and video encoders, and optionally the evaluators
+that order captions (the paper's ImageBind role), propose captions and score tracks. A bundle is a
+folder (local path or fsspec URL) with `bundle.json` naming its parts; `load_bundle` loads one,
+`random_bundle` builds one with random weights for tests.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import fsspec
+import numpy as np
+import torch
+
+from nag_model.checkpoint import load_controlnet, load_network, read_bytes, save_controlnet, save_network
+from nag_model.codec import AudioCodec, MelCodec, MelCodecConfig
+from nag_model.controlnet import AudioControlNet
+from nag_model.features import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
+                                TextEncoder, VideoEncoder)
+from nag_model.generator import StepByStepGenerator, VideoFeatures
+from nag_model.network import MMAudio, build_mmaudio
+
+
+class CaptionScorer(Protocol):
+    """Video-text agreement, higher is better (orders captions, like ImageBind in the paper)."""
+
+    def score(self, clip_f: torch.Tensor, captions: Sequence[str]) -> list[float]: ...
+
+
+class Captioner(Protocol):
+    """Proposes captions for a video that has none."""
+
+    def propose(self, clip_f: torch.Tensor, sync_f: torch.Tensor, max_captions: int = 5) -> list[str]: ...
+
+
+class AudioEvaluator(Protocol):
+    """A CLAP-like space and a tagger: audio (B, L) and text embeddings, and per-label presence."""
+
+    sample_rate: int
+    labels: tuple[str, ...]
+
+    def embed_audio(self, wavs: np.ndarray) -> np.ndarray: ...
+
+    def embed_text(self, captions: Sequence[str]) -> np.ndarray: ...
+
+    def tag(self, wavs: np.ndarray) -> np.ndarray: ...
+
+    def labels_of(self, caption: str) -> tuple[str, ...]: ...
+
+
+@dataclass
+class FoleyBundle:
+    name: str
+    base: MMAudio
+    codec: AudioCodec
+    text_encoder: TextEncoder
+    video_encoder: VideoEncoder
+    controlnet: AudioControlNet | None = None
+    scorer: CaptionScorer | None = None
+    captioner: Captioner | None = None
+    evaluator: AudioEvaluator | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def duration(self) -> float:
+        return self.base.seq.latent * self.codec.samples_per_latent / self.codec.sample_rate
+
+    def generator(self, *, progress: bool = False) -> StepByStepGenerator:
+        return StepByStepGenerator(self.base, self.codec, self.text_encoder, controlnet=self.controlnet,
+                                   progress=progress)
+
+    @torch.inference_mode()
+    def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:
+        """Frames at 8 fps and 25 fps (uint8, (T, H, W, 3)) -> features padded/trimmed to the model's lengths.
+
+        Short videos repeat their last frame (the model always generates its full duration)."""
+        seq = self.base.seq
+        clip = self.video_encoder.encode_clip(_fit(clip_frames, seq.clip))
+        sync_frames_needed = (seq.sync // 8 - 1) * 8 + 16
+        sync = self.video_encoder.encode_sync(_fit(sync_frames, sync_frames_needed))
+        return VideoFeatures(clip, sync)
+
+
+def _fit(frames: np.ndarray, n: int) -> np.ndarray:
+    if len(frames) == 0:
+        raise ValueError("no frames")
+    if len(frames) >= n:
+        return frames[:n]
+    return np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), axis=0)])
+
+
+def random_bundle(preset: str = "tiny", *, seed: int = 0, duration: float = 8.0) -> FoleyBundle:
+    """Random-weight bundle with the demo's encoders and codec (for tests and benchmarks)."""
+    torch.manual_seed(seed)
+    base = build_mmaudio(preset, duration=duration)
+    text = HashTextEncoder(HashTextEncoderConfig(dim=base.config.text_dim, seq_len=base.config.text_seq_len, seed=seed))
+    video = PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=base.config.clip_dim, sync_dim=base.config.sync_dim, seed=seed))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        base.latent_mean.fill_(-2.5)  # log10 mel magnitudes of quiet audio
+        base.latent_std.fill_(1.0)
+        base.empty_string_feat.copy_(text([""])[0])
+        for name, p in base.named_parameters():
+            if p.requires_grad and ("adaLN" in name or "final_layer.conv" in name):
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
+    codec = MelCodec(MelCodecConfig(n_mels=base.config.latent_dim))
+    controlnet = AudioControlNet.from_base(base).eval()
+    return FoleyBundle(f"random-{preset}-{seed}", base.eval(), codec, text, video, controlnet,
+                       card={"kind": "random", "preset": preset, "seed": seed})
+
+
+def save_bundle(bundle: FoleyBundle, path: str, *, storage_options: Mapping | None = None) -> None:
+    """Write `bundle.json`, `base.*` and `controlnet.*` under `path` (evaluators are saved by their owners)."""
+    path = path.rstrip("/")
+    save_network(bundle.base, f"{path}/base", storage_options=storage_options)
+    if bundle.controlnet is not None:
+        save_controlnet(bundle.controlnet, bundle.base, f"{path}/controlnet", storage_options=storage_options)
+    card = {**bundle.card, "name": bundle.name, "codec": {"kind": "mel", **asdict(bundle.codec.config)},
+            "text_encoder": bundle.text_encoder.to_dict(), "video_encoder": bundle.video_encoder.to_dict(),
+            "controlnet": bundle.controlnet is not None}
+    with fsspec.open(f"{path}/bundle.json", "w", **(storage_options or {})) as f:
+        json.dump(card, f, indent=2)
+
+
+def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: float | None = None) -> FoleyBundle:
+    """Load a bundle folder written by `save_bundle` (or by the demo trainer)."""
+    path = path.rstrip("/")
+    card = json.loads(read_bytes(f"{path}/bundle.json", "model bundle card", storage_options=storage_options))
+    base = load_network(f"{path}/base", storage_options=storage_options, duration=duration)
+    controlnet = load_controlnet(f"{path}/controlnet", base, storage_options=storage_options) if card.get("controlnet") else None
+    codec_cfg = {k: v for k, v in card["codec"].items() if k != "kind"}
+    codec = MelCodec(MelCodecConfig(**codec_cfg))
+    text = HashTextEncoder(HashTextEncoderConfig(**{k: v for k, v in card["text_encoder"].items() if k != "kind"}))
+    video = PixelVideoEncoder(PixelVideoEncoderConfig(**{k: v for k, v in card["video_encoder"].items() if k != "kind"}))
+    return FoleyBundle(card.get("name", path), base, codec, text, video, controlnet, card=card)
