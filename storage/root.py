@@ -1,0 +1,269 @@
+"""The storage root: one fsspec file system plus a base path, named by a URL.
+
+Supported URLs (the code above this module is the same for all of them):
+
+* ``file:///abs/path`` or a plain path (the default; relative paths are made absolute),
+* ``memory://name`` (fsspec's process-wide in-memory store; tests),
+* ``s3://bucket/prefix`` via s3fs. Credentials and endpoint come from ``storage_options``
+  (``key``, ``secret``, ``token``, ``endpoint_url``, ``profile``, ``anon``, or any other s3fs
+  argument) and otherwise from the environment: ``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and the first of
+  ``FOLEY_S3_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``. Secrets are never
+  logged and never appear in a ``Root``'s repr (but the wrapped ``fs`` object holds them).
+
+Keys are relative, ``/``-separated and checked by :func:`storage.keys.validate_key`.
+
+Atomic writes (:meth:`Root.put_atomic`): the content never appears half-written under its
+final key, and its SHA-256 is returned.
+
+* Local files: written and fsynced under a hidden temporary name in the same folder
+  (``.<name>.<random>.tmp``), then renamed over the final name (``os.replace``, atomic on
+  POSIX). On any error the temporary file is removed; after a hard kill it can stay behind,
+  but :meth:`Root.list` and the tables never show hidden names.
+* ``s3://`` and ``memory://``: an object store publishes an object only when its single PUT
+  (or its whole multipart upload) completes, so the content goes straight to the final key;
+  a temporary key plus server-side copy would double the I/O and could be left behind. A
+  streamed source is first spooled to a local temporary file (hashed on the way), so a source
+  that fails midway leaves nothing in the store. s3fs aborts a failed multipart upload; the
+  parts of one cut off by a hard kill stay invisible (add an AbortIncompleteMultipartUpload
+  lifecycle rule to the bucket to reclaim them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, Literal
+
+import fsspec
+
+from storage.keys import validate_key
+
+Protocol = Literal["file", "memory", "s3"]
+Content = bytes | bytearray | memoryview | BinaryIO
+
+S3_ENDPOINT_ENV = ("FOLEY_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+_CHUNK = 1 << 20
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+class StorageConfigError(ValueError):
+    """The storage URL or its options are wrong; the message says how to fix them."""
+
+
+@dataclass(frozen=True)
+class Root:
+    """A storage root: ``fs`` plus the base path that keys are relative to.
+
+    Build it with :func:`open_root`. ``url`` is the normalised URL (no secrets).
+    """
+
+    url: str
+    protocol: Protocol
+    base: str
+    fs: fsspec.AbstractFileSystem = field(repr=False, compare=False)
+
+    def path(self, key: str) -> str:
+        """The ``fs`` path of ``key``."""
+        return f"{self.base}/{validate_key(key)}"
+
+    def uri(self, key: str) -> str:
+        """The full URL of ``key`` (``file:///…``, ``memory://…``, ``s3://…``): what tables store."""
+        return f"{self.url}/{validate_key(key)}"
+
+    def ensure_exists(self) -> None:
+        """Create the root if it is missing: the local folder, or the S3 bucket.
+
+        Buckets are created without a region: s3fs would send it as a LocationConstraint,
+        which non-AWS servers reject ("The specified location-constraint is not valid").
+        """
+        if self.protocol == "s3":
+            bucket = self.base.split("/", 1)[0]
+            if not self.fs.exists(bucket):
+                self.fs.mkdir(bucket)
+        elif self.protocol == "file":
+            os.makedirs(self.base, exist_ok=True)
+
+    def open(self, key: str) -> IO[bytes]:
+        """Open ``key`` for reading (binary). Raises ``FileNotFoundError`` if it is missing."""
+        return self.fs.open(self.path(key), "rb")
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole content of ``key``. Raises ``FileNotFoundError`` if it is missing."""
+        return self.fs.cat_file(self.path(key))
+
+    def exists(self, key: str) -> bool:
+        """True if an object (not a folder) is stored under ``key``."""
+        return self.fs.isfile(self.path(key))
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys of all objects under the folder ``prefix`` (recursive, sorted).
+
+        Hidden names (temporary files of interrupted writes) are left out. A prefix with
+        nothing under it gives ``[]``; other I/O errors propagate.
+        """
+        prefix = prefix.strip("/")
+        top = self.path(prefix) if prefix else self.base
+        keys = []
+        for found in self.fs.find(top):
+            if not found.startswith(self.base + "/"):
+                raise RuntimeError(f"listing {top!r} returned {found!r}, outside the root {self.url}")
+            key = found[len(self.base) + 1 :]
+            if not any(part.startswith(".") for part in key.split("/")):
+                keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        """Delete ``key``. Deleting a missing key is not an error (as on S3)."""
+        try:
+            self.fs.rm_file(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def put_atomic(self, key: str, data: Content) -> str:
+        """Store ``data`` (bytes or a binary file object) under ``key`` atomically.
+
+        Readers see the old object or the new one, never a partial one (see the module
+        docstring for how, per back end). An existing object is replaced.
+
+        Returns:
+            The SHA-256 hex digest of the stored content.
+        """
+        final = self.path(key)
+        if self.protocol == "file":
+            return _put_local(final, data)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            content = bytes(data)
+            self.fs.pipe_file(final, content)
+            return hashlib.sha256(content).hexdigest()
+        with tempfile.NamedTemporaryFile(prefix="foley-put-") as spool:
+            digest = _copy_hashing(data, spool)
+            spool.flush()
+            if self.protocol == "s3":  # one PUT, or a multipart upload for big files
+                self.fs.put_file(spool.name, final)
+            else:  # memory: one dict assignment
+                spool.seek(0)
+                self.fs.pipe_file(final, spool.read())
+        return digest
+
+
+def _copy_hashing(data: Content, out: IO[bytes]) -> str:
+    """Write ``data`` to ``out``; return its SHA-256 hex digest."""
+    digest = hashlib.sha256()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        digest.update(data)
+        out.write(data)
+        return digest.hexdigest()
+    while chunk := data.read(_CHUNK):
+        digest.update(chunk)
+        out.write(chunk)
+    return digest.hexdigest()
+
+
+def _rename(src: str, dst: str) -> None:
+    """Atomically move ``src`` over ``dst`` (a seam for crash tests)."""
+    os.replace(src, dst)
+
+
+def _put_local(final: str, data: Content) -> str:
+    folder, name = os.path.split(final)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _copy_hashing(data, out)
+            out.flush()
+            os.fsync(out.fileno())
+        _rename(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return digest
+
+
+def open_root(url: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Root:
+    """Open the storage root named by ``url``.
+
+    Args:
+        url: ``file:///abs/path`` or a plain path, ``memory://name``, or ``s3://bucket[/prefix]``.
+        storage_options: extra file-system arguments; for S3 they override the environment
+            (e.g. ``{"key": …, "secret": …, "endpoint_url": …}`` from a Prefect block).
+
+    Raises:
+        StorageConfigError: unsupported scheme, malformed URL, or S3 without credentials.
+    """
+    url = os.fspath(url)
+    options = dict(storage_options or {})
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "file", url
+    rest = rest.strip("/") if scheme != "file" else rest
+    if scheme in ("file", "local"):
+        base = os.path.abspath(rest or ".").rstrip("/") or "/"
+        fs = fsspec.filesystem("file", **options)
+        return Root(url=f"file://{base}", protocol="file", base=base, fs=fs)
+    if scheme == "memory":
+        if not rest:
+            raise StorageConfigError("memory:// roots need a name, e.g. memory://test-123")
+        return Root(url=f"memory://{rest}", protocol="memory", base=f"/{rest}", fs=fsspec.filesystem("memory"))
+    if scheme in ("s3", "s3a"):
+        bucket = rest.split("/", 1)[0]
+        if not _BUCKET.fullmatch(bucket):
+            raise StorageConfigError(
+                f"{url!r}: {bucket!r} is not a valid bucket name (3-63 of a-z 0-9 . -); "
+                "use s3://bucket/optional/prefix"
+            )
+        import s3fs  # imported here: it is slow to import and only S3 roots need it
+
+        fs = s3fs.S3FileSystem(**s3_options(options, url))
+        return Root(url=f"s3://{rest}", protocol="s3", base=rest, fs=fs)
+    raise StorageConfigError(
+        f"unsupported storage URL scheme {scheme!r} in {url!r}: use file:///path (or a plain path), "
+        "memory://name or s3://bucket/prefix"
+    )
+
+
+def s3_options(storage_options: Mapping[str, Any], url: str = "s3://…") -> dict[str, Any]:
+    """s3fs arguments: ``storage_options`` first, then the environment (see module docstring).
+
+    Listings are never cached (``use_listings_cache=False``) so that files written by other
+    processes show up. ``region_name`` is never added (see :meth:`Root.ensure_exists`).
+
+    Raises:
+        StorageConfigError: no usable credentials; the message names what to set.
+    """
+    options = dict(storage_options)
+    env = os.environ
+    from_env = {
+        "key": "AWS_ACCESS_KEY_ID",
+        "secret": "AWS_SECRET_ACCESS_KEY",
+        "token": "AWS_SESSION_TOKEN",
+        "profile": "AWS_PROFILE",
+    }
+    for option, var in from_env.items():
+        if options.get(option) is None and env.get(var):
+            options[option] = env[var]
+    if options.get("endpoint_url") is None:
+        endpoint = next((env[var] for var in S3_ENDPOINT_ENV if env.get(var)), None)
+        if endpoint:
+            options["endpoint_url"] = endpoint
+    options.setdefault("use_listings_cache", False)
+    has_keys = bool(options.get("key")) and bool(options.get("secret"))
+    if bool(options.get("key")) != bool(options.get("secret")):
+        missing = "secret (AWS_SECRET_ACCESS_KEY)" if options.get("key") else "key (AWS_ACCESS_KEY_ID)"
+        raise StorageConfigError(f"{url}: S3 credentials are incomplete, the {missing} is missing")
+    if not (has_keys or options.get("profile") or options.get("anon")):
+        raise StorageConfigError(
+            f"{url}: no S3 credentials. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+            "and FOLEY_S3_ENDPOINT_URL for a non-AWS server (e.g. the one scripts/start-s3.sh starts), "
+            "or pass storage_options={'key': ..., 'secret': ..., 'endpoint_url': ...}; "
+            "anon=True for a public bucket"
+        )
+    return options

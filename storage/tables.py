@@ -1,0 +1,363 @@
+"""The pipeline's Parquet tables: schemas, idempotent partition writes, compaction.
+
+Each table is partitioned by run (``tables/<table>/run=<run>/``, see :mod:`storage.keys`), so a
+run never rewrites another run's files. Times are UTC, microseconds. NN = not null.
+
+========  ==============  ====================  ==  =============================================
+table     column          type                  NN  meaning
+========  ==============  ====================  ==  =============================================
+runs      run_id          string                NN  the run
+runs      created_at      timestamp[us, UTC]    NN  when the run started (default: now)
+runs      finished_at     timestamp[us, UTC]        when it ended
+runs      status          string                NN  'running' | 'completed' | 'failed'
+runs      model_id        string                NN  model name + weights version
+runs      params_json     string                NN  all flow parameters, as JSON
+runs      catalog_uri     string                    the video catalog that was processed
+runs      code_version    string                    git commit of the pipeline
+runs      n_videos        int32                     videos in the run
+runs      n_failed        int32                     videos that failed
+videos    run_id          string                NN
+videos    video_id        string                NN  id from the catalog
+videos    version         int32                 NN  1, 2, … (an edit adds a version)
+videos    video_uri       string                NN  the source video
+videos    status          string                NN  'ok' | 'failed'
+videos    error           string                    why it failed (null when ok)
+videos    duration_s      float64                   probed duration
+videos    fps             float64
+videos    width           int32
+videos    height          int32
+videos    has_audio       bool                      the source already has an audio stream
+videos    n_captions      int32                     captions (= tracks) asked for
+videos    created_at      timestamp[us, UTC]    NN
+tracks    run_id          string                NN
+tracks    video_id        string                NN
+tracks    track_id        string                NN  stable across versions of the track
+tracks    version         int32                 NN  1, 2, … (regenerating adds a version)
+tracks    supersedes      int32                     the version this one replaces (null: first)
+tracks    position        int32                 NN  order of the track in the video (0-based)
+tracks    caption         string                NN  the text prompt
+tracks    seed            int64                 NN
+tracks    method          string                NN  'nag' | 'independent' | 'negative-prompt'
+tracks    alpha           float64                   NAG alpha (null when not used)
+tracks    beta            float64                   NAG beta (null when not used)
+tracks    steps           int32                 NN  sampler steps
+tracks    uri             string                NN  audio file (storage.keys.track_key)
+tracks    sha256          string                NN  of the audio file
+tracks    duration_s      float64               NN
+tracks    sample_rate     int32                 NN
+tracks    created_at      timestamp[us, UTC]    NN
+mixes     run_id          string                NN
+mixes     video_id        string                NN
+mixes     version         int32                 NN
+mixes     supersedes      int32                     the version this one replaces (null: first)
+mixes     track_ids       list<string>          NN  tracks in the mix, in order
+mixes     uri             string                NN  mixed audio (storage.keys.mix_key)
+mixes     sha256          string                NN  of the mixed audio
+mixes     muxed_uri       string                    video with the mix (storage.keys.muxed_key)
+mixes     lufs            float64                   integrated loudness
+mixes     true_peak_db    float64                   true peak, dBTP
+mixes     created_at      timestamp[us, UTC]    NN
+metrics   run_id          string                NN
+metrics   video_id        string                NN
+metrics   track_id        string                    null = a metric of the mix
+metrics   version         int32                 NN  version of the track (or mix) measured
+metrics   metric          string                NN  e.g. 'clap_score', 'lufs'
+metrics   value           float64               NN
+metrics   model           string                    model that computed it, if any
+metrics   created_at      timestamp[us, UTC]    NN
+========  ==============  ====================  ==  =============================================
+
+The DuckDB views (:mod:`storage.query`) add two derived columns to ``tracks`` (versions of
+one run_id, video_id, track_id) and ``mixes`` (of one run_id, video_id): ``superseded_by``
+(the version whose ``supersedes`` names this row; null if none) and ``active``
+(``superseded_by IS NULL``). Rows are immutable, so the new version records what it
+replaces rather than the old row recording what replaced it; this also keeps the views fast
+(a hash join on the few edited rows instead of a window over all rows).
+
+Writes and versions. :func:`write_rows` writes all rows of one *unit* of work to one file
+whose name is derived from the unit (``part-<unit>.parquet``): rerunning the unit replaces
+that file atomically, so reruns never duplicate rows. Rows are never edited in place: an edit
+writes new rows with a higher ``version`` (and ``supersedes`` = the version they replace)
+under a new unit (convention: ``unit=f"{video_id}@v{version}"``); earlier versions stay. (``runs`` uses
+``unit=run_id``: updating a run's status replaces its one row.)
+
+Compaction. :func:`compact` merges a partition's part files into ``compacted.parquet``; each
+of its rows keeps, in the hidden column ``_part``, the key of the part file it came from.
+Readers (:func:`read_table` and the DuckDB views) resolve a table as
+
+    all rows of part files  +  rows of compacted files whose ``_part`` is not a live part file
+
+so a part file always wins over its copy in the compacted file. ``compact`` (1) writes the new
+compacted file atomically (it replaces the old one), then (2) deletes the merged part files.
+A reader that lists the files at any moment therefore sees every row exactly once: before (1)
+the old state; between (1) and (2) each part shadows its copy; after a part is deleted its
+copy shows. A reader whose listed part file is deleted before it opens it gets a
+``FileNotFoundError``, never a silently wrong result; list again and retry. Rewriting a unit
+after compaction also works: the new part file shadows the unit's old rows. Precondition:
+no writer of the same (table, run) while it is compacted (compact finished runs), because a
+unit rewritten between steps (1) and (2) would be deleted.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from storage import keys
+from storage.root import Root
+
+TIME = pa.timestamp("us", tz="UTC")
+PART_COLUMN = "_part"
+_PART_FIELD = pa.field(PART_COLUMN, pa.string(), nullable=False)
+
+
+def _f(name: str, type_: pa.DataType, required: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=not required)
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "runs": pa.schema([
+        _f("run_id", pa.string(), True),
+        _f("created_at", TIME, True),
+        _f("finished_at", TIME),
+        _f("status", pa.string(), True),
+        _f("model_id", pa.string(), True),
+        _f("params_json", pa.string(), True),
+        _f("catalog_uri", pa.string()),
+        _f("code_version", pa.string()),
+        _f("n_videos", pa.int32()),
+        _f("n_failed", pa.int32()),
+    ]),
+    "videos": pa.schema([
+        _f("run_id", pa.string(), True),
+        _f("video_id", pa.string(), True),
+        _f("version", pa.int32(), True),
+        _f("video_uri", pa.string(), True),
+        _f("status", pa.string(), True),
+        _f("error", pa.string()),
+        _f("duration_s", pa.float64()),
+        _f("fps", pa.float64()),
+        _f("width", pa.int32()),
+        _f("height", pa.int32()),
+        _f("has_audio", pa.bool_()),
+        _f("n_captions", pa.int32()),
+        _f("created_at", TIME, True),
+    ]),
+    "tracks": pa.schema([
+        _f("run_id", pa.string(), True),
+        _f("video_id", pa.string(), True),
+        _f("track_id", pa.string(), True),
+        _f("version", pa.int32(), True),
+        _f("supersedes", pa.int32()),
+        _f("position", pa.int32(), True),
+        _f("caption", pa.string(), True),
+        _f("seed", pa.int64(), True),
+        _f("method", pa.string(), True),
+        _f("alpha", pa.float64()),
+        _f("beta", pa.float64()),
+        _f("steps", pa.int32(), True),
+        _f("uri", pa.string(), True),
+        _f("sha256", pa.string(), True),
+        _f("duration_s", pa.float64(), True),
+        _f("sample_rate", pa.int32(), True),
+        _f("created_at", TIME, True),
+    ]),
+    "mixes": pa.schema([
+        _f("run_id", pa.string(), True),
+        _f("video_id", pa.string(), True),
+        _f("version", pa.int32(), True),
+        _f("supersedes", pa.int32()),
+        _f("track_ids", pa.list_(pa.string()), True),
+        _f("uri", pa.string(), True),
+        _f("sha256", pa.string(), True),
+        _f("muxed_uri", pa.string()),
+        _f("lufs", pa.float64()),
+        _f("true_peak_db", pa.float64()),
+        _f("created_at", TIME, True),
+    ]),
+    "metrics": pa.schema([
+        _f("run_id", pa.string(), True),
+        _f("video_id", pa.string(), True),
+        _f("track_id", pa.string()),
+        _f("version", pa.int32(), True),
+        _f("metric", pa.string(), True),
+        _f("value", pa.float64(), True),
+        _f("model", pa.string()),
+        _f("created_at", TIME, True),
+    ]),
+}
+TABLES: tuple[str, ...] = tuple(SCHEMAS)
+
+ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
+    ("runs", "status"): frozenset({"running", "completed", "failed"}),
+    ("videos", "status"): frozenset({"ok", "failed"}),
+    ("tracks", "method"): frozenset({"nag", "independent", "negative-prompt"}),
+}
+
+Rows = Sequence[Mapping[str, Any]] | pa.Table
+
+
+def schema(table: str) -> pa.Schema:
+    """The schema of ``table``; ``KeyError`` names the known tables."""
+    try:
+        return SCHEMAS[table]
+    except KeyError:
+        raise KeyError(f"unknown table {table!r}; the tables are {', '.join(TABLES)}") from None
+
+
+def to_arrow(table: str, run_id: str, rows: Rows) -> pa.Table:
+    """Check ``rows`` against the schema of ``table`` and return them as an Arrow table.
+
+    ``rows`` is a sequence of dicts or an Arrow table, columns in any order. Missing or null
+    ``run_id`` and ``created_at`` become ``run_id`` and now; other missing nullable columns
+    become null.
+
+    Raises:
+        ValueError: unknown or missing columns, nulls in required columns, a row of another
+            run, or a value outside ``ALLOWED_VALUES``; the message says which.
+    """
+    target = schema(table)
+    given = rows.column_names if isinstance(rows, pa.Table) else {name for row in rows for name in row}
+    unknown = sorted(set(given) - set(target.names))
+    if unknown:
+        raise ValueError(f"{table}: unknown columns {unknown}; the columns are {target.names}")
+    if isinstance(rows, pa.Table):
+        data = rows
+    elif not rows:
+        data = target.empty_table()
+    else:  # only the given columns, all nullable: convert first, report what is missing below
+        loose = pa.schema([field.with_nullable(True) for field in target if field.name in given])
+        data = pa.Table.from_pylist(list(rows), schema=loose)
+    defaults = {"run_id": run_id, "created_at": datetime.now(UTC)}
+    for field in target:
+        if field.name not in data.column_names:
+            if not field.nullable and field.name not in defaults:
+                raise ValueError(f"{table}: required column {field.name!r} is missing")
+            data = data.append_column(field.name, pa.nulls(len(data), field.type))
+        if field.name in defaults:
+            default = pa.scalar(defaults[field.name], field.type)
+            filled = pc.fill_null(data[field.name].cast(field.type), default)
+            data = data.set_column(data.column_names.index(field.name), field.name, filled)
+    data = data.select(target.names)
+    for field in target:
+        if not field.nullable and data[field.name].null_count:
+            raise ValueError(f"{table}.{field.name} is required: {data[field.name].null_count} rows lack it")
+    data = data.cast(target)
+    _check_values(table, run_id, data)
+    return data
+
+
+def _check_values(table: str, run_id: str, data: pa.Table) -> None:
+    """Raise ``ValueError`` for rows of another run, bad versions or values outside
+    ``ALLOWED_VALUES``."""
+    other_runs = pc.unique(pc.filter(data["run_id"], pc.not_equal(data["run_id"], run_id))).to_pylist()
+    if other_runs:
+        raise ValueError(f"{table}: rows of runs {other_runs[:3]} cannot be written to run {run_id!r}")
+    if "version" in data.column_names:
+        version = data["version"]
+        if pc.any(pc.less(version, 1)).as_py():
+            raise ValueError(f"{table}.version must be >= 1")
+        if "supersedes" in data.column_names and pc.any(pc.greater_equal(data["supersedes"], version)).as_py():
+            raise ValueError(f"{table}.supersedes must name an earlier version than version")
+    for (name, column), allowed in ALLOWED_VALUES.items():
+        if name == table:
+            bad = set(pc.unique(data[column]).to_pylist()) - allowed
+            if bad:
+                raise ValueError(f"{table}.{column} must be one of {sorted(allowed)}, got {sorted(bad)}")
+
+
+def _parquet_bytes(data: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(data, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def write_rows(root: Root, table: str, run_id: str, rows: Rows, *, unit: str) -> str:
+    """Write all rows of one unit of work to its own file, replacing it atomically.
+
+    Args:
+        root: where the table lives.
+        table: one of ``TABLES``.
+        run_id: the partition; every row must belong to it.
+        rows: dicts or an Arrow table (see :func:`to_arrow`); may be empty, which empties
+            the unit.
+        unit: what the rows are the complete output of, e.g. ``f"{video_id}@v{version}"``
+            (see the module docstring). Writing the same unit again replaces its rows.
+
+    Returns:
+        The key of the written file (``keys.part_key(table, run_id, unit)``).
+    """
+    data = to_arrow(table, run_id, rows)
+    key = keys.part_key(table, run_id, unit)
+    root.put_atomic(key, _parquet_bytes(data))
+    return key
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """The files of a table at one moment: part files and compacted files (keys, sorted)."""
+
+    parts: tuple[str, ...]
+    compacted: tuple[str, ...]
+
+
+def table_files(root: Root, table: str, run_id: str | None = None) -> TableFiles:
+    """List the files of ``table`` (of one run, or of all runs when ``run_id`` is None)."""
+    schema(table)  # unknown table: a clear KeyError rather than an empty listing
+    prefix = keys.table_prefix(table) if run_id is None else keys.partition_prefix(table, run_id)
+    found = root.list(prefix)
+    return TableFiles(
+        parts=tuple(k for k in found if keys.is_part_key(k)),
+        compacted=tuple(k for k in found if keys.is_compacted_key(k)),
+    )
+
+
+def _read(root: Root, key: str) -> pa.Table:
+    return pq.read_table(pa.BufferReader(root.read_bytes(key)))
+
+
+def _resolve(root: Root, table: str, files: TableFiles) -> pa.Table:
+    """Rows of ``files`` with the ``_part`` column, each row once (module docstring)."""
+    target = schema(table).append(_PART_FIELD)
+    pieces = []
+    for key in files.parts:
+        data = _read(root, key).select(schema(table).names).cast(schema(table))
+        pieces.append(data.append_column(_PART_FIELD, pa.array([key] * len(data), pa.string())))
+    live = pa.array(files.parts, pa.string())
+    for key in files.compacted:
+        data = _read(root, key).select(target.names).cast(target)
+        pieces.append(data.filter(pc.invert(pc.is_in(data[PART_COLUMN], value_set=live))))
+    return pa.concat_tables(pieces) if pieces else target.empty_table()
+
+
+def read_table(root: Root, table: str, run_id: str | None = None) -> pa.Table:
+    """All rows of ``table`` (or of one run), each exactly once, without DuckDB."""
+    return _resolve(root, table, table_files(root, table, run_id)).drop_columns([PART_COLUMN])
+
+
+def compact(root: Root, table: str, run_id: str) -> str | None:
+    """Merge the part files of one partition into its compacted file, then delete them.
+
+    Readers never see a row twice or miss one (module docstring). Run it only when nothing
+    writes to this (table, run), e.g. after the run finished.
+
+    Returns:
+        The compacted file's key, or None when there were no part files to merge.
+    """
+    files = table_files(root, table, run_id)
+    if not files.parts:
+        return None
+    merged = _resolve(root, table, files)
+    key = keys.compacted_key(table, run_id)
+    root.put_atomic(key, _parquet_bytes(merged))
+    for part in files.parts:
+        root.delete(part)
+    return key
+

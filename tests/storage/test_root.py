@@ -1,0 +1,195 @@
+"""Storage roots: URLs, credentials, and atomic content-hashed writes on every back end."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+import storage.root as root_module
+from storage.root import Root, StorageConfigError, open_root, s3_options
+
+# --- URLs and configuration (no server needed) -------------------------------------------
+
+
+def test_plain_and_file_urls_are_local(tmp_path, monkeypatch) -> None:
+    assert open_root(str(tmp_path)).url == f"file://{tmp_path}"
+    assert open_root(f"file://{tmp_path}").base == str(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert open_root("rel/dir").base == str(tmp_path / "rel" / "dir")
+    assert open_root("rel/dir").protocol == "file"
+
+
+def test_memory_and_s3_urls() -> None:
+    assert open_root("memory://abc/").base == "/abc"
+    s3 = open_root("s3://my-bucket/pre/fix/", {"key": "k", "secret": "s"})
+    assert (s3.protocol, s3.base, s3.url) == ("s3", "my-bucket/pre/fix", "s3://my-bucket/pre/fix")
+    assert s3.uri("a/b.flac") == "s3://my-bucket/pre/fix/a/b.flac"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("gs://bucket/x", "unsupported storage URL scheme 'gs'"),
+        ("http://host/x", "unsupported storage URL scheme 'http'"),
+        ("memory://", "memory:// roots need a name"),
+        ("s3://", "not a valid bucket name"),
+        ("s3://Bad_Bucket/x", "not a valid bucket name"),
+    ],
+)
+def test_bad_urls_say_what_is_wrong(url: str, message: str) -> None:
+    with pytest.raises(StorageConfigError, match=message):
+        open_root(url, {"key": "k", "secret": "s"})
+
+
+@pytest.fixture
+def no_aws_env(monkeypatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "FOLEY_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_missing_s3_credentials_say_how_to_fix(no_aws_env) -> None:
+    with pytest.raises(StorageConfigError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        open_root("s3://bucket/x")
+    with pytest.raises(StorageConfigError, match=r"secret \(AWS_SECRET_ACCESS_KEY\) is missing"):
+        open_root("s3://bucket/x", {"key": "only-the-key"})
+
+
+def test_s3_options_come_from_env_and_explicit_options_win(no_aws_env, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://generic:1")
+    monkeypatch.setenv("FOLEY_S3_ENDPOINT_URL", "http://foley:2")
+    options = s3_options({})
+    assert (options["key"], options["secret"], options["endpoint_url"]) == ("env-key", "env-secret", "http://foley:2")
+    assert options["use_listings_cache"] is False and "client_kwargs" not in options
+    options = s3_options({"key": "block-key", "secret": "block-secret", "endpoint_url": "http://block:3"})
+    assert (options["key"], options["secret"], options["endpoint_url"]) == ("block-key", "block-secret", "http://block:3")
+
+
+def test_secrets_never_appear_in_reprs(no_aws_env) -> None:
+    secret = "TOP-SECRET-VALUE-123"
+    root = open_root("s3://bucket/x", {"key": "AKIAEXAMPLE", "secret": secret})
+    assert secret not in repr(root) and secret not in str(root)
+    assert "AKIAEXAMPLE" not in repr(root)
+
+
+# --- Atomic writes, on every back end ------------------------------------------------------
+
+
+def test_put_atomic_bytes_round_trip(root: Root) -> None:
+    data = b"RIFF fake wav \x00\x01\x02" * 100
+    digest = root.put_atomic("runs/r/a.wav", data)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert root.read_bytes("runs/r/a.wav") == data
+    with root.open("runs/r/a.wav") as f:
+        assert f.read() == data
+    assert root.exists("runs/r/a.wav") and not root.exists("runs/r/b.wav") and not root.exists("runs/r")
+    assert root.list() == ["runs/r/a.wav"]
+    assert root.uri("runs/r/a.wav") == f"{root.url}/runs/r/a.wav"
+
+
+def test_put_atomic_file_object_round_trip_and_replace(root: Root) -> None:
+    data = os.urandom(3 * 2**20 + 17)
+    assert root.put_atomic("x/big.bin", io.BytesIO(data)) == hashlib.sha256(data).hexdigest()
+    assert root.read_bytes("x/big.bin") == data
+    assert root.put_atomic("x/big.bin", b"small") == hashlib.sha256(b"small").hexdigest()
+    assert root.read_bytes("x/big.bin") == b"small"
+    assert root.list("x") == ["x/big.bin"]
+
+
+def test_list_delete_and_missing(root: Root) -> None:
+    for key in ("b/2", "a/1", "a/sub/3"):
+        root.put_atomic(key, key.encode())
+    assert root.list() == ["a/1", "a/sub/3", "b/2"]
+    assert root.list("a") == ["a/1", "a/sub/3"]
+    assert root.list("nothing/here") == []
+    root.delete("a/1")
+    root.delete("a/1")  # deleting a missing key is fine
+    assert root.list() == ["a/sub/3", "b/2"]
+    with pytest.raises(FileNotFoundError):
+        root.read_bytes("a/1")
+
+
+@pytest.mark.parametrize("key", ["../escape", "/abs", "a/../../b", "a\\b", ".hidden"])
+def test_unsafe_keys_are_refused_before_any_io(root: Root, key: str) -> None:
+    with pytest.raises(ValueError, match="object key"):
+        root.put_atomic(key, b"x")
+    assert root.list() == []
+
+
+class _BrokenSource(io.RawIOBase):
+    """A stream that fails after the first chunk, like a dying upstream download."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.sent:
+            raise ConnectionResetError("upstream went away")
+        self.sent = True
+        return b"partial content"
+
+
+def test_a_source_failing_midway_leaves_nothing(root: Root) -> None:
+    root.put_atomic("v/track.flac", b"old version")
+    with pytest.raises(ConnectionResetError):
+        root.put_atomic("v/track.flac", _BrokenSource())
+    with pytest.raises(ConnectionResetError):
+        root.put_atomic("v/new.flac", _BrokenSource())
+    assert root.read_bytes("v/track.flac") == b"old version"
+    assert root.list() == ["v/track.flac"]
+
+
+def test_crash_between_temp_write_and_rename_leaves_no_object(tmp_path, monkeypatch) -> None:
+    root = open_root(str(tmp_path))
+    seen = {}
+
+    def crash(src: str, dst: str) -> None:
+        seen["temp_content"] = Path(src).read_bytes()
+        raise KeyboardInterrupt("killed between write and rename")
+
+    monkeypatch.setattr(root_module, "_rename", crash)
+    with pytest.raises(KeyboardInterrupt):
+        root.put_atomic("runs/r/mix.flac", b"complete content")
+    assert seen["temp_content"] == b"complete content"  # the temp file was fully written
+    assert not root.exists("runs/r/mix.flac")
+    assert os.listdir(tmp_path / "runs" / "r") == []  # and cleaned up
+    monkeypatch.undo()
+    assert root.put_atomic("runs/r/mix.flac", b"complete content") == hashlib.sha256(b"complete content").hexdigest()
+
+
+def test_temp_files_left_by_a_hard_kill_are_hidden(tmp_path) -> None:
+    root = open_root(str(tmp_path))
+    root.put_atomic("runs/r/a.flac", b"a")
+    (tmp_path / "runs" / "r" / ".b.flac.x1y2.tmp").write_bytes(b"half")
+    assert root.list() == ["runs/r/a.flac"]
+
+
+def test_ensure_exists_creates_the_local_folder(tmp_path) -> None:
+    root = open_root(str(tmp_path / "new" / "store"))
+    root.ensure_exists()
+    assert (tmp_path / "new" / "store").is_dir()
+
+
+@pytest.mark.s3
+def test_s3_bucket_creation_without_region_is_idempotent(s3_server: None) -> None:
+    bucket = f"foley-new-{uuid.uuid4().hex[:12]}"
+    root = open_root(f"s3://{bucket}/some/prefix")
+    try:
+        root.ensure_exists()
+        root.ensure_exists()
+        data = os.urandom(6 * 2**20)
+        assert root.put_atomic("a/six-mb.bin", io.BytesIO(data)) == hashlib.sha256(data).hexdigest()
+        assert root.fs.info(f"{bucket}/some/prefix/a/six-mb.bin")["size"] == len(data)
+    finally:
+        root.fs.rm(bucket, recursive=True)
+    assert not root.fs.exists(bucket)

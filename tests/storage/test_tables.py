@@ -1,0 +1,162 @@
+"""Parquet tables: schema checks, idempotent partition writes, versions, compaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from storage import keys, query, tables
+from storage.root import Root
+
+
+def _rows(table: pa.Table, *columns: str) -> list[tuple]:
+    return sorted(tuple(row[c] for c in columns) for row in table.to_pylist())
+
+
+# --- schemas and validation (no storage) ---------------------------------------------------
+
+
+def test_every_table_has_an_explicit_schema() -> None:
+    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics")
+    assert tables.schema("tracks").field("version").type == pa.int32()
+    assert tables.schema("mixes").field("track_ids").type == pa.list_(pa.string())
+    assert tables.schema("metrics").field("track_id").nullable
+    assert not tables.schema("metrics").field("value").nullable
+    with pytest.raises(KeyError, match="unknown table 'trakcs'; the tables are runs, videos"):
+        tables.schema("trakcs")
+
+
+def test_to_arrow_fills_run_id_and_created_at(track_row) -> None:
+    before = dt.datetime.now(dt.UTC)
+    data = tables.to_arrow("tracks", "run-1", [track_row(), track_row(track_id="t1", run_id=None)])
+    assert data.schema == tables.schema("tracks")
+    assert data["run_id"].to_pylist() == ["run-1", "run-1"]
+    created = data["created_at"].to_pylist()
+    assert all(c.tzinfo is not None and before <= c <= dt.datetime.now(dt.UTC) for c in created)
+    assert data["alpha"].to_pylist() == [0.25, 0.25]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"colour": "red"}, r"unknown columns \['colour'\]"),
+        ({"caption": None}, "tracks.caption is required"),
+        ({"method": "cfg"}, "tracks.method must be one of"),
+        ({"run_id": "other-run"}, "rows of runs \\['other-run'\\] cannot be written to run 'run-1'"),
+        ({"version": 0}, "version must be >= 1"),
+        ({"version": 2, "supersedes": 2}, "supersedes must name an earlier version"),
+        ({"seed": "seven"}, "seven"),
+    ],
+)
+def test_bad_rows_are_refused_with_a_clear_message(track_row, overrides: dict, message: str) -> None:
+    with pytest.raises((ValueError, pa.ArrowException), match=message):
+        tables.to_arrow("tracks", "run-1", [track_row(**overrides)])
+
+
+def test_a_missing_required_column_is_named() -> None:
+    with pytest.raises(ValueError, match="required column 'video_uri' is missing"):
+        tables.to_arrow("videos", "r", pa.table({"video_id": ["v"], "version": [1], "status": ["ok"]}))
+
+
+def test_failed_videos_need_no_probe_columns() -> None:
+    row = {"video_id": "v", "version": 1, "video_uri": "x", "status": "failed", "error": "bad"}
+    data = tables.to_arrow("videos", "r", [row])
+    assert data["width"].to_pylist() == [None] and data["error"].to_pylist() == ["bad"]
+
+
+# --- writes on every back end -------------------------------------------------------------
+
+
+def test_write_and_read_round_trip(root: Root, track_row) -> None:
+    key = tables.write_rows(root, "tracks", "run-1", [track_row(), track_row(track_id="t1", position=1)], unit="v1@v1")
+    assert key == keys.part_key("tracks", "run-1", "v1@v1") and root.exists(key)
+    data = tables.read_table(root, "tracks")
+    assert data.schema == tables.schema("tracks")
+    assert _rows(data, "run_id", "track_id", "position", "caption") == [
+        ("run-1", "t0", 0, "dog barking"), ("run-1", "t1", 1, "dog barking")]
+
+
+def test_rewriting_a_unit_replaces_its_rows(root: Root, track_row) -> None:
+    tables.write_rows(root, "tracks", "run-1", [track_row(track_id=t) for t in ("t0", "t1", "t2")], unit="v1@v1")
+    tables.write_rows(root, "tracks", "run-1", [track_row(video_id="v2")], unit="v2@v1")
+    # The rerun of v1 produces two tracks with new seeds: its three rows are replaced.
+    tables.write_rows(root, "tracks", "run-1", [track_row(track_id=t, seed=99) for t in ("t0", "t1")], unit="v1@v1")
+    data = tables.read_table(root, "tracks", "run-1")
+    assert _rows(data, "video_id", "track_id", "seed") == [("v1", "t0", 99), ("v1", "t1", 99), ("v2", "t0", 7)]
+    assert len(tables.table_files(root, "tracks").parts) == 2
+    tables.write_rows(root, "tracks", "run-1", [], unit="v1@v1")  # a rerun with no output empties the unit
+    assert _rows(tables.read_table(root, "tracks"), "video_id") == [("v2",)]
+
+
+def test_runs_never_touch_each_others_files(root: Root, track_row) -> None:
+    tables.write_rows(root, "tracks", "run-a", [track_row()], unit="v1@v1")
+    before = {key: root.read_bytes(key) for key in root.list()}
+    tables.write_rows(root, "tracks", "run-b", [track_row()], unit="v1@v1")
+    tables.compact(root, "tracks", "run-b")
+    assert {key: root.read_bytes(key) for key in before} == before
+    assert _rows(tables.read_table(root, "tracks", "run-a"), "run_id") == [("run-a",)]
+    assert _rows(tables.read_table(root, "tracks"), "run_id") == [("run-a",), ("run-b",)]
+
+
+def test_edits_add_versions_and_keep_the_old_rows(root: Root, track_row) -> None:
+    tables.write_rows(root, "tracks", "r", [track_row(track_id="t0"), track_row(track_id="t1")], unit="v1@v1")
+    tables.write_rows(root, "tracks", "r", [track_row(track_id="t1", version=2, supersedes=1, seed=8)], unit="v1@v2")
+    assert _rows(tables.read_table(root, "tracks"), "track_id", "version", "seed") == [
+        ("t0", 1, 7), ("t1", 1, 7), ("t1", 2, 8)]
+
+
+# --- compaction ---------------------------------------------------------------------------
+
+
+def _write_three_units(root: Root, track_row) -> list[tuple]:
+    for video in ("v1", "v2", "v3"):
+        tables.write_rows(root, "tracks", "r", [track_row(video, t) for t in ("t0", "t1")], unit=f"{video}@v1")
+    return _rows(tables.read_table(root, "tracks"), "video_id", "track_id", "version")
+
+
+def test_compaction_keeps_the_rows_and_leaves_one_file(root: Root, track_row) -> None:
+    expected = _write_three_units(root, track_row)
+    assert len(expected) == 6
+    assert tables.compact(root, "tracks", "r") == keys.compacted_key("tracks", "r")
+    files = tables.table_files(root, "tracks", "r")
+    assert (files.parts, files.compacted) == ((), (keys.compacted_key("tracks", "r"),))
+    assert _rows(tables.read_table(root, "tracks"), "video_id", "track_id", "version") == expected
+    assert tables.compact(root, "tracks", "r") is None  # nothing left to merge
+
+
+def test_units_rewritten_or_added_after_compaction(root: Root, track_row) -> None:
+    _write_three_units(root, track_row)
+    tables.compact(root, "tracks", "r")
+    tables.write_rows(root, "tracks", "r", [track_row("v2", "t9")], unit="v2@v1")  # rerun of v2: one track now
+    tables.write_rows(root, "tracks", "r", [track_row("v4", "t0")], unit="v4@v1")
+    expected = [("v1", "t0"), ("v1", "t1"), ("v2", "t9"), ("v3", "t0"), ("v3", "t1"), ("v4", "t0")]
+    assert _rows(tables.read_table(root, "tracks"), "video_id", "track_id") == expected
+    assert _rows(query.connect(root).sql("FROM tracks").to_arrow_table(), "video_id", "track_id") == expected
+    tables.compact(root, "tracks", "r")
+    assert len(root.list("tables")) == 1
+    assert _rows(tables.read_table(root, "tracks"), "video_id", "track_id") == expected
+
+
+def test_readers_see_every_row_once_at_every_step_of_compaction(root: Root, track_row, monkeypatch) -> None:
+    """Stop compaction before each deletion of a merged part file and read the table then."""
+    expected = _write_three_units(root, track_row)
+    tables.write_rows(root, "tracks", "r", [track_row("v2", "t5")], unit="v2@v1")  # v2 rewritten once
+    expected = [row for row in expected if row[0] != "v2"] + [("v2", "t5", 1)]
+    states = []
+    real_delete = Root.delete
+
+    def observing_delete(self: Root, key: str) -> None:
+        files = tables.table_files(self, "tracks")
+        duck = query.connect(self).sql("SELECT video_id, track_id, version FROM tracks").fetchall()
+        by_arrow = _rows(tables.read_table(self, "tracks"), "video_id", "track_id", "version")
+        states.append((len(files.parts), by_arrow, sorted(duck)))
+        real_delete(self, key)
+
+    monkeypatch.setattr(Root, "delete", observing_delete)
+    tables.compact(root, "tracks", "r")
+    assert [parts for parts, _, _ in states] == [3, 2, 1]  # compacted file written, parts still there
+    for _, by_arrow, by_duckdb in states:
+        assert by_arrow == sorted(expected)
+        assert by_duckdb == sorted(expected)
