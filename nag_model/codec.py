@@ -177,7 +177,8 @@ class MelCodec(torch.nn.Module):
     Decoding is not differentiable (it runs librosa on the CPU) and is lossy: the 20-band mel
     spectrogram keeps the spectral envelope, not the fine structure, and Griffin-Lim estimates
     the phase. Latent cells at or below log10(log_floor) decode to zero magnitude, so silence
-    decodes to exact silence.
+    decodes to exact silence; cells above the loudest value a waveform in [-1, 1] can produce
+    (log10(sum(window) * sum of the band's filter), 1.52 for the demo preset) are clamped to it.
     """
 
     mel_basis: Tensor
@@ -268,15 +269,23 @@ class MelCodec(torch.nn.Module):
         n = latent.shape[1]
         basis = self.mel_basis.detach().cpu().numpy()  # (n_mels, F)
         window = self.window.detach().cpu().numpy()  # (n_fft,)
-        log_mel = latent.detach().to("cpu", torch.float32).numpy()  # (B, N, n_mels)
+        # The loudest log-mel any waveform in [-1, 1] can give (|STFT| <= sum(window) in every
+        # bin). Values above it are unreachable; clamping them keeps 10**x finite and the NNLS
+        # well scaled (unclamped random latents made it run for minutes).
+        ceiling = np.log10(basis.sum(axis=1) * window.sum())  # (n_mels,)
+        log_mel = np.minimum(latent.detach().to("cpu", torch.float32).numpy(), ceiling)
         silent = log_mel <= math.log10(cfg.log_floor) + 1e-4  # at the encoder's floor
         mel = np.where(silent, 0.0, np.power(10.0, log_mel, dtype=np.float64)).astype(np.float32)
 
-        out = np.empty((latent.shape[0], n * cfg.hop_length), dtype=np.float32)
+        out = np.zeros((latent.shape[0], n * cfg.hop_length), dtype=np.float32)
         for b in range(latent.shape[0]):
-            magnitude = librosa.util.nnls(basis, np.ascontiguousarray(mel[b].T))  # (F, N)
+            scale = float(mel[b].max())
+            if scale == 0.0:
+                continue  # all cells at the floor: exact silence
+            # NNLS is scale-equivariant; solving at unit scale makes its tolerances relative.
+            magnitude = scale * librosa.util.nnls(basis, np.ascontiguousarray(mel[b].T) / scale)
             wav = librosa.griffinlim(
-                magnitude,
+                magnitude,  # (F, N)
                 n_iter=cfg.griffin_lim_iters,
                 hop_length=cfg.hop_length,
                 win_length=cfg.n_fft,

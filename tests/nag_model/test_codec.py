@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import librosa
 import numpy as np
@@ -239,6 +240,37 @@ def test_silence_decodes_to_silence(codec):
     # Just above the floor is faint, not silent: -4.9 is 1.26e-5 per band.
     quiet = codec.decode(torch.full((1, 62, 20), -4.9))
     assert 0 < quiet.abs().max() < 1e-3
+
+
+def _log_mel_ceiling(codec: MelCodec) -> torch.Tensor:
+    """(n_mels,) largest reachable log-mel: |STFT| <= sum(window) = 512 in every bin."""
+    return torch.log10(codec.mel_basis.sum(dim=1) * codec.window.sum())
+
+
+def test_no_waveform_encodes_above_the_ceiling(codec):
+    t = _time(2.0)
+    square = np.sign(np.sin(2 * np.pi * 1000 * t))
+    loud_noise = 10 * np.random.default_rng(0).standard_normal(t.size)  # clamped to [-1, 1]
+    wav = torch.from_numpy(np.stack([square, loud_noise])).float()
+    latent = codec.encode(wav)
+    ceiling = _log_mel_ceiling(codec)
+    assert torch.allclose(ceiling, torch.tensor(1.52), atol=0.01)  # equal-area Slaney filters
+    assert (latent <= ceiling).all()
+    assert latent.max() > ceiling.max() - 1.0  # and the bound is not loose by more than 20 dB
+
+
+def test_out_of_range_latents_are_clamped_and_decode_quickly(codec):
+    # A random network's outputs: before the clamp, 10**x up to 1e9 made the NNLS take minutes.
+    latent = 3.0 * torch.randn(1, 62, 20, generator=torch.Generator().manual_seed(0)) + 3.0
+    start = time.perf_counter()
+    wav = codec.decode(latent)
+    assert time.perf_counter() - start < 10.0  # measured 0.2 s (2 s of audio)
+    assert torch.isfinite(wav).all()
+    # Everything above the ceiling (1.52) is the same to the decoder, however far above.
+    further = torch.where(latent > 2.0, latent + 100.0, latent)
+    assert torch.equal(wav, codec.decode(further))
+    # Not bounded by [-1, 1]: every band at the ceiling is louder than any real waveform.
+    assert wav.abs().max() > 1.0
 
 
 def test_decode_is_deterministic_and_leaves_global_rngs_alone(codec):
