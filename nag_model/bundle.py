@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import fsspec
@@ -116,8 +117,17 @@ def random_bundle(preset: str = "tiny", *, seed: int = 0, duration: float = 8.0)
                        card={"kind": "random", "preset": preset, "seed": seed})
 
 
+DEMO_BUNDLE = str(Path(__file__).resolve().parent / "weights" / "demo")  # the committed demo model
+
+
+def resolve_bundle_path(name_or_path: str) -> str:
+    """The model name "demo" means the demo bundle inside the installed package; anything else is a path/URL."""
+    return DEMO_BUNDLE if name_or_path == "demo" else name_or_path
+
+
 def save_bundle(bundle: FoleyBundle, path: str, *, storage_options: Mapping | None = None) -> None:
-    """Write `bundle.json`, `base.*` and `controlnet.*` under `path` (evaluators are saved by their owners)."""
+    """Write `bundle.json`, `base.*` and `controlnet.*` under `path`; demo evaluators go to `evaluators.*`
+    only when the bundle's card names them (`card["evaluators"]`) and they are saved by `save_evaluators`."""
     path = path.rstrip("/")
     save_network(bundle.base, f"{path}/base", storage_options=storage_options)
     if bundle.controlnet is not None:
@@ -130,8 +140,11 @@ def save_bundle(bundle: FoleyBundle, path: str, *, storage_options: Mapping | No
 
 
 def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: float | None = None) -> FoleyBundle:
-    """Load a bundle folder written by `save_bundle` (or by the demo trainer)."""
-    path = path.rstrip("/")
+    """Load a bundle folder written by `save_bundle` (or by the demo trainer); "demo" is the committed demo.
+
+    When the card names evaluators (`"evaluators": "<stem>"`), `<stem>.safetensors/.json` are loaded as the
+    demo's scorer, captioner and audio evaluator (`nag_model.evaluators`)."""
+    path = resolve_bundle_path(path).rstrip("/")
     card = json.loads(read_bytes(f"{path}/bundle.json", "model bundle card", storage_options=storage_options))
     base = load_network(f"{path}/base", storage_options=storage_options, duration=duration)
     controlnet = load_controlnet(f"{path}/controlnet", base, storage_options=storage_options) if card.get("controlnet") else None
@@ -139,4 +152,12 @@ def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: 
     codec = MelCodec(MelCodecConfig(**codec_cfg))
     text = HashTextEncoder(HashTextEncoderConfig(**{k: v for k, v in card["text_encoder"].items() if k != "kind"}))
     video = PixelVideoEncoder(PixelVideoEncoderConfig(**{k: v for k, v in card["video_encoder"].items() if k != "kind"}))
-    return FoleyBundle(card.get("name", path), base, codec, text, video, controlnet, card=card)
+    scorer = captioner = evaluator = None
+    if card.get("evaluators"):
+        from nag_model.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, load_evaluators
+
+        audio_tagger, video_tagger = load_evaluators(f"{path}/{card['evaluators']}", storage_options=storage_options)
+        evaluator = DemoAudioEvaluator(audio_tagger, codec, text)
+        scorer, captioner = DemoCaptionScorer(video_tagger, evaluator), DemoCaptioner(video_tagger)
+    return FoleyBundle(card.get("name", path), base, codec, text, video, controlnet, scorer=scorer, captioner=captioner,
+                       evaluator=evaluator, card=card)

@@ -97,7 +97,9 @@ PRESETS: dict[str, MMAudioConfig] = {
     # Small presets: the same architecture with narrow features, for tests and the demo model.
     "tiny": MMAudioConfig("tiny", latent_dim=8, hidden_dim=64, num_heads=1, depth=4, fused_depth=2,
                           clip_dim=32, sync_dim=24, text_dim=32, text_seq_len=8),
-    "demo_16k": MMAudioConfig("demo_16k", latent_dim=20, hidden_dim=128, num_heads=2, depth=6, fused_depth=4,
+    # demo_16k: sized so that the whole demo retrains in 90 minutes on 2 CPU cores (docs/demo_model.md):
+    # ~2M parameters, one 64-wide head, 2 joint + 2 fused blocks, the small_16k latent shape (250 x 20).
+    "demo_16k": MMAudioConfig("demo_16k", latent_dim=20, hidden_dim=64, num_heads=1, depth=4, fused_depth=2,
                               clip_dim=64, sync_dim=64, text_dim=64, text_seq_len=16),
 }
 OFFICIAL_PRESETS = ("small_16k", "small_44k", "medium_44k", "large_44k", "large_44k_v2")
