@@ -1,0 +1,146 @@
+"""Catalog run: step-by-step Foley with Negative Audio Guidance for every video of a catalog.
+
+For each video (section 5.1 of the NAG paper): take the first ``duration`` seconds and encode the
+picture; take its captions (the manifest's, else the captioner's) and order them, by default with
+the core event first (descending text-video score); generate one track per caption, each pushed
+away from the loudness-normalised mix of the tracks before it (Eq. 7; or independently, or with
+negative prompts); mix the tracks (sum, -20 LUFS, true-peak ceiling), mux the mix into the video,
+draw spectrograms; score every track and the mix; record rows. Videos run in parallel; only the
+synthesis holds the GPU slot.
+
+Failures are data: a video that cannot be processed gets a ``videos`` row with its error and the
+rest of the catalog goes on. A run id can be run again: finished videos are skipped and unfinished
+ones start clean (:mod:`tasks.cleanup`), so a killed run resumes without duplicate rows or orphaned
+objects.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import allow_failure, flow
+from prefect.futures import PrefectFuture, wait
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from storage.root import open_root
+from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
+from tasks.cleanup import reset_video
+from tasks.manifest import ManifestEntry, read_manifest
+from tasks.mixing import mix_video
+from tasks.models import describe_model
+from tasks.ordering import order_captions
+from tasks.params import AudioOutput, SynthesisParams, check_order
+from tasks.prepare import prepare_video
+from tasks.record import record_rejected, record_video
+from tasks.run_log import begin_run, finish_run, finished_videos
+from tasks.scoring import score_video
+from tasks.synthesis import GPU_SLOT, ensure_gpu_slots, synthesize_tracks
+
+MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
+
+
+def new_run_id() -> str:
+    """``run-<UTC time>-<6 hex>``."""
+    return f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def absolute_uri(uri: str) -> str:
+    """A local path made absolute (workers may run elsewhere); URLs unchanged."""
+    if uri.startswith("file://"):
+        return "file://" + os.path.abspath(uri[len("file://"):])
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
+               seed: int, synthesis: SynthesisParams, output: AudioOutput, max_caption_chars: int,
+               gpu_slot: str | None) -> PrefectFuture:
+    """Submit the stages of one video; returns the future of its record (which never fails on data)."""
+    vid = entry.video_id
+    reset = reset_video.submit(storage_url, run_id, vid, committed=0)
+    video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset])
+    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars)
+    ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)
+    tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
+                                      seed, gpu_slot)
+    mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)
+    metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered)
+    stages = (reset, video, captions, ordered, tracks, mix, metrics)
+    return record_video.submit(storage_url, run_id, entry.to_dict(), *(allow_failure(s) for s in stages))
+
+
+@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+def catalog_run(
+    manifest_uri: str,
+    storage_url: str = "file://./out",
+    run_id: str | None = None,
+    model: str = "demo",
+    method: str = "nag",
+    alpha: float = 4.5,
+    beta: float = 1.5,
+    steps: int = 25,
+    order: str = "descending",
+    seed: int = 0,
+    duration: float = 8.0,
+    audio_format: str = "flac",
+    bit_depth: int = 16,
+    resample_48k: bool = False,
+    stems_in_video: bool = False,
+    max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    compact: bool = True,
+    gpu_slot: str | None = GPU_SLOT,
+) -> dict[str, Any]:
+    """Generate, mix, score and record Foley for every video of a manifest.
+
+    Args:
+        manifest_uri: CSV, JSONL or Parquet at any fsspec URL (columns id, video_uri[, captions]).
+        storage_url: where outputs and tables go (``file://``, ``s3://``, ``memory://``).
+        run_id: a new id by default; an existing one resumes that run (same settings required).
+        model: ``"demo"``, a bundle folder/URL, or ``"random:<preset>"``.
+        method, alpha, beta, steps: ``nag`` (Eq. 7), ``independent`` (CFG) or ``negative-prompt``.
+        order: ``descending`` (scorer; falls back to ``given`` without one), ``ascending``, ``random``, ``given``.
+        seed: run seed; each track's seed derives from it, the video id and the track.
+        duration: seconds of each video to score (the paper: 8).
+        audio_format, bit_depth, resample_48k: stem and mix files (FLAC/WAV, 16/24 bit, model rate or 48 kHz).
+        stems_in_video: also mux every stem into the video as an extra audio stream.
+        max_caption_chars: longer captions fail their video (see :mod:`tasks.captions`).
+        compact: merge the run's small Parquet files when it completes.
+        gpu_slot: the global concurrency limit the synthesis holds (created with 1 slot if missing).
+
+    Returns:
+        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``.
+    """
+    params = dict(locals())
+    synthesis = SynthesisParams(method, alpha, beta, steps)
+    output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
+    check_order(order)
+    storage_url = open_root(storage_url).url
+    manifest_uri = absolute_uri(manifest_uri)
+    run_id = run_id or new_run_id()
+    params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
+
+    if gpu_slot:
+        ensure_gpu_slots(gpu_slot)
+    model_info = describe_model(model, duration)
+    begin_run(storage_url, run_id, params, manifest_uri, model_info)
+    try:
+        entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]
+        finished = set(finished_videos(storage_url, run_id))
+        records = []
+        for entry in entries:
+            if entry.video_id in finished:
+                continue
+            if entry.error:
+                records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
+                continue
+            records.append(soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
+                                      order=order, seed=seed, synthesis=synthesis, output=output,
+                                      max_caption_chars=max_caption_chars, gpu_slot=gpu_slot))
+        wait(records)
+        summary = finish_run(storage_url, run_id, "completed", compact)
+    except BaseException:
+        finish_run(storage_url, run_id, "failed", compact=False)
+        raise
+    skipped = sum(1 for e in entries if e.video_id in finished)
+    return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"]}

@@ -1,0 +1,311 @@
+"""``foley``: run a catalog, edit a video, query the tables, print reports, or run the demo.
+
+    foley demo                                   # the bundled demo catalog, end to end, under ./foley-out
+    foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ...
+    foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
+    foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
+    foley edit RUN_ID VIDEO_ID remove --track t2
+    foley query "SELECT video_id, status, error FROM videos" [--storage URL]
+    foley report {methods|failures|captions} [--run-id ID]
+
+Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
+``PREFECT_HOME`` defaults to a writable folder (see :mod:`flows.env`).
+"""
+from __future__ import annotations
+
+from flows import env
+
+env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
+
+import math  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from enum import Enum  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Optional  # noqa: E402
+
+import typer  # noqa: E402
+
+DEFAULT_STORAGE = "file://./out"
+DEMO_STORAGE = "file://./foley-out"
+DEMO_MANIFEST = Path(__file__).resolve().parent.parent / "synthfoley" / "demo_catalog" / "manifest.csv"
+MAX_ROWS = 50
+
+app = typer.Typer(help="Step-by-step video-to-audio with Negative Audio Guidance, over video catalogs.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+class Method(str, Enum):
+    nag = "nag"
+    independent = "independent"
+    negative_prompt = "negative-prompt"
+
+
+class Order(str, Enum):
+    descending = "descending"
+    ascending = "ascending"
+    random = "random"
+    given = "given"
+
+
+class AudioFormat(str, Enum):
+    flac = "flac"
+    wav = "wav"
+
+
+class Action(str, Enum):
+    add = "add"
+    regenerate = "regenerate"
+    remove = "remove"
+
+
+class Report(str, Enum):
+    methods = "methods"
+    failures = "failures"
+    captions = "captions"
+
+
+REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
+
+SUMMARY_SQL = """
+WITH latest AS (
+    SELECT * FROM videos WHERE run_id = $run_id
+    QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1
+)
+SELECT (SELECT count(*) FROM latest) AS videos,
+       (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
+       (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
+       (SELECT count(*) FROM tracks WHERE run_id = $run_id AND active) AS tracks,
+       (SELECT round(avg(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS mean_mix_lufs,
+       (SELECT round(max(true_peak_db), 2) FROM mixes WHERE run_id = $run_id AND active) AS max_mix_true_peak_db
+"""
+OUTPUTS_SQL = """
+SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
+FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT 20
+"""
+FAILURES_SQL = """
+SELECT video_id, error FROM videos WHERE run_id = $run_id
+QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1 AND status = 'failed'
+ORDER BY video_id LIMIT 20
+"""
+
+
+# ------------------------------------------------------------------ printing
+def _cell(value: Any, max_width: int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    text = " ".join(str(value).split())
+    return text if max_width is None or len(text) <= max_width else text[: max_width - 3] + "..."
+
+
+def format_table(table, max_rows: int = MAX_ROWS, max_width: int | None = 160) -> str:
+    """A pyarrow table as aligned plain text (at most ``max_rows`` rows, then a count of the rest)."""
+    names = table.column_names
+    rows = [[_cell(v, max_width) for v in row.values()] for row in table.slice(0, max_rows).to_pylist()]
+    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if table.num_rows > max_rows:
+        lines.append(f"... {table.num_rows - max_rows} more rows")
+    if table.num_rows == 0:
+        lines.append("(no rows)")
+    return "\n".join(lines)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------ progress
+class _Progress:
+    """A tqdm bar of finished videos, read from the run's ``videos`` part files while the flow runs."""
+
+    def __init__(self, storage_url: str, run_id: str, total: int, enabled: bool):
+        self.storage_url, self.run_id, self.total, self.enabled = storage_url, run_id, total, enabled
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        from tqdm import tqdm
+
+        from storage import tables
+        from storage.root import open_root
+
+        root = open_root(self.storage_url)
+        with tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr) as bar:
+            while True:
+                stopping = self._stop.wait(0.5)
+                try:
+                    done = len(tables.table_files(root, "videos", self.run_id).parts)
+                except Exception:  # the folder may not exist yet; the bar is best effort
+                    done = bar.n
+                if done > bar.n:
+                    bar.update(min(done, self.total) - bar.n)
+                if stopping:
+                    return
+
+
+# ------------------------------------------------------------------ summary
+def print_summary(storage_url: str, run_id: str) -> None:
+    """Where the outputs are, and a DuckDB summary of the run."""
+    from storage.query import connect
+
+    con = connect(storage_url)
+    params = {"run_id": run_id}
+    typer.echo(f"\nstorage: {storage_url}   run: {run_id}")
+    typer.echo("\nsummary (DuckDB over the Parquet tables):")
+    typer.echo(format_table(con.sql(SUMMARY_SQL, params=params).to_arrow_table()))
+    typer.echo("\noutputs (muxed videos; stems, mixes and spectrograms sit beside them):")
+    typer.echo(format_table(con.sql(OUTPUTS_SQL, params=params).to_arrow_table(), max_width=None))
+    failures = con.sql(FAILURES_SQL, params=params).to_arrow_table()
+    if failures.num_rows:
+        typer.echo("\nfailed videos:")
+        typer.echo(format_table(failures))
+    typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
+
+
+def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, **params: Any) -> None:
+    from flows.catalog import absolute_uri, catalog_run, new_run_id
+    from storage.root import StorageConfigError, open_root
+    from tasks.manifest import ManifestError, load_manifest
+    from tasks.models import ModelNotFound
+    from tasks.params import AudioOutput, SynthesisParams
+    from tasks.run_log import RunConflict
+
+    try:
+        SynthesisParams(params["method"], params["alpha"], params["beta"], params["steps"])
+        AudioOutput(params["audio_format"], params["bit_depth"])
+        storage_url = open_root(storage).url
+    except (ValueError, StorageConfigError) as exc:
+        _fail(str(exc))
+    manifest_uri = absolute_uri(manifest)
+    try:
+        total = len(load_manifest(manifest_uri))
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the manifest {manifest_uri}: {exc}")
+    run_id = run_id or new_run_id()
+    typer.echo(f"run {run_id}: {total} videos from {manifest_uri}", err=True)
+    try:
+        with _Progress(storage_url, run_id, total, progress):
+            result = catalog_run(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
+    except (ModelNotFound, RunConflict, ManifestError) as exc:
+        _fail(str(exc))
+    typer.echo(f"run {run_id} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "
+               f"{result['n_skipped']} already finished (of {total})")
+    print_summary(storage_url, run_id)
+
+
+# ------------------------------------------------------------------ commands
+@app.command()
+def run(
+    manifest: str = typer.Argument(..., help="CSV, JSONL or Parquet manifest (id, video_uri[, captions]), any fsspec URL"),
+    storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL (file://, s3://, memory://)"),
+    run_id: Optional[str] = typer.Option(None, help="resume this run id (default: a new one)"),
+    model: str = typer.Option("demo", help="'demo', a bundle folder/URL, or 'random:<preset>'"),
+    method: Method = typer.Option(Method.nag),
+    alpha: float = typer.Option(4.5, help="CFG strength (all methods)"),
+    beta: float = typer.Option(1.5, help="negative audio guidance strength (NAG)"),
+    steps: int = typer.Option(25, help="Euler steps"),
+    order: Order = typer.Option(Order.descending, help="caption order"),
+    seed: int = typer.Option(0, help="run seed"),
+    duration: float = typer.Option(8.0, help="seconds of each video"),
+    audio_format: AudioFormat = typer.Option(AudioFormat.flac),
+    bit_depth: int = typer.Option(16, help="16 or 24"),
+    resample_48k: bool = typer.Option(False, help="deliver stems and mix at 48 kHz"),
+    stems_in_video: bool = typer.Option(False, help="also mux each stem into the video"),
+    max_caption_chars: int = typer.Option(300, help="longer captions fail their video"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Generate, mix, score and record Foley for every video of a manifest."""
+    _run_catalog(manifest, storage, run_id, progress, model=model, method=method.value, alpha=alpha, beta=beta,
+                 steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
+                 bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
+                 max_caption_chars=max_caption_chars)
+
+
+@app.command()
+def demo(
+    storage: str = typer.Option(DEMO_STORAGE, help="storage root URL"),
+    model: str = typer.Option("demo", help="the bundled demo model by default"),
+    steps: int = typer.Option(25, help="Euler steps"),
+    duration: float = typer.Option(8.0, help="seconds of each video"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Run the bundled demo catalog end to end (local storage, Prefect's embedded server, the demo model)."""
+    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method="nag", alpha=4.5, beta=1.5,
+                 steps=steps, duration=duration, audio_format="flac", bit_depth=16)
+
+
+@app.command()
+def edit(
+    run_id: str = typer.Argument(...),
+    video_id: str = typer.Argument(...),
+    action: Action = typer.Argument(..., help="add | regenerate | remove"),
+    caption: Optional[str] = typer.Option(None, help="caption of the new track (add), or a new one (regenerate)"),
+    track: Optional[str] = typer.Option(None, help="track id to regenerate or remove (e.g. t1)"),
+    seed: Optional[int] = typer.Option(None, help="seed of the new track (default: derived, new per version)"),
+    storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
+    model: Optional[str] = typer.Option(None, help="default: the run's model"),
+    method: Method = typer.Option(Method.nag),
+) -> None:
+    """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
+    from flows.edit import edit_video
+    from tasks.edit_plan import EditError
+    from tasks.models import ModelNotFound
+
+    try:
+        result = edit_video(run_id, video_id, action.value, caption=caption, track_id=track, seed=seed,
+                            storage_url=storage, model=model, method=method.value)
+    except (EditError, ModelNotFound) as exc:
+        _fail(str(exc))
+    typer.echo(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "
+               f"tracks now {', '.join(result['track_ids'])}")
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="one read-only SQL statement over runs, videos, tracks, mixes, metrics"),
+    storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
+    max_rows: int = typer.Option(MAX_ROWS, help="rows to print"),
+) -> None:
+    """Run a read-only DuckDB query over the tables and print the result."""
+    import duckdb
+
+    from storage.query import ReadOnlyQueryError, connect, query_readonly
+
+    con = connect(storage)
+    try:
+        result = query_readonly(con, sql)
+    except (ReadOnlyQueryError, duckdb.Error) as exc:
+        _fail(str(exc))
+    typer.echo(format_table(result, max_rows))
+
+
+@app.command()
+def report(
+    name: Report = typer.Argument(..., help="methods | failures | captions"),
+    storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
+    run_id: Optional[str] = typer.Option(None, help="one run (default: all runs)"),
+) -> None:
+    """Canned reports: metric means per method, failed videos with their errors, tracks per caption."""
+    from storage.query import REPORTS as CANNED
+    from storage.query import connect
+
+    typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
+
+
+if __name__ == "__main__":
+    app()

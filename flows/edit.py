@@ -1,0 +1,84 @@
+"""Edit one video of a finished run: the Foley artist's loop.
+
+Add a track for a new caption (generated with NAG against the current mix), regenerate one track
+(against all the others, with a new seed by default), or remove one. The mix, the muxed video, the
+spectrograms and the metrics are rebuilt as a new version; every earlier row stays as it was (new
+rows say which version they supersede). The run's own settings (model, duration, alpha, beta,
+steps, formats) are reused so the edited soundtrack stays consistent with the rest of the run.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from storage.root import open_root
+from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
+from tasks.cleanup import reset_video
+from tasks.edit_plan import plan_edit
+from tasks.mixing import mix_video
+from tasks.params import AudioOutput, SynthesisParams
+from tasks.prepare import prepare_video
+from tasks.record import record_edit
+from tasks.scoring import score_video
+from tasks.synthesis import GPU_SLOT, ensure_gpu_slots, synthesize_track
+
+
+@flow(name="edit-video")
+def edit_video(
+    run_id: str,
+    video_id: str,
+    action: str,
+    caption: str | None = None,
+    track_id: str | None = None,
+    seed: int | None = None,
+    storage_url: str = "file://./out",
+    model: str | None = None,
+    method: str = "nag",
+    gpu_slot: str | None = GPU_SLOT,
+) -> dict[str, Any]:
+    """Add, regenerate or remove one track of a finished video and rebuild its mix as a new version.
+
+    Args:
+        action: ``"add"`` (needs ``caption``), ``"regenerate"`` (needs ``track_id``; ``caption`` replaces
+            the track's caption) or ``"remove"`` (needs ``track_id``).
+        seed: the new track's seed; by default derived from the run seed, video, track and version.
+        model: defaults to the run's model.
+        method: how the new track is generated (NAG by default).
+
+    Returns:
+        ``{"run_id", "video_id", "version", "action", "track_id", "track_ids"}``: the new video/mix version
+        and the tracks of the new mix.
+    """
+    storage_url = open_root(storage_url).url
+    reset_video(storage_url, run_id, video_id)  # what an interrupted edit left behind goes first
+    planned = plan_edit(storage_url, run_id, video_id, action, caption, track_id, seed)
+    params, plan = planned["params"], planned["plan"]
+    model, duration = model or params["model"], params["duration"]
+    synthesis = SynthesisParams(method, params["alpha"], params["beta"], params["steps"])
+    output = AudioOutput(params["audio_format"], params["bit_depth"], params["resample_48k"], params["stems_in_video"])
+    version, new = plan["version"], plan["generate"]
+    try:
+        video = {"video_uri": plan["video"]["video_uri"]}
+        tracks, new_rows = plan["tracks_after"], []
+        if new is not None:
+            video = prepare_video(video["video_uri"], model, duration)
+            resolve_captions({"video_id": video_id, "captions": [new["caption"]]}, video, model, duration,
+                             params.get("max_caption_chars", DEFAULT_MAX_CAPTION_CHARS))
+            if gpu_slot:
+                ensure_gpu_slots(gpu_slot)
+            new_rows = [synthesize_track(storage_url, run_id, video_id, video, new["caption"], new["track_id"],
+                                         new["version"], new["supersedes"], new["position"], new["seed"],
+                                         plan["context"], model, duration, synthesis, output, gpu_slot)]
+            tracks = [new_rows[0] if t == "<new>" else t for t in tracks]
+        mix = mix_video(storage_url, run_id, video_id, video, tracks, output, version=version,
+                        supersedes=plan["supersedes_mix"])
+        metrics = score_video(storage_url, run_id, video_id, tracks, mix, model, duration,
+                              score_track_ids=[r["track_id"] for r in new_rows])
+        record_edit(storage_url, run_id, video_id, version,
+                    {**plan["video"], "version": version, "n_captions": len(tracks)}, new_rows, mix, metrics)
+    except BaseException:
+        reset_video(storage_url, run_id, video_id)  # no partial version stays behind
+        raise
+    return {"run_id": run_id, "video_id": video_id, "version": version, "action": action,
+            "track_id": new["track_id"] if new else track_id, "track_ids": [t["track_id"] for t in tracks]}

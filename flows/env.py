@@ -1,0 +1,52 @@
+"""Environment defaults for running flows from the CLI, applied before Prefect is imported.
+
+Prefect's telemetry is switched off (it tries to reach the internet), its home is a writable folder,
+and the ephemeral API server gets time to start on a slow machine. Values the user set win.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULTS = {
+    "DO_NOT_TRACK": "1",  # Prefect SDK analytics
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # the server's telemetry heartbeat
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",  # a fresh database takes ~10 s on 2 cores
+}
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def default_prefect_home() -> str:
+    """``~/.prefect`` when writable, else a folder under the system temp dir."""
+    home = Path(os.environ.get("HOME") or "~").expanduser() / ".prefect"
+    if _writable(home):
+        return str(home)
+    fallback = Path(tempfile.gettempdir()) / f"foley-prefect-home-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return str(fallback)
+
+
+def apply_defaults(*, quiet_console: bool = False) -> None:
+    """Set the defaults above (and PREFECT_HOME) where the environment does not already say.
+
+    ``quiet_console`` keeps Prefect's run logs off the console (progress bars stay readable, and a
+    failed video's traceback is data, reported in the summary); they still reach the Prefect API.
+    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO`` shows them again.
+    """
+    for name, value in DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = default_prefect_home()
+    if quiet_console:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")

@@ -1,0 +1,90 @@
+"""The captions of one video: from the manifest, else proposed by the bundle's captioner.
+
+Rules (a broken caption list fails that video with a clear error; the catalog goes on):
+
+* none in the manifest (missing or empty field): the captioner proposes up to 5 (the paper's
+  Multi-Caps count); a bundle without a captioner fails the video;
+* an explicit empty list, or a blank caption, fails the video;
+* over-long captions fail the video rather than being cut: a caption longer than
+  ``max_caption_chars``, or with more words than the model's text window
+  (``base.config.text_seq_len``; words are a lower bound for sub-word tokenizers), would lose its
+  tail silently inside the text encoder, and the track would not be what the caption says.
+  Failing keeps every stored caption equal to what conditioned its track.
+
+Results are cached by inputs (persisted in Prefect's result storage): the captioner is a model, and
+its proposals for a given video content and model identity never change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from nag_model.features import tokenize
+from tasks.models import load_model, model_id, video_features
+
+MAX_CAPTIONS = 5
+CACHE_VERSION = 1  # bump when the rules below change: cached results name it
+DEFAULT_MAX_CAPTION_CHARS = 300
+
+
+class CaptionError(ValueError):
+    """A video's captions cannot be used (the message says why)."""
+
+
+def check_captions(captions: list[str], *, max_chars: int, max_words: int | None) -> list[str]:
+    """Stripped captions, or ``CaptionError`` for an empty list, a blank or an over-long caption."""
+    if not captions:
+        raise CaptionError("the caption list is empty; give at least one caption, or leave the field out to "
+                           "use the model's captioner")
+    out = []
+    for k, caption in enumerate(captions, start=1):
+        text = caption.strip() if isinstance(caption, str) else ""
+        if not text:
+            raise CaptionError(f"caption {k} of {len(captions)} is blank")
+        if len(text) > max_chars:
+            raise CaptionError(f"caption {k} is {len(text)} characters long; the limit is {max_chars} "
+                               f"(over-long captions are rejected, not cut): {text[:60]!r}...")
+        words = len(tokenize(text))
+        if max_words is not None and words > max_words:
+            raise CaptionError(f"caption {k} has {words} words; the model reads at most {max_words} text tokens, "
+                               f"so its tail would be dropped silently: {text[:60]!r}...")
+        out.append(text)
+    return out
+
+
+def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """The result is a function of the video's content, the model, the manifest's captions and the limit."""
+    bundle = load_model(parameters["model"], parameters["duration"])
+    given = parameters["entry"].get("captions")
+    source = "captioner" if given is None else hashlib.sha256(json.dumps(list(given)).encode()).hexdigest()[:16]
+    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video']['sha256']}-{parameters['duration']}-"
+            f"{parameters.get('max_caption_chars', DEFAULT_MAX_CAPTION_CHARS)}-{source}")
+
+
+@task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry[video_id]}")
+def resolve_captions(entry: dict, video: dict, model: str, duration: float,
+                     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> dict:
+    """Captions for one manifest entry (a :class:`tasks.manifest.ManifestEntry` dict).
+
+    Returns:
+        ``{"captions": [...], "source": "manifest" | "captioner"}``.
+
+    Raises:
+        CaptionError: see the module docstring.
+    """
+    bundle = load_model(model, duration)
+    max_words = bundle.base.config.text_seq_len
+    if entry.get("captions") is not None:
+        return {"captions": check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words),
+                "source": "manifest"}
+    if bundle.captioner is None:
+        raise CaptionError(f"the manifest gives no captions for {entry['video_id']!r} and the model "
+                           f"{bundle.name!r} has no captioner; add captions to the manifest")
+    features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+    proposed = list(bundle.captioner.propose(features.clip_f, features.sync_f, max_captions=MAX_CAPTIONS))
+    return {"captions": check_captions(proposed, max_chars=max_caption_chars, max_words=max_words),
+            "source": "captioner"}

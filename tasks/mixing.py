@@ -1,0 +1,89 @@
+"""Mix a video's tracks and deliver them: the mix file, the muxed video and the spectrograms.
+
+The mix is the paper's (sum of the tracks, loudness-normalised to -20 LUFS) with a -1 dBTP true-peak
+ceiling so it never clips (``media.mix.mix_tracks``). Stems are stored under their own ceiling (a
+static gain, ``limiter_gain_db``, see :mod:`tasks.synthesis`); the mix undoes each stem's gain through
+``mix_tracks``' per-track gains, so it sums the tracks as the model made them. The video is muxed with the mix as its default
+audio stream (and, with ``stems_in_video``, each stem as an extra stream titled with its caption),
+the picture stream-copied; an MP4 that cannot hold the picture's codec falls back to Matroska. One
+spectrogram PNG per track version, and one grid PNG (all tracks + the mix) per mix version.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from media.errors import MuxError
+from media.mix import mix_tracks
+from media.mux import AudioTrack, mux_audio
+from media.spectrogram import spectrogram_grid_png, spectrogram_png
+from storage import keys
+from storage.root import Root, open_root
+from tasks.objects import read_audio, write_audio
+from tasks.params import AudioOutput
+from tasks.retry_policy import IO_RETRY
+
+CEILING_DB = -1.0
+_draw_lock = threading.Lock()  # matplotlib is not thread-safe; drawing is quick
+
+
+def _mono(wav: np.ndarray) -> np.ndarray:
+    return wav if wav.ndim == 1 else wav.mean(axis=0)
+
+
+def stem_gains(tracks: list[dict]) -> list[float]:
+    """Per-track mix gains that undo the stems' stored ceiling gains (0 dB for tracks that had none)."""
+    return [-float(t.get("limiter_gain_db") or 0.0) for t in tracks]
+
+
+def _muxed(root: Root, run_id: str, video_id: str, version: int, video_uri: str, mix: AudioTrack,
+           stems: list[AudioTrack]) -> str:
+    """Mux and store the video; MP4 first, Matroska when MP4 cannot carry the picture's codec."""
+    try:
+        data, ext = mux_audio(video_uri, mix, stems, container="mp4"), "mp4"
+    except MuxError:
+        data, ext = mux_audio(video_uri, mix, stems, container="matroska"), "mkv"
+    key = keys.muxed_key(run_id, video_id, version, ext)
+    root.put_atomic(key, data)
+    return root.uri(key)
+
+
+@task(name="mix-video", cache_policy=NO_CACHE, task_run_name="mix-{video_id}-v{version}", **IO_RETRY)
+def mix_video(storage_url: str, run_id: str, video_id: str, video: dict, tracks: list[dict], output: AudioOutput,
+              version: int = 1, supersedes: int | None = None) -> dict:
+    """Mix ``tracks`` (``tracks`` rows, in generation order, with their stems' ``limiter_gain_db``) into mix
+    version ``version`` and store it all.
+
+    Returns:
+        The ``mixes`` row, plus ``limiter_gain_db`` (<= 0; how much the ceiling lowered the mix).
+    """
+    if not tracks:
+        raise ValueError(f"{video_id}: nothing to mix (no tracks)")
+    root = open_root(storage_url)
+    audio = [read_audio(root, t["uri"]) for t in tracks]
+    rates = {rate for _, rate in audio}
+    if len(rates) != 1:
+        raise ValueError(f"{video_id}: tracks have different sample rates {sorted(rates)}")
+    rate = rates.pop()
+    waves = [_mono(w) for w, _ in audio]
+    mix, report = mix_tracks(waves, rate, gains_db=stem_gains(tracks), ceiling_db=CEILING_DB)
+    stored = write_audio(root, keys.mix_key(run_id, video_id, version, output.audio_format), mix, rate,
+                         AudioOutput(output.audio_format, output.bit_depth, resample_48k=False))
+    stems = [AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks)] if output.stems_in_video else []
+    muxed_uri = _muxed(root, run_id, video_id, version, video["video_uri"], AudioTrack(mix, rate, "mix"), stems)
+    with _draw_lock:
+        for wave, t in zip(waves, tracks):
+            key = keys.spectrogram_key(run_id, video_id, t["version"], t["track_id"])
+            if not root.exists(key):  # a track version's picture never changes
+                root.put_atomic(key, spectrogram_png(wave, rate, title=t["caption"]))
+        grid = spectrogram_grid_png([(t["caption"], w) for w, t in zip(waves, tracks)], rate, mix=mix,
+                                    title=f"{video_id} (mix v{version})")
+    root.put_atomic(keys.spectrogram_key(run_id, video_id, version), grid)
+    return {"run_id": run_id, "video_id": video_id, "version": version, "supersedes": supersedes,
+            "track_ids": [t["track_id"] for t in tracks], "uri": stored["uri"], "sha256": stored["sha256"],
+            "muxed_uri": muxed_uri, "lufs": report.lufs if np.isfinite(report.lufs) else None,
+            "true_peak_db": report.true_peak_db if np.isfinite(report.true_peak_db) else None,
+            "limiter_gain_db": report.limiter_gain_db}

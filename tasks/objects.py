@@ -1,0 +1,37 @@
+"""Audio objects in the store: write a waveform as WAV/FLAC under a key, read one back by its URI.
+
+Keys come from :mod:`storage.keys`; this module only encodes, decodes and maps a stored URI back to
+its key under the root.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from media.audio_io import DELIVERY_RATE, audio_from_bytes, audio_to_bytes
+from storage.keys import validate_key
+from storage.root import Root
+from tasks.params import AudioOutput
+
+
+def key_of(root: Root, uri: str) -> str:
+    """The key of an object URI written under ``root`` (``root.uri(key)`` backwards)."""
+    prefix = root.url.rstrip("/") + "/"
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri!r} is not under the storage root {root.url!r}")
+    return validate_key(uri[len(prefix):])
+
+
+def write_audio(root: Root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
+    """Encode and store ``wav`` atomically; returns uri, sha256, the file's sample rate and duration."""
+    target = DELIVERY_RATE if output.resample_48k else None
+    data = audio_to_bytes(wav, sample_rate, format=output.audio_format, bit_depth=output.bit_depth,  # type: ignore[arg-type]
+                          target_rate=target)
+    digest = root.put_atomic(key, data)
+    rate = target or sample_rate
+    samples = round(np.shape(wav)[-1] * rate / sample_rate)
+    return {"uri": root.uri(key), "sha256": digest, "sample_rate": int(rate), "duration_s": samples / rate}
+
+
+def read_audio(root: Root, uri: str) -> tuple[np.ndarray, int]:
+    """Decode a stored WAV/FLAC object: ``(samples,)`` float32 and its sample rate."""
+    return audio_from_bytes(root.read_bytes(key_of(root, uri)))

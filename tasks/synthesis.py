@@ -1,0 +1,201 @@
+"""Step-by-step synthesis (section 5.1 of the NAG paper): one track per caption, in order, each pushed
+away from the loudness-normalised mix of the tracks before it (or generated alone / with a negative
+prompt, by method). Runs on the GPU: it holds one slot of a named global concurrency limit and has
+no retries (it is deterministic; rerunning it cannot fix an error).
+
+Each stem is written atomically under ``storage.keys.track_key`` as soon as it is generated, cut to
+the length of video it covers, and held under a -1 dBTP true-peak ceiling (one static gain, only when
+the model's output would otherwise clip the 16/24-bit file; the gain is reported as a metric). Seeds are derived from the run seed, the video id, the track id and
+the track version, so a rerun regenerates exactly the same stems at the same keys.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from typing import Iterator
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+
+from media.audio_io import resample
+from nag_model.generator import Track
+from nag_model.loudness import limit_true_peak, peak_limit_gain_db
+from storage import keys
+from storage.root import open_root
+from tasks.models import load_model, video_features
+from tasks.logs import logger
+from tasks.objects import read_audio, write_audio
+from tasks.params import AudioOutput, SynthesisParams
+from tasks.retry_policy import IO_RETRY
+
+GPU_SLOT = "gpu"
+GPU_LEASE_S = 60  # a killed holder's slot returns this long after its last renewal (on a full server)
+STEM_CEILING_DB = -1.0
+_gates: dict[str, threading.Semaphore] = {}
+_gates_lock = threading.Lock()
+
+
+def track_id_for(position: int) -> str:
+    """Track ids of a catalog run: ``t0``, ``t1``, ... by generation position (stable across versions)."""
+    return f"t{position}"
+
+
+def track_seed(run_seed: int, video_id: str, track_id: str, version: int = 1) -> int:
+    """A track's noise seed from the run seed, video id, track id and version (63-bit, deterministic)."""
+    digest = hashlib.sha256(f"track-seed\x00{run_seed}\x00{video_id}\x00{track_id}\x00{version}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+@task(name="ensure-gpu-slots", cache_policy=NO_CACHE, **IO_RETRY)
+def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1) -> int:
+    """Create the global concurrency limit ``name`` with ``slots`` slots if it does not exist.
+
+    An existing limit keeps its size (an operator may have sized it to the GPUs); returns it. Without
+    the limit, Prefect's ``concurrency()`` would silently not limit anything.
+
+    Slots are leased for :data:`GPU_LEASE_S` and renewed while held, so on a Prefect server the slot
+    of a killed worker comes back when its lease expires. Prefect's ephemeral server (no
+    ``PREFECT_API_URL``: a local ``foley run``) does not expire leases, and a new one cannot hold any,
+    so there the slots counted as taken by an earlier, killed run are released here.
+    """
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+            except ObjectAlreadyExists:  # created concurrently
+                pass
+            limit = client.read_global_concurrency_limit_by_name(name)
+        if PREFECT_API_URL.value() is None and limit.active_slots:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+            logger().warning("released %d slot(s) of %r left taken by an earlier run that was killed",
+                             limit.active_slots, name)
+        return limit.limit
+
+
+def _gate(name: str) -> threading.Semaphore:
+    """A per-process gate as wide as the limit: threads of one process queue here, not by polling the API."""
+    with _gates_lock:
+        if name not in _gates:
+            with get_client(sync_client=True) as client:
+                try:
+                    size = client.read_global_concurrency_limit_by_name(name).limit
+                except ObjectNotFound:
+                    size = 1  # strict acquisition below raises the clear error
+            _gates[name] = threading.Semaphore(max(1, size))
+        return _gates[name]
+
+
+@contextlib.contextmanager
+def gpu_slot(name: str | None) -> Iterator[None]:
+    """Hold one slot of the global limit ``name`` (strict: a missing limit is an error); None: no slot."""
+    if name is None:
+        yield
+        return
+    with _gate(name), concurrency(name, occupy=1, strict=True, lease_duration=GPU_LEASE_S):
+        yield
+
+
+def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+    """The stem as stored: under the true-peak ceiling; and the static gain applied (0 dB when none)."""
+    gain_db = peak_limit_gain_db(wav, sample_rate, STEM_CEILING_DB)
+    return (limit_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
+
+
+def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
+    wav, gain_db = deliverable(wav, sample_rate)
+    return {**write_audio(root, key, wav, sample_rate, output), "limiter_gain_db": gain_db}
+
+
+def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersedes: int | None, position: int,
+               caption: str, seed: int, synthesis: SynthesisParams, stored: dict, generation_s: float) -> dict:
+    return {"run_id": run_id, "video_id": video_id, "track_id": track_id, "version": version,
+            "supersedes": supersedes, "position": position, "caption": caption, "seed": seed,
+            **synthesis.row_fields(), **stored, "generation_s": generation_s}
+
+
+@task(name="synthesize-tracks", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}")
+def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict, ordered: dict, model: str,
+                      duration: float, synthesis: SynthesisParams, output: AudioOutput, seed: int,
+                      gpu_slot_name: str | None = GPU_SLOT) -> list[dict]:
+    """Generate and store every track of one video, version 1, in the order of ``ordered["captions"]``.
+
+    Args:
+        video: :func:`tasks.prepare.prepare_video`'s description; ``ordered``: :func:`tasks.ordering.order_captions`.
+        gpu_slot_name: the global concurrency limit to hold; None runs without one (notebooks, unit tests).
+
+    Returns:
+        One ``tracks`` row per caption, plus ``generation_s`` (seconds spent generating it) and
+        ``limiter_gain_db`` (the stem's ceiling gain).
+    """
+    root = open_root(storage_url)
+    bundle = load_model(model, duration)
+    captions = list(ordered["captions"])
+    track_ids = [track_id_for(k) for k in range(len(captions))]
+    seeds = [track_seed(seed, video_id, t) for t in track_ids]
+    n_samples = round(min(video["covered_s"], bundle.duration) * bundle.sample_rate)
+    rows: list[dict] = []
+    clock = {"t": 0.0}
+
+    def store(k: int, track: Track) -> None:  # called as soon as track k exists: objects first
+        generation_s = time.perf_counter() - clock["t"]
+        key = keys.track_key(run_id, video_id, track_ids[k], 1, output.audio_format)
+        stored = _store(root, key, track.waveform[:n_samples], bundle.sample_rate, output)
+        rows.append(_track_row(run_id, video_id, track_ids[k], 1, None, k, track.caption, track.seed, synthesis,
+                               stored, generation_s))
+        clock["t"] = time.perf_counter()
+
+    with gpu_slot(gpu_slot_name):
+        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        clock["t"] = time.perf_counter()
+        bundle.generator().generate(features, captions, seeds, synthesis.track_settings(), on_track=store)
+    return rows
+
+
+def _context_tracks(root, rows: list[dict], sample_rate: int) -> list[Track]:
+    """Stored stems as generator context, as the model made them: the stem's ceiling gain undone, and
+    resampled back to the model's rate when delivered at 48 kHz."""
+    out = []
+    for row in rows:
+        wav, rate = read_audio(root, row["uri"])
+        wav = wav if wav.ndim == 1 else wav.mean(axis=0)
+        wav = wav * np.float32(10.0 ** (-float(row.get("limiter_gain_db") or 0.0) / 20.0))
+        if rate != sample_rate:
+            wav = resample(wav, rate, sample_rate)
+        out.append(Track(row["caption"], int(row["seed"]), None, np.asarray(wav, np.float32), sample_rate))  # type: ignore[arg-type]
+    return out
+
+
+@task(name="synthesize-track", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}-{track_id}")
+def synthesize_track(storage_url: str, run_id: str, video_id: str, video: dict, caption: str, track_id: str,
+                     version: int, supersedes: int | None, position: int, seed: int, context: list[dict],
+                     model: str, duration: float, synthesis: SynthesisParams, output: AudioOutput,
+                     gpu_slot_name: str | None = GPU_SLOT) -> dict:
+    """Generate one track against ``context`` (the ``tracks`` rows of the other tracks) and store it.
+
+    This is the Foley artist's edit: a new track against the existing mix, or a redo against the others.
+    Returns its ``tracks`` row (plus ``generation_s`` and ``limiter_gain_db``).
+    """
+    root = open_root(storage_url)
+    bundle = load_model(model, duration)
+    others = _context_tracks(root, context, bundle.sample_rate)
+    n_samples = round(min(video["covered_s"], bundle.duration) * bundle.sample_rate)
+    with gpu_slot(gpu_slot_name):
+        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        start = time.perf_counter()
+        track = bundle.generator().generate_track(features, caption, seed, synthesis.track_settings(), context=others)
+        generation_s = time.perf_counter() - start
+    key = keys.track_key(run_id, video_id, track_id, version, output.audio_format)
+    stored = _store(root, key, track.waveform[:n_samples], bundle.sample_rate, output)
+    return _track_row(run_id, video_id, track_id, version, supersedes, position, caption, seed, synthesis, stored,
+                      generation_s)
+

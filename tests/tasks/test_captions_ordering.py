@@ -1,0 +1,75 @@
+"""Captions (manifest or captioner, with the over-long rule) and the ordering modes."""
+from __future__ import annotations
+
+import pytest
+
+from tasks.captions import CaptionError, check_captions, resolve_captions
+from tasks.ordering import order_captions, order_indices
+from tasks.prepare import describe_video
+
+
+@pytest.fixture(scope="module")
+def video(h, demo_video):
+    return describe_video(demo_video, h.MODEL, h.DURATION)
+
+
+def entry(captions, video_id="v"):
+    return {"row": 1, "video_id": video_id, "video_uri": "x", "captions": captions, "error": None}
+
+
+def test_manifest_captions_are_stripped_and_kept_in_order(h, video):
+    out = resolve_captions.fn(entry([" A dog barks. ", "Rain falls."]), video, h.MODEL, h.DURATION)
+    assert out == {"captions": ["A dog barks.", "Rain falls."], "source": "manifest"}
+
+
+@pytest.mark.parametrize("captions, fragment", [
+    ([], "caption list is empty"), (["ok", "  "], "caption 2 of 2 is blank"),
+    (["word " * 40], "has 40 words; the model reads at most 8"), (["x" * 301], "301 characters long; the limit is 300"),
+])
+def test_broken_caption_lists_fail_the_video(h, video, captions, fragment):
+    with pytest.raises(CaptionError, match=fragment):
+        resolve_captions.fn(entry(captions), video, h.MODEL, h.DURATION)
+
+
+def test_no_captions_and_no_captioner_is_an_error(h, video):
+    with pytest.raises(CaptionError, match="has no captioner"):
+        resolve_captions.fn(entry(None), video, h.MODEL, h.DURATION)
+
+
+def test_the_captioner_fills_in_missing_captions(video, evaluated_model, h):
+    out = resolve_captions.fn(entry(None), video, evaluated_model, h.DURATION)
+    assert out == {"captions": ["A motor hums steadily.", "A lamp beeps softly."], "source": "captioner"}
+
+
+def test_check_captions_limits_are_inclusive():
+    assert check_captions(["x" * 10], max_chars=10, max_words=1) == ["x" * 10]
+
+
+CAPS = {"captions": ["bb", "a", "cccc", "ddd"], "source": "manifest"}
+
+
+@pytest.mark.parametrize("order, expected", [
+    ("descending", ["cccc", "ddd", "bb", "a"]), ("ascending", ["a", "bb", "ddd", "cccc"]),
+    ("given", ["bb", "a", "cccc", "ddd"]),
+])
+def test_orders_with_a_scorer(video, evaluated_model, h, order, expected):
+    out = order_captions.fn(CAPS, video, evaluated_model, h.DURATION, order, 0, "v")
+    assert out["captions"] == expected and out["order"] == order and out["requested"] == order
+    if order != "given":
+        assert out["scores"] == [float(len(c)) for c in expected]
+
+
+def test_without_a_scorer_ranked_orders_fall_back_to_given_and_say_so(video, h):
+    out = order_captions.fn(CAPS, video, h.MODEL, h.DURATION, "descending", 0, "v")
+    assert out["captions"] == CAPS["captions"] and out["order"] == "given" and out["requested"] == "descending"
+    assert out["scores"] is None
+
+
+def test_random_order_is_seeded_by_run_seed_and_video():
+    a = order_indices(None, "random", n=8, seed=1, video_id="v")[0]
+    assert a == order_indices(None, "random", n=8, seed=1, video_id="v")[0]
+    assert sorted(a) == list(range(8))
+    others = {tuple(order_indices(None, "random", n=8, seed=s, video_id=v)[0]) for s, v in [(2, "v"), (1, "w")]}
+    assert any(o != tuple(a) for o in others)  # another seed or video shuffles differently
+    with pytest.raises(ValueError, match="order must be one of"):
+        order_indices(None, "loudest", n=2, seed=0, video_id="v")

@@ -1,0 +1,72 @@
+"""Planning edits from committed state (pure) and the retry policy of the tasks."""
+from __future__ import annotations
+
+import pytest
+
+from media.errors import CorruptMedia, MediaUnreadable
+from tasks import cleanup, manifest, mixing, prepare, record, run_log, scoring, synthesis
+from tasks.edit_plan import EditError, make_plan
+from tasks.retry_policy import IO_RETRIES, is_transient
+from tasks.synthesis import track_seed
+
+
+def state(n_tracks: int = 2):
+    tracks = [{"track_id": f"t{k}", "version": 1, "position": k, "caption": f"c{k}", "seed": k, "uri": f"u{k}"}
+              for k in range(n_tracks)]
+    return {"params": {"seed": 3}, "video": {"video_id": "v", "version": 1, "video_uri": "/v.mp4"},
+            "mix": {"version": 1, "track_ids": [t["track_id"] for t in tracks]}, "tracks": tracks,
+            "used_track_ids": [t["track_id"] for t in tracks] + ["t7"]}
+
+
+def test_add_gets_a_new_id_goes_last_and_is_made_against_all():
+    plan = make_plan(state(), "add", caption=" A door knocks. ")
+    g = plan["generate"]
+    assert g["track_id"] == "t8" and g["version"] == 1 and g["supersedes"] is None and g["position"] == 2
+    assert g["caption"] == "A door knocks." and g["seed"] == track_seed(3, "v", "t8", 1)
+    assert [t["track_id"] for t in plan["context"]] == ["t0", "t1"] and plan["tracks_after"][-1] == "<new>"
+    assert plan["version"] == 2 and plan["supersedes_mix"] == 1
+
+
+def test_regenerate_supersedes_and_is_made_against_the_others():
+    plan = make_plan(state(3), "regenerate", track_id="t1", seed=11)
+    g = plan["generate"]
+    assert (g["track_id"], g["version"], g["supersedes"], g["seed"], g["caption"]) == ("t1", 2, 1, 11, "c1")
+    assert [t["track_id"] for t in plan["context"]] == ["t0", "t2"]
+    assert plan["tracks_after"][1] == "<new>"
+    assert make_plan(state(3), "regenerate", track_id="t1")["generate"]["seed"] == track_seed(3, "v", "t1", 2)
+
+
+def test_remove_drops_the_track_from_the_mix_only():
+    plan = make_plan(state(3), "remove", track_id="t0")
+    assert plan["generate"] is None and [t["track_id"] for t in plan["tracks_after"]] == ["t1", "t2"]
+
+
+@pytest.mark.parametrize("action, kwargs, fragment", [
+    ("add", {}, "needs a caption"), ("regenerate", {"track_id": "t9"}, "not in the current mix"),
+    ("swap", {}, "action must be one of"),
+])
+def test_impossible_edits_are_refused(action, kwargs, fragment):
+    with pytest.raises(EditError, match=fragment):
+        make_plan(state(), action, **kwargs)
+    with pytest.raises(EditError, match="only track"):
+        make_plan(state(1), "remove", track_id="t0")
+
+
+def test_io_tasks_retry_with_backoff_and_the_gpu_step_does_not():
+    io_tasks = [manifest.read_manifest, prepare.prepare_video, mixing.mix_video, scoring.score_video,
+                record.record_video, record.record_rejected, cleanup.reset_video, run_log.begin_run, run_log.finish_run]
+    for t in io_tasks:
+        assert t.retries == IO_RETRIES, t.name
+        assert t.retry_delay_seconds == [2.0, 4.0, 8.0], t.name
+        assert t.retry_condition_fn is not None
+    for t in (synthesis.synthesize_tracks, synthesis.synthesize_track):
+        assert t.retries == 0
+
+
+def test_only_transient_errors_are_retried():
+    assert is_transient(OSError("connection reset")) and is_transient(TimeoutError())
+    assert is_transient(MediaUnreadable("s3 timeout"))
+    missing = MediaUnreadable("cannot read x")
+    missing.__cause__ = FileNotFoundError(2, "No such file")
+    assert not is_transient(missing) and not is_transient(FileNotFoundError())
+    assert not is_transient(CorruptMedia("bad")) and not is_transient(ValueError("caption")) and not is_transient(None)
