@@ -28,15 +28,18 @@ def conditions(base, controlnet, batch):
     return ConditionSet(full=full, empty=base.get_empty_conditions(batch), video_only=video_only, reference=ref)
 
 
-def time_step(velocity, x, repeats: int) -> float:
+def time_steps(velocities: dict, x, repeats: int) -> dict[str, float]:
+    """Median seconds per Euler step for each velocity; the methods alternate so load drift hits both."""
     t = torch.tensor(0.5)
-    velocity(t, x)  # warm-up
-    times = []
+    for v in velocities.values():
+        v(t, x)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in velocities}
     for _ in range(repeats):
-        start = time.perf_counter()
-        x = x + 0.04 * velocity(t, x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, v in velocities.items():
+            start = time.perf_counter()
+            _ = x + 0.04 * v(t, x)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 @torch.inference_mode()
@@ -62,8 +65,10 @@ def main() -> None:
     for batch in args.batch:
         cs = conditions(base, controlnet, batch)
         x = torch.randn(batch, base.seq.latent, base.config.latent_dim)
-        cfg = time_step(GuidedVelocity(base, ClassifierFreeGuidance(4.5), cs), x, args.repeats)
-        nag = time_step(GuidedVelocity(base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet), x, args.repeats)
+        med = time_steps({"cfg": GuidedVelocity(base, ClassifierFreeGuidance(4.5), cs),
+                          "nag": GuidedVelocity(base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)},
+                         x, args.repeats)
+        cfg, nag = med["cfg"], med["nag"]
         print(f"{batch:>5} | {cfg:>10.3f} | {nag:>10.3f} | {nag / cfg:>7.2f}")
 
 
