@@ -143,8 +143,14 @@ main() {
         install_packages
         CEPH_DIR="$CEPH_DIR" bash "$HERE/stop-s3.sh" >&2  # leftovers of a half-started cluster
         if http_up; then die "port $RGW_PORT is already taken by another program; set RGW_PORT"; fi
-        local t0=$SECONDS
-        start_cluster
+        local t0=$SECONDS try
+        # A fresh mon now and then refuses its first command (EPERM); a clean second start works.
+        for try in 1 2; do
+            ( start_cluster ) && break
+            ((try < 2)) || die "the cluster did not start twice (see $CEPH_DIR/log)"
+            log "cluster start failed (attempt $try), cleaning up and starting again"
+            CEPH_DIR="$CEPH_DIR" bash "$HERE/stop-s3.sh" >&2 || true
+        done
         printf 'FOLEY_S3_ENDPOINT_URL=%s\nAWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n' \
             "$ENDPOINT" "$ACCESS_KEY" "$SECRET_KEY" >"$ENV_FILE.tmp"
         chmod 600 "$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
