@@ -15,6 +15,7 @@ objects.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
+from tasks.gpu import GPU_SLOT, ensure_gpu_slots
 from tasks.manifest import ManifestEntry, read_manifest
 from tasks.mixing import mix_video
 from tasks.models import describe_model
@@ -36,7 +38,7 @@ from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
 from tasks.run_log import begin_run, finish_run, finished_videos
 from tasks.scoring import score_video
-from tasks.synthesis import GPU_SLOT, ensure_gpu_slots, synthesize_tracks
+from tasks.synthesis import synthesize_tracks
 
 MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
 
@@ -58,13 +60,13 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
                gpu_slot: str | None) -> PrefectFuture:
     """Submit the stages of one video; returns the future of its record (which never fails on data)."""
     vid = entry.video_id
-    reset = reset_video.submit(storage_url, run_id, vid, committed=0)
-    video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset])
+    reset = reset_video.submit(storage_url, run_id, vid, committed=0)  # start clean (after a kill)
+    video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset])  # first seconds, encoded
     captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars)
-    ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)
+    ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
-                                      seed, gpu_slot)
-    mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)
+                                      seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
+    mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)  # sum, -20 LUFS, ceiling; mux
     metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered)
     stages = (reset, video, captions, ordered, tracks, mix, metrics)
     return record_video.submit(storage_url, run_id, entry.to_dict(), *(allow_failure(s) for s in stages))
@@ -101,7 +103,7 @@ def catalog_run(
         method, alpha, beta, steps: ``nag`` (Eq. 7), ``independent`` (CFG) or ``negative-prompt``.
         order: ``descending`` (scorer; falls back to ``given`` without one), ``ascending``, ``random``, ``given``.
         seed: run seed; each track's seed derives from it, the video id and the track.
-        duration: seconds of each video to score (the paper: 8).
+        duration: seconds of audio to generate from the start of each video (the paper: 8).
         audio_format, bit_depth, resample_48k: stem and mix files (FLAC/WAV, 16/24 bit, model rate or 48 kHz).
         stems_in_video: also mux every stem into the video as an extra audio stream.
         max_caption_chars: longer captions fail their video (see :mod:`tasks.captions`).
@@ -139,8 +141,9 @@ def catalog_run(
                                       max_caption_chars=max_caption_chars, gpu_slot=gpu_slot))
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)
-    except BaseException:
-        finish_run(storage_url, run_id, "failed", compact=False)
+    except Exception:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            finish_run(storage_url, run_id, "failed", compact=False)
         raise
     skipped = sum(1 for e in entries if e.video_id in finished)
     return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"]}

@@ -105,8 +105,8 @@ def format_table(table, max_rows: int = MAX_ROWS, max_width: int | None = 160) -
     names = table.column_names
     rows = [[_cell(v, max_width) for v in row.values()] for row in table.slice(0, max_rows).to_pylist()]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
-    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if table.num_rows > max_rows:
         lines.append(f"... {table.num_rows - max_rows} more rows")
     if table.num_rows == 0:
@@ -199,7 +199,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     run_id = run_id or new_run_id()
     typer.echo(f"run {run_id}: {total} videos from {manifest_uri}", err=True)
     try:
-        with _Progress(storage_url, run_id, total, progress):
+        with _Progress(storage_url, run_id, total, progress), env.local_run_settings():
             result = catalog_run(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
     except (ModelNotFound, RunConflict, ManifestError) as exc:
         _fail(str(exc))
@@ -267,8 +267,9 @@ def edit(
     from tasks.models import ModelNotFound
 
     try:
-        result = edit_video(run_id, video_id, action.value, caption=caption, track_id=track, seed=seed,
-                            storage_url=storage, model=model, method=method.value)
+        with env.local_run_settings():
+            result = edit_video(run_id, video_id, action.value, caption=caption, track_id=track, seed=seed,
+                                storage_url=storage, model=model, method=method.value)
     except (EditError, ModelNotFound) as exc:
         _fail(str(exc))
     typer.echo(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "

@@ -8,6 +8,7 @@ steps, formats) are reused so the edited soundtrack stays consistent with the re
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prefect import flow
@@ -16,12 +17,13 @@ from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.edit_plan import plan_edit
+from tasks.gpu import GPU_SLOT, ensure_gpu_slots
 from tasks.mixing import mix_video
 from tasks.params import AudioOutput, SynthesisParams
 from tasks.prepare import prepare_video
 from tasks.record import record_edit
 from tasks.scoring import score_video
-from tasks.synthesis import GPU_SLOT, ensure_gpu_slots, synthesize_track
+from tasks.synthesis import synthesize_track
 
 
 @flow(name="edit-video")
@@ -77,8 +79,9 @@ def edit_video(
                               score_track_ids=[r["track_id"] for r in new_rows])
         record_edit(storage_url, run_id, video_id, version,
                     {**plan["video"], "version": version, "n_captions": len(tracks)}, new_rows, mix, metrics)
-    except BaseException:
-        reset_video(storage_url, run_id, video_id)  # no partial version stays behind
+    except Exception:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            reset_video(storage_url, run_id, video_id)  # no partial version stays behind
         raise
     return {"run_id": run_id, "video_id": video_id, "version": version, "action": action,
             "track_id": new["track_id"] if new else track_id, "track_ids": [t["track_id"] for t in tracks]}

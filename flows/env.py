@@ -5,9 +5,11 @@ and the ephemeral API server gets time to start on a slow machine. Values the us
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 DEFAULTS = {
     "DO_NOT_TRACK": "1",  # Prefect SDK analytics
@@ -50,3 +52,19 @@ def apply_defaults(*, quiet_console: bool = False) -> None:
         os.environ["PREFECT_HOME"] = default_prefect_home()
     if quiet_console:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+@contextlib.contextmanager
+def local_run_settings() -> Iterator[None]:
+    """Settings for a flow run on Prefect's ephemeral server (no ``PREFECT_API_URL``): no flow heartbeat.
+
+    Heartbeats let a server notice dead runs, which the ephemeral server never checks, and each flow
+    run spends ~1 s joining the heartbeat thread. With a server configured nothing changes.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.objects import input_options
 from tasks.retry_policy import IO_RETRY
 
 MAX_ID_CHARS = 256
@@ -224,7 +225,7 @@ def load_manifest(manifest_uri: str) -> list[ManifestEntry]:
         ManifestError: unknown format or missing columns. FileNotFoundError / OSError: unreadable.
     """
     _, compression = _format_of(manifest_uri)
-    with fsspec.open(manifest_uri, "rb", compression=compression) as f:
+    with fsspec.open(manifest_uri, "rb", compression=compression, **input_options(manifest_uri)) as f:
         data = f.read()
     return parse_manifest(data, manifest_uri)
 

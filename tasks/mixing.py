@@ -22,7 +22,7 @@ from media.mux import AudioTrack, mux_audio
 from media.spectrogram import spectrogram_grid_png, spectrogram_png
 from storage import keys
 from storage.root import Root, open_root
-from tasks.objects import read_audio, write_audio
+from tasks.objects import open_input, read_audio, write_audio
 from tasks.params import AudioOutput
 from tasks.retry_policy import IO_RETRY
 
@@ -43,9 +43,11 @@ def _muxed(root: Root, run_id: str, video_id: str, version: int, video_uri: str,
            stems: list[AudioTrack]) -> str:
     """Mux and store the video; MP4 first, Matroska when MP4 cannot carry the picture's codec."""
     try:
-        data, ext = mux_audio(video_uri, mix, stems, container="mp4"), "mp4"
+        with open_input(video_uri) as source:
+            data, ext = mux_audio(source, mix, stems, container="mp4"), "mp4"
     except MuxError:
-        data, ext = mux_audio(video_uri, mix, stems, container="matroska"), "mkv"
+        with open_input(video_uri) as source:
+            data, ext = mux_audio(source, mix, stems, container="matroska"), "mkv"
     key = keys.muxed_key(run_id, video_id, version, ext)
     root.put_atomic(key, data)
     return root.uri(key)
@@ -72,14 +74,14 @@ def mix_video(storage_url: str, run_id: str, video_id: str, video: dict, tracks:
     mix, report = mix_tracks(waves, rate, gains_db=stem_gains(tracks), ceiling_db=CEILING_DB)
     stored = write_audio(root, keys.mix_key(run_id, video_id, version, output.audio_format), mix, rate,
                          AudioOutput(output.audio_format, output.bit_depth, resample_48k=False))
-    stems = [AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks)] if output.stems_in_video else []
+    stems = [AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks, strict=True)] if output.stems_in_video else []
     muxed_uri = _muxed(root, run_id, video_id, version, video["video_uri"], AudioTrack(mix, rate, "mix"), stems)
     with _draw_lock:
-        for wave, t in zip(waves, tracks):
+        for wave, t in zip(waves, tracks, strict=True):
             key = keys.spectrogram_key(run_id, video_id, t["version"], t["track_id"])
             if not root.exists(key):  # a track version's picture never changes
                 root.put_atomic(key, spectrogram_png(wave, rate, title=t["caption"]))
-        grid = spectrogram_grid_png([(t["caption"], w) for w, t in zip(waves, tracks)], rate, mix=mix,
+        grid = spectrogram_grid_png([(t["caption"], w) for w, t in zip(waves, tracks, strict=True)], rate, mix=mix,
                                     title=f"{video_id} (mix v{version})")
     root.put_atomic(keys.spectrogram_key(run_id, video_id, version), grid)
     return {"run_id": run_id, "video_id": video_id, "version": version, "supersedes": supersedes,

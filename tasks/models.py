@@ -20,13 +20,15 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
 import nag_model
 from media.decode import FrameRequest, decode_frames
 from nag_model.bundle import FoleyBundle, load_bundle, random_bundle
 from nag_model.checkpoint import state_fingerprint
 from nag_model.generator import VideoFeatures
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from tasks.objects import open_input
 
 DEMO_MODEL = "demo"
 DEMO_MODEL_DIR = Path(nag_model.__file__).resolve().parent / "weights" / "demo"
@@ -129,7 +131,8 @@ def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: flo
         if key in _features:
             _features.move_to_end(key)
             return _features[key]
-    decoded = decode_frames(video_uri, frame_requests(bundle), duration=duration)
+    with open_input(video_uri) as source:
+        decoded = decode_frames(source, frame_requests(bundle), duration=duration)
     clip, sync = decoded.frame_sets
     value = (bundle.video_features(clip.frames, sync.frames), min(float(decoded.duration), float(duration)))
     with _lock:

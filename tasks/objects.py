@@ -1,16 +1,57 @@
-"""Audio objects in the store: write a waveform as WAV/FLAC under a key, read one back by its URI.
+"""Objects in the store and inputs anywhere: write a waveform as WAV/FLAC under a key, read one back
+by its URI, and open an input (manifest, video) at any fsspec URL.
 
 Keys come from :mod:`storage.keys`; this module only encodes, decodes and maps a stored URI back to
-its key under the root.
+its key under the root. Inputs on S3 are opened with the same credentials and endpoint as the
+storage root (``storage.root.s3_options``: ``FOLEY_S3_ENDPOINT_URL`` etc.).
 """
 from __future__ import annotations
 
+import contextlib
+import os
+from typing import BinaryIO, Iterator
+
+import fsspec
 import numpy as np
 
 from media.audio_io import DELIVERY_RATE, audio_from_bytes, audio_to_bytes
+from media.errors import MediaUnreadable
 from storage.keys import validate_key
-from storage.root import Root
+from storage.root import Root, s3_options
 from tasks.params import AudioOutput
+
+
+def local_path(uri: str) -> str | None:
+    """The local path of a plain path or ``file://`` URL; None for other URLs."""
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    return None if "://" in uri else os.fspath(uri)
+
+
+def input_options(uri: str) -> dict:
+    """fsspec options for reading ``uri``: S3 credentials and endpoint as for storage roots."""
+    return s3_options({}, uri) if uri.split("://", 1)[0] in ("s3", "s3a") else {}
+
+
+@contextlib.contextmanager
+def open_input(uri: str) -> Iterator[str | BinaryIO]:
+    """A local path as is (FFmpeg reads it directly), or a seekable file object for a remote URL.
+
+    Raises:
+        MediaUnreadable: the remote object cannot be opened (the cause says whether a retry can help).
+    """
+    path = local_path(uri)
+    if path is not None:
+        yield path
+        return
+    try:
+        f = fsspec.open(uri, "rb", **input_options(uri)).open()
+    except (OSError, ValueError) as exc:
+        raise MediaUnreadable(f"cannot open {uri}: {exc}") from exc
+    try:
+        yield f
+    finally:
+        f.close()
 
 
 def key_of(root: Root, uri: str) -> str:

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from media.errors import EmptyMedia, MediaUnreadable, NoVideoStream
 from media.probe import probe
 from tasks.models import encode_video, load_model
+from tasks.objects import input_options, local_path, open_input
 from tasks.retry_policy import IO_RETRY
 
 _CHUNK = 1 << 20
@@ -30,10 +31,10 @@ def file_sha256(uri: str) -> str:
     Raises:
         MediaUnreadable: the file cannot be read (its cause tells whether a retry could help).
     """
-    local = uri[len("file://"):] if uri.startswith("file://") else (uri if "://" not in uri else None)
+    local = local_path(uri)
     h = hashlib.sha256()
     try:
-        with (open(local, "rb") if local is not None else fsspec.open(uri, "rb").open()) as f:
+        with (open(local, "rb") if local is not None else fsspec.open(uri, "rb", **input_options(uri)).open()) as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
     except (OSError, ValueError) as exc:
@@ -52,7 +53,8 @@ def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any
         media.errors: ``MediaUnreadable``, ``EmptyMedia`` (0 bytes, no frames), ``CorruptMedia``,
         ``NoVideoStream``.
     """
-    info = probe(video_uri)
+    with open_input(video_uri) as source:
+        info = probe(source)
     if not info.has_video:
         raise NoVideoStream(f"{video_uri}: no video stream (streams: audio={info.has_audio})")
     if info.duration is not None and info.duration <= 0:

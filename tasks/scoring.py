@@ -80,7 +80,7 @@ def evaluator_metrics(evaluator: AudioEvaluator, waves: Sequence[np.ndarray], ra
     tags = np.asarray(evaluator.tag(batch), np.float64)  # (B, labels)
     label_index = {label: i for i, label in enumerate(evaluator.labels)}
     rows: list[dict | None] = []
-    for k, (track_id, version, caption) in enumerate(zip(track_ids, versions, captions)):
+    for k, (track_id, version, caption) in enumerate(zip(track_ids, versions, captions, strict=True)):
         if track_id not in score_ids:
             continue
         rows.append(_row(track_id, version, "ta_similarity", float(audio[k] @ text[k]), name))

@@ -1,46 +1,34 @@
 """Step-by-step synthesis (section 5.1 of the NAG paper): one track per caption, in order, each pushed
 away from the loudness-normalised mix of the tracks before it (or generated alone / with a negative
-prompt, by method). Runs on the GPU: it holds one slot of a named global concurrency limit and has
-no retries (it is deterministic; rerunning it cannot fix an error).
+prompt, by method). Runs on the GPU: it holds one slot of a named global concurrency limit
+(:mod:`tasks.gpu`) and has no retries (it is deterministic; rerunning it cannot fix an error).
 
 Each stem is written atomically under ``storage.keys.track_key`` as soon as it is generated, cut to
 the length of video it covers, and held under a -1 dBTP true-peak ceiling (one static gain, only when
-the model's output would otherwise clip the 16/24-bit file; the gain is reported as a metric). Seeds are derived from the run seed, the video id, the track id and
-the track version, so a rerun regenerates exactly the same stems at the same keys.
+the model's output would otherwise clip the 16/24-bit file; the gain is reported as a metric and
+undone when tracks are mixed or used as NAG context). Seeds are derived from the run seed, the video
+id, the track id and the track version, so a rerun regenerates exactly the same stems at the same keys.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import threading
 import time
-from typing import Iterator
 
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.settings import PREFECT_API_URL
 
 from media.audio_io import resample
 from nag_model.generator import Track
 from nag_model.loudness import limit_true_peak, peak_limit_gain_db
 from storage import keys
 from storage.root import open_root
+from tasks.gpu import GPU_SLOT, gpu_slot
 from tasks.models import load_model, video_features
-from tasks.logs import logger
 from tasks.objects import read_audio, write_audio
 from tasks.params import AudioOutput, SynthesisParams
-from tasks.retry_policy import IO_RETRY
 
-GPU_SLOT = "gpu"
-GPU_LEASE_S = 60  # a killed holder's slot returns this long after its last renewal (on a full server)
 STEM_CEILING_DB = -1.0
-_gates: dict[str, threading.Semaphore] = {}
-_gates_lock = threading.Lock()
 
 
 def track_id_for(position: int) -> str:
@@ -52,57 +40,6 @@ def track_seed(run_seed: int, video_id: str, track_id: str, version: int = 1) ->
     """A track's noise seed from the run seed, video id, track id and version (63-bit, deterministic)."""
     digest = hashlib.sha256(f"track-seed\x00{run_seed}\x00{video_id}\x00{track_id}\x00{version}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-@task(name="ensure-gpu-slots", cache_policy=NO_CACHE, **IO_RETRY)
-def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1) -> int:
-    """Create the global concurrency limit ``name`` with ``slots`` slots if it does not exist.
-
-    An existing limit keeps its size (an operator may have sized it to the GPUs); returns it. Without
-    the limit, Prefect's ``concurrency()`` would silently not limit anything.
-
-    Slots are leased for :data:`GPU_LEASE_S` and renewed while held, so on a Prefect server the slot
-    of a killed worker comes back when its lease expires. Prefect's ephemeral server (no
-    ``PREFECT_API_URL``: a local ``foley run``) does not expire leases, and a new one cannot hold any,
-    so there the slots counted as taken by an earlier, killed run are released here.
-    """
-    with get_client(sync_client=True) as client:
-        try:
-            limit = client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
-            except ObjectAlreadyExists:  # created concurrently
-                pass
-            limit = client.read_global_concurrency_limit_by_name(name)
-        if PREFECT_API_URL.value() is None and limit.active_slots:
-            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-            logger().warning("released %d slot(s) of %r left taken by an earlier run that was killed",
-                             limit.active_slots, name)
-        return limit.limit
-
-
-def _gate(name: str) -> threading.Semaphore:
-    """A per-process gate as wide as the limit: threads of one process queue here, not by polling the API."""
-    with _gates_lock:
-        if name not in _gates:
-            with get_client(sync_client=True) as client:
-                try:
-                    size = client.read_global_concurrency_limit_by_name(name).limit
-                except ObjectNotFound:
-                    size = 1  # strict acquisition below raises the clear error
-            _gates[name] = threading.Semaphore(max(1, size))
-        return _gates[name]
-
-
-@contextlib.contextmanager
-def gpu_slot(name: str | None) -> Iterator[None]:
-    """Hold one slot of the global limit ``name`` (strict: a missing limit is an error); None: no slot."""
-    if name is None:
-        yield
-        return
-    with _gate(name), concurrency(name, occupy=1, strict=True, lease_duration=GPU_LEASE_S):
-        yield
 
 
 def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:

@@ -67,7 +67,7 @@ def test_mixes_and_muxed_videos(run, ok_tracks):
     mixes = con.sql("SELECT video_id, track_ids, muxed_uri, lufs, true_peak_db FROM mixes WHERE run_id = $r",
                     params={"r": run_id}).fetchall()
     assert {m[0]: len(m[1]) for m in mixes} == ok_tracks
-    for video_id, _, muxed_uri, lufs, peak in mixes:
+    for _, _, muxed_uri, lufs, peak in mixes:
         assert peak <= -0.99 and lufs <= -19.95
         with av.open(io.BytesIO(root.read_bytes(key_of(root, muxed_uri)))) as c:
             assert [s.type for s in c.streams] == ["video", "audio"]  # the mix only (stems_in_video off)

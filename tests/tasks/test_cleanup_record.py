@@ -1,7 +1,6 @@
 """Rows last, videos row last of all; resets remove what unfinished attempts left; errors name their stage."""
 from __future__ import annotations
 
-import pytest
 
 from storage import keys, tables
 from tasks import record

@@ -12,7 +12,7 @@ from storage import keys, tables
 from tasks.objects import key_of
 from tasks.params import AudioOutput, SynthesisParams
 from tasks.prepare import describe_video
-from tasks.synthesis import (deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed)
+from tasks.synthesis import deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed
 
 SYN = SynthesisParams(steps=2)
 ORDERED = {"captions": ["A fan hums.", "A lamp beeps."], "scores": None, "order": "given", "requested": "given"}
@@ -23,8 +23,8 @@ def video(h, demo_video):
     return describe_video(demo_video, h.MODEL, h.DURATION)
 
 
-def run(root, video, h, output=AudioOutput(), run_id="r", video_id="v"):
-    return synthesize_tracks.fn(root.url, run_id, video_id, video, ORDERED, h.MODEL, h.DURATION, SYN, output, 0,
+def run(root, video, h, run_id="r", video_id="v"):
+    return synthesize_tracks.fn(root.url, run_id, video_id, video, ORDERED, h.MODEL, h.DURATION, SYN, AudioOutput(), 0,
                                 gpu_slot_name=None)
 
 
