@@ -101,11 +101,11 @@ def baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tupl
 
 
 def _baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tuple[float, int]:
+    from media.decode import decode_frames
     from nag_model.generator import TrackSettings
     from tasks.manifest import load_manifest
     from tasks.models import frame_requests, load_model
     from tasks.synthesis import track_id_for, track_seed
-    from media.decode import decode_frames
 
     bundle = load_model(model, duration)
     generator = bundle.generator()
@@ -168,7 +168,7 @@ def main() -> None:
     for r in range(args.repeats):  # baseline and flow alternate; the minimum of each is the least disturbed
         base_s, base_tracks = baseline(manifest_uri, args.model, args.steps, args.duration)
         clock = ModelClock()
-        with clock.patched():
+        with clock.patched(), env.local_run_settings():  # as `foley run` runs it
             start = time.perf_counter()
             result = catalog_run(manifest_uri, storage_url=storage, model=args.model, steps=args.steps,
                                  duration=args.duration)

@@ -28,7 +28,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
-from tasks.gpu import GPU_SLOT, ensure_gpu_slots
+from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
 from tasks.manifest import ManifestEntry, read_manifest
 from tasks.mixing import mix_video
 from tasks.models import describe_model
@@ -123,7 +123,7 @@ def catalog_run(
     params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
 
     if gpu_slot:
-        ensure_gpu_slots(gpu_slot)
+        ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S)
     model_info = describe_model(model, duration)
     begin_run(storage_url, run_id, params, manifest_uri, model_info)
     try:

@@ -12,8 +12,10 @@
 * :mod:`tasks.record`     rows of the videos/tracks/mixes/metrics tables, written last
 * :mod:`tasks.edit_plan`  what an edit of one video changes, from its committed rows
 
-Helpers: :mod:`tasks.models` (per-process model and feature caches), :mod:`tasks.params` (typed
-settings), :mod:`tasks.objects` (audio objects in storage), :mod:`tasks.retry_policy`,
-:mod:`tasks.logs`. Tasks pass ids, URIs and small dicts, never tensors or waveforms; every task is
-a plain function underneath (``task.fn(...)``).
+Helpers: :mod:`tasks.models` (per-process model and feature caches), :mod:`tasks.gpu` (the GPU
+slot: a global concurrency limit), :mod:`tasks.params` (typed settings), :mod:`tasks.objects` (audio
+objects in storage, inputs at any URL), :mod:`tasks.retry_policy`, :mod:`tasks.logs`.
+
+Tasks pass ids, URIs and small dicts, never tensors or waveforms; every task is a plain function
+underneath (``task.fn(...)``).
 """

@@ -32,14 +32,16 @@ from tasks.retry_policy import IO_RETRY
 GPU_SLOT = "gpu"
 GPU_LEASE_S = 60  # a killed holder's slot returns this long after its last renewal (on a full server)
 LINGER_S = 1.0  # keep the slot this long after the last synthesis, for the next one
+RESERVE_S = 5.0  # a flow reserves the slot this long at its start, before its first synthesis is ready
 
 
 @task(name="ensure-gpu-slots", cache_policy=NO_CACHE, **IO_RETRY)
-def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1) -> int:
+def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1, reserve_s: float = 0.0) -> int:
     """Create the global concurrency limit ``name`` with ``slots`` slots if it does not exist.
 
     An existing limit keeps its size (an operator may have sized it to the GPUs); returns it. Without
-    the limit, Prefect's ``concurrency()`` would silently not limit anything.
+    the limit, Prefect's ``concurrency()`` would silently not limit anything. ``reserve_s`` > 0 starts
+    acquiring a slot for this process now (:meth:`SlotHolder.reserve`).
 
     Prefect's ephemeral server (no ``PREFECT_API_URL``: a local ``foley run``) runs no lease
     expiry, and a fresh one cannot hold leases of other processes, so there the slots still counted
@@ -58,7 +60,9 @@ def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1) -> int:
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
             logger().warning("released %d slot(s) of %r left taken by an earlier run that was killed",
                              limit.active_slots, name)
-        return limit.limit
+    if reserve_s > 0:
+        _holder(name).reserve(reserve_s)
+    return limit.limit
 
 
 class _Attempt:
@@ -114,9 +118,10 @@ class SlotHolder:
                 with self._cv:
                     attempt.held = True
                     self._cv.notify_all()
-                    while not self._closing:
-                        self._cv.wait_for(lambda: self._users == 0 or self._closing)
-                        if not self._cv.wait_for(lambda: self._users > 0 or self._closing, timeout=self.linger_s):
+                    while True:  # never released under a running synthesis
+                        self._cv.wait_for(lambda: self._users == 0)
+                        if self._closing or not self._cv.wait_for(lambda: self._users > 0 or self._closing,
+                                                                  timeout=self.linger_s):
                             break
                     self._attempt = None  # from here on, a new synthesis starts a new acquisition
                     self._cv.notify_all()
@@ -127,8 +132,26 @@ class SlotHolder:
                     self._attempt = None
                 self._cv.notify_all()
 
+    def reserve(self, seconds: float) -> None:
+        """Start acquiring the slot now and keep it for ``seconds`` even without work (non-blocking), so
+        the first synthesis of a flow does not wait for the API while the flow starts its other tasks."""
+        with self._cv:
+            self._users += 1
+            if self._attempt is None:
+                self._attempt = _Attempt()
+                threading.Thread(target=self._keep, args=(self._attempt,), name=f"gpu-slot-{self.name}",
+                                 daemon=True).start()
+        timer = threading.Timer(seconds, self._unreserve)
+        timer.daemon = True
+        timer.start()
+
+    def _unreserve(self) -> None:
+        with self._cv:
+            self._users -= 1
+            self._cv.notify_all()
+
     def close(self, timeout: float = 5.0) -> None:
-        """Release a lingering slot now (at interpreter exit)."""
+        """Release the slot as soon as no synthesis runs, without lingering (at interpreter exit)."""
         with self._cv:
             self._closing = True
             self._cv.notify_all()

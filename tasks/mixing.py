@@ -1,16 +1,25 @@
 """Mix a video's tracks and deliver them: the mix file, the muxed video and the spectrograms.
 
 The mix is the paper's (sum of the tracks, loudness-normalised to -20 LUFS) with a -1 dBTP true-peak
-ceiling so it never clips (``media.mix.mix_tracks``). Stems are stored under their own ceiling (a
-static gain, ``limiter_gain_db``, see :mod:`tasks.synthesis`); the mix undoes each stem's gain through
-``mix_tracks``' per-track gains, so it sums the tracks as the model made them. The video is muxed with the mix as its default
-audio stream (and, with ``stems_in_video``, each stem as an extra stream titled with its caption),
-the picture stream-copied; an MP4 that cannot hold the picture's codec falls back to Matroska. One
-spectrogram PNG per track version, and one grid PNG (all tracks + the mix) per mix version.
+ceiling so it never clips (``media.mix.mix_tracks``). Stems are stored under their own ceiling
+(a static gain, ``limiter_gain_db``, see :mod:`tasks.synthesis`); the mix undoes each stem's gain
+through ``mix_tracks``' per-track gains, so it sums the tracks as the model made them.
+
+The video is muxed with the mix as its default audio stream (and, with ``stems_in_video``, each stem
+as an extra stream titled with its caption), the picture stream-copied; an MP4 that cannot hold the
+picture's codec falls back to Matroska. One spectrogram PNG per track version, and one grid PNG (all
+tracks + the mix) per mix version.
+
+The work runs in two helper threads at a lower CPU priority (Linux niceness, per thread): where the
+model shares the CPU with it (no GPU), delivering one video never slows the synthesis of the next.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from prefect import task
@@ -27,7 +36,18 @@ from tasks.params import AudioOutput
 from tasks.retry_policy import IO_RETRY
 
 CEILING_DB = -1.0
+DELIVERY_NICE = 10  # delivery work yields the CPU to the model where both share it
 _draw_lock = threading.Lock()  # matplotlib is not thread-safe; drawing is quick
+
+
+def _below_the_model() -> None:
+    """Lower the priority of this (delivery) thread only; Linux schedules threads individually."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DELIVERY_NICE)
+
+
+_delivery = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery", initializer=_below_the_model)
 
 
 def _mono(wav: np.ndarray) -> np.ndarray:
@@ -64,6 +84,12 @@ def mix_video(storage_url: str, run_id: str, video_id: str, video: dict, tracks:
     """
     if not tracks:
         raise ValueError(f"{video_id}: nothing to mix (no tracks)")
+    return _delivery.submit(_mix_and_deliver, storage_url, run_id, video_id, video, tracks, output, version,
+                            supersedes).result()
+
+
+def _mix_and_deliver(storage_url: str, run_id: str, video_id: str, video: dict, tracks: list[dict],
+                     output: AudioOutput, version: int, supersedes: int | None) -> dict:
     root = open_root(storage_url)
     audio = [read_audio(root, t["uri"]) for t in tracks]
     rates = {rate for _, rate in audio}
@@ -74,7 +100,8 @@ def mix_video(storage_url: str, run_id: str, video_id: str, video: dict, tracks:
     mix, report = mix_tracks(waves, rate, gains_db=stem_gains(tracks), ceiling_db=CEILING_DB)
     stored = write_audio(root, keys.mix_key(run_id, video_id, version, output.audio_format), mix, rate,
                          AudioOutput(output.audio_format, output.bit_depth, resample_48k=False))
-    stems = [AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks, strict=True)] if output.stems_in_video else []
+    stems = ([AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks, strict=True)]
+             if output.stems_in_video else [])
     muxed_uri = _muxed(root, run_id, video_id, version, video["video_uri"], AudioTrack(mix, rate, "mix"), stems)
     with _draw_lock:
         for wave, t in zip(waves, tracks, strict=True):

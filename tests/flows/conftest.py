@@ -58,9 +58,16 @@ def pytest_configure(config):
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api():
     """One Prefect test server for the session; flow heartbeats off (they cost ~1 s per flow)."""
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+
+    from tasks import gpu
+
     with prefect_test_harness(server_startup_timeout=120):
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
+        for holder in list(gpu._holders.values()):  # release lingering GPU slots while the server is up
+            holder.close()
+        ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,12 @@ import json
 import av
 import pytest
 
+from flows.catalog import catalog_run
 from media.audio_io import audio_from_bytes
 from storage import keys, tables
 from storage.query import connect
 from storage.root import open_root
 from tasks.objects import key_of
-
-from flows.catalog import catalog_run
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,8 @@
 """prefect.yaml parses, its entrypoints resolve to the flow objects, and its parameters fit them."""
 from __future__ import annotations
 
-import json
-
 import inspect
+import json
 from pathlib import Path
 
 import jinja2

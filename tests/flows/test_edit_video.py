@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import pytest
 
+from flows.catalog import catalog_run
+from flows.edit import edit_video
 from storage import keys, tables
 from storage.query import connect
 from storage.root import open_root
 from tasks.cleanup import unit
 from tasks.edit_plan import EditError
-
-from flows.catalog import catalog_run
-from flows.edit import edit_video
 
 VIDEO = "sf-10109180"
 

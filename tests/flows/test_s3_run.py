@@ -11,10 +11,9 @@ import uuid
 
 import pytest
 
-from storage.root import open_root
-
 from flows.catalog import catalog_run
 from flows.edit import edit_video
+from storage.root import open_root
 
 pytestmark = [pytest.mark.s3, pytest.mark.skipif(not os.environ.get("FOLEY_S3_ENDPOINT_URL"),
                                                  reason="FOLEY_S3_ENDPOINT_URL is unset (scripts/start-s3.sh)")]

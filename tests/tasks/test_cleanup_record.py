@@ -1,7 +1,6 @@
 """Rows last, videos row last of all; resets remove what unfinished attempts left; errors name their stage."""
 from __future__ import annotations
 
-
 from storage import keys, tables
 from tasks import record
 from tasks.cleanup import reset_video_state, sweep_table_temporaries, unit

@@ -8,8 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.manifest import (ManifestEntry, ManifestError, id_problem, load_manifest, parse_captions, read_manifest,
-                            resolve_video_uri)
+from tasks.manifest import (
+    ManifestEntry,
+    ManifestError,
+    id_problem,
+    load_manifest,
+    parse_captions,
+    read_manifest,
+    resolve_video_uri,
+)
 
 
 def test_demo_catalog_csv_reads_as_four_entries(h):
