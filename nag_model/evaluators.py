@@ -140,7 +140,7 @@ class DemoAudioEvaluator:
 
     @torch.inference_mode()
     def _log_mel(self, wavs: np.ndarray) -> torch.Tensor:
-        w = torch.as_tensor(np.asarray(wavs, dtype=np.float32))
+        w = torch.from_numpy(np.array(wavs, dtype=np.float32))  # a copy: the input may be read-only
         if w.ndim == 1:
             w = w[None]
         return self.codec.encode(w)

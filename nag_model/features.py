@@ -117,7 +117,7 @@ class PixelVideoEncoder:
     def _pool(self, frames: np.ndarray) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
             raise ValueError(f"frames must be (T, H, W, 3) uint8 with T >= 1, got {frames.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (T, 3, H, W)
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float() / 255.0  # (T, 3, H, W)
         return F.adaptive_avg_pool2d(x, self.config.grid).flatten(1) * 2 - 1  # (T, 3 g g)
 
     def encode_clip(self, frames: np.ndarray) -> torch.Tensor:
