@@ -19,6 +19,12 @@ Overhead = (flow wall - baseline model time) / flow wall: everything the pipelin
 task runs and the GPU slot, decoding, hashing, storage writes, mixing, muxing, spectrograms,
 scoring, Parquet rows, compaction, the flow heartbeat). The model defaults to the demo model, or to
 random:tiny while the demo weights are missing.
+
+Each flow run's overhead is also split by where it falls: before the first model call (head: run
+row, manifest, decoding the first video), between model calls (gaps: the GPU slot hand-over,
+storing stems), after the last one (tail: the last video's mix, mux, spectrograms, scores, rows
+and compaction), and the model running slower inside the flow than alone (contention with the
+work on other videos).
 """
 from __future__ import annotations
 
@@ -59,7 +65,17 @@ class ModelClock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.spans: list[tuple[float, float]] = []  # (start, end) of every call, perf_counter
         self._lock = threading.Lock()
+
+    def split(self, start: float, end: float) -> tuple[float, float, float]:
+        """(head, gaps, tail) of a flow run from ``start`` to ``end``: time with no model call running."""
+        spans = sorted(self.spans)
+        covered, gaps = spans[0][1], 0.0
+        for s, e in spans[1:]:
+            gaps += max(0.0, s - covered)
+            covered = max(covered, e)
+        return spans[0][0] - start, gaps, end - covered
 
     @contextmanager
     def patched(self):
@@ -78,6 +94,7 @@ class ModelClock:
                     with self._lock:
                         self.seconds += time.perf_counter() - start
                         self.calls += 1
+                        self.spans.append((start, time.perf_counter()))
             return wrapper
 
         for (cls, name), fn in originals.items():
@@ -176,8 +193,10 @@ def main() -> None:
         bases.append(base_s)
         walls.append(wall)
         inside.append(clock.seconds)
+        head, gaps, tail = clock.split(start, start + wall)
         print(f"repeat {r + 1}: model alone {base_s:.1f} s ({base_tracks} tracks); flow wall {wall:.1f} s "
-              f"({result['n_ok']} ok, {result['n_failed']} failed), model time inside it {clock.seconds:.1f} s")
+              f"({result['n_ok']} ok, {result['n_failed']} failed), model time inside it {clock.seconds:.1f} s; "
+              f"no model call running: head {head:.2f} s, gaps {gaps:.2f} s, tail {tail:.2f} s")
     base_s, wall = min(bases), min(walls)
     cold = imported + server + loaded
     print(f"\nminimum of {args.repeats}: model alone {base_s:.1f} s ({base_s / max(base_tracks, 1):.2f} s per track), "

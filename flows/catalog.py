@@ -12,6 +12,10 @@ Failures are data: a video that cannot be processed gets a ``videos`` row with i
 rest of the catalog goes on. A run id can be run again: finished videos are skipped and unfinished
 ones start clean (:mod:`tasks.cleanup`), so a killed run resumes without duplicate rows or orphaned
 objects.
+
+The tasks run on this process's threads by default, or on a Dask cluster (:mod:`flows.dask_cluster`);
+they pass URIs, ids and small parameters only, and a video's record is submitted with the plain
+outcomes of its stages (Prefect's ``allow_failure`` wrapper does not survive Dask's serialisation).
 """
 from __future__ import annotations
 
@@ -21,8 +25,9 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import allow_failure, flow
-from prefect.futures import PrefectFuture, wait
+from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from storage.root import open_root
@@ -55,21 +60,36 @@ def absolute_uri(uri: str) -> str:
     return uri if "://" in uri else os.path.abspath(uri)
 
 
+def outcome(stage: PrefectFuture | dict) -> Any:
+    """What a finished stage delivered: its result, its exception, or None when it never ran (an earlier
+    stage of the video failed). :func:`tasks.record.record_video` takes these. A dict is a stage that
+    needed no task."""
+    if not isinstance(stage, PrefectFuture):
+        return stage
+    stage.wait()
+    if stage.state.is_completed():
+        return stage.result()
+    return stage.state.result(raise_on_failure=False) if stage.state.is_failed() or stage.state.is_crashed() else None
+
+
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
                seed: int, synthesis: SynthesisParams, output: AudioOutput, max_caption_chars: int,
-               gpu_slot: str | None) -> PrefectFuture:
-    """Submit the stages of one video; returns the future of its record (which never fails on data)."""
+               gpu_slot: str | None, resumed: bool) -> tuple[PrefectFuture | dict, ...]:
+    """Submit the stages of one video, in :data:`tasks.record.STAGES` order (the last depends on all).
+
+    Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
+    so only a resumed run resets videos first."""
     vid = entry.video_id
-    reset = reset_video.submit(storage_url, run_id, vid, committed=0)  # start clean (after a kill)
-    video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset])  # first seconds, encoded
+    reset = (reset_video.submit(storage_url, run_id, vid, committed=0) if resumed  # start clean (after a kill)
+             else {"committed_version": 0, "removed": []})
+    video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset] if resumed else None)
     captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
                                       seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
     mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)  # sum, -20 LUFS, ceiling; mux
     metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered)
-    stages = (reset, video, captions, ordered, tracks, mix, metrics)
-    return record_video.submit(storage_url, run_id, entry.to_dict(), *(allow_failure(s) for s in stages))
+    return reset, video, captions, ordered, tracks, mix, metrics
 
 
 @flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
@@ -122,23 +142,28 @@ def catalog_run(
     run_id = run_id or new_run_id()
     params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
 
-    if gpu_slot:
-        ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S)
+    if gpu_slot:  # reserved early only where the syntheses run: this process's threads
+        in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
+        ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration)
-    begin_run(storage_url, run_id, params, manifest_uri, model_info)
+    resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
         entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]
-        finished = set(finished_videos(storage_url, run_id))
-        records = []
+        finished = set(finished_videos(storage_url, run_id)) if resumed else set()
+        records, videos = [], {}
         for entry in entries:
             if entry.video_id in finished:
                 continue
             if entry.error:
                 records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
                 continue
-            records.append(soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
-                                      order=order, seed=seed, synthesis=synthesis, output=output,
-                                      max_caption_chars=max_caption_chars, gpu_slot=gpu_slot))
+            stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
+                                order=order, seed=seed, synthesis=synthesis, output=output,
+                                max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed)
+            videos[stages[-1]] = (entry, stages)
+        for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
+            entry, stages = videos[last]
+            records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)
     except Exception:

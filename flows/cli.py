@@ -1,7 +1,7 @@
 """``foley``: run a catalog, edit a video, query the tables, print reports, or run the demo.
 
     foley demo                                   # the bundled demo catalog, end to end, under ./foley-out
-    foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ...
+    foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ... [--dask local:2]
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
@@ -17,6 +17,7 @@ from flows import env
 
 env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
 
+import contextlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -177,8 +178,25 @@ def print_summary(storage_url: str, run_id: str) -> None:
     typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
 
 
-def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, **params: Any) -> None:
-    from flows.catalog import absolute_uri, catalog_run, new_run_id
+def _catalog_flow(dask: Optional[str]):
+    """The catalog flow on this process's threads, or with its tasks on a Dask cluster."""
+    from flows.catalog import catalog_run
+
+    if dask is None:
+        return catalog_run
+    try:
+        from flows.dask_cluster import dask_task_runner
+    except ImportError as exc:
+        _fail(f"--dask needs prefect-dask: pip install 'foley-nag[dask]' ({exc})")
+    try:
+        return catalog_run.with_options(task_runner=dask_task_runner(dask))
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
+                 **params: Any) -> None:
+    from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
     from tasks.manifest import ManifestError, load_manifest
     from tasks.models import ModelNotFound
@@ -197,10 +215,13 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     except (OSError, ValueError) as exc:
         _fail(f"cannot read the manifest {manifest_uri}: {exc}")
     run_id = run_id or new_run_id()
-    typer.echo(f"run {run_id}: {total} videos from {manifest_uri}", err=True)
+    flow = _catalog_flow(dask)
+    typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
+               err=True)
     try:
-        with _Progress(storage_url, run_id, total, progress), env.local_run_settings():
-            result = catalog_run(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
+        with _Progress(storage_url, run_id, total, progress), env.local_run_settings(), \
+                (env.shared_api() if dask else contextlib.nullcontext()):
+            result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
     except (ModelNotFound, RunConflict, ManifestError) as exc:
         _fail(str(exc))
     typer.echo(f"run {run_id} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "
@@ -228,9 +249,11 @@ def run(
     stems_in_video: bool = typer.Option(False, help="also mux each stem into the video"),
     max_caption_chars: int = typer.Option(300, help="longer captions fail their video"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    dask: Optional[str] = typer.Option(None, help="run the tasks on a Dask cluster (prefect-dask): a scheduler "
+                                                  "address (tcp://host:8786), or local:N for N worker processes here"),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
-    _run_catalog(manifest, storage, run_id, progress, model=model, method=method.value, alpha=alpha, beta=beta,
+    _run_catalog(manifest, storage, run_id, progress, dask, model=model, method=method.value, alpha=alpha, beta=beta,
                  steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
                  max_caption_chars=max_caption_chars)

@@ -68,3 +68,27 @@ def local_run_settings() -> Iterator[None]:
         return
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+@contextlib.contextmanager
+def shared_api() -> Iterator[None]:
+    """Let other processes on this machine (a local Dask cluster's workers) use this process's Prefect API.
+
+    Without ``PREFECT_API_URL``, every process that runs a task would start an ephemeral server of its
+    own on the same database. So the ephemeral server is started here and ``PREFECT_API_URL`` (the
+    setting, and the environment that worker processes inherit) points at it while the context lasts.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    server = SubprocessASGIServer()  # the one Prefect's own client would start in this process
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        del os.environ["PREFECT_API_URL"]

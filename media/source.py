@@ -2,7 +2,9 @@
 
 A source is a local path (``str`` or ``os.PathLike``), an fsspec URL (``file://``, ``memory://``,
 ``s3://``, ...), the file's bytes, or a binary file-like object (read + seek). Only remote URLs go
-through fsspec; local paths are handed to FFmpeg directly.
+through fsspec; local paths are handed to FFmpeg directly. ``s3://`` URLs are opened with the same
+credentials and endpoint as the pipeline's storage (``storage.root.s3_options``: the environment's
+``AWS_*`` keys and ``FOLEY_S3_ENDPOINT_URL``), which never appear in an error message.
 """
 from __future__ import annotations
 
@@ -38,6 +40,15 @@ def _local_path(source: str | os.PathLike) -> str | None:
     if path.startswith("file://"):
         return path[len("file://"):]
     return None
+
+
+def _remote_options(url: str) -> dict:
+    """fsspec options for a remote URL: S3 credentials and endpoint as for storage roots, else none."""
+    if url.split("://", 1)[0] not in ("s3", "s3a"):
+        return {}
+    from storage.root import s3_options
+
+    return s3_options({}, url)
 
 
 def _is_empty(f: BinaryIO) -> bool:
@@ -78,8 +89,8 @@ def _resolve(source: MediaSource) -> Iterator[str | BinaryIO]:
         import fsspec  # remote URL: only now pay for the import
 
         try:
-            f = fsspec.open(os.fspath(source), "rb").open()
-        except (OSError, ValueError, ImportError) as exc:  # missing object, unknown protocol, backend absent
+            f = fsspec.open(os.fspath(source), "rb", **_remote_options(os.fspath(source))).open()
+        except (OSError, ValueError, ImportError) as exc:  # missing object, unknown protocol, backend absent, no keys
             raise MediaUnreadable(f"cannot open {name}: {exc}") from exc
         try:
             if _is_empty(f):

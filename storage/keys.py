@@ -7,6 +7,7 @@ Layout (relative to the storage root)::
     runs/<run>/videos/<video>/muxed/v<version>.<ext>               video with the mix muxed in
     runs/<run>/videos/<video>/spectrograms/mix/v<version>.png
     runs/<run>/videos/<video>/spectrograms/tracks/<track>/v<version>.png
+    cache/features/<encoder>/<video sha256>-<ms>ms.<ext>           video features, shared by runs
     tables/<table>/run=<run>/part-<unit>.parquet                   rows of one write unit
     tables/<table>/run=<run>/compacted.parquet                     see storage.tables.compact
 
@@ -34,6 +35,7 @@ COMPACTED_NAME = "compacted.parquet"
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _KEY_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
+_HEX = re.compile(r"[0-9a-f]{8,64}")
 _TABLE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _PART_FILE = re.compile(r"part-([a-z0-9-]+)\.parquet")
 
@@ -117,6 +119,20 @@ def spectrogram_key(run_id: str, video_id: str, version: int, track_id: str | No
     if track_id is None:
         return f"{base}/mix/{_version(version)}.png"
     return f"{base}/tracks/{id_segment(track_id)}/{_version(version)}.png"
+
+
+def features_key(encoder_id: str, video_sha256: str, duration: float, ext: str = "npz") -> str:
+    """Key of the cached features of a video's first ``duration`` seconds under one video encoder.
+
+    Content-addressed (the video's SHA-256 and the encoder's identity, both hex), so every run that
+    processes the same file with the same encoder shares the object; it lives outside ``runs/``.
+    """
+    for name, value in (("encoder_id", encoder_id), ("video_sha256", video_sha256)):
+        if not isinstance(value, str) or not _HEX.fullmatch(value):
+            raise ValueError(f"{name} must be lowercase hex (a digest), got {value!r}")
+    if not duration > 0:
+        raise ValueError(f"duration must be positive, got {duration!r}")
+    return f"cache/features/{encoder_id}/{video_sha256}-{round(duration * 1000)}ms.{_ext(ext)}"
 
 
 def table_prefix(table: str) -> str:

@@ -68,22 +68,23 @@ def _create_view(con: duckdb.DuckDBPyConnection, root: Root, table: str) -> None
     schema = tables.schema(table)
     files = tables.table_files(root, table)
     columns = ", ".join(schema.names)
-    sources = []
+    # the empty table gives the types; UNION BY NAME gives null columns to files written before them
+    con.from_arrow(schema.empty_table()).create_view(f"_{table}_empty", replace=True)
+    sources = [f"SELECT {columns} FROM _{table}_empty"]
     if files.parts:
-        con.read_parquet([root.uri(key) for key in files.parts]).create_view(f"_{table}_parts", replace=True)
-        sources.append(f"SELECT {columns} FROM _{table}_parts")
+        con.read_parquet([root.uri(key) for key in files.parts], union_by_name=True).create_view(
+            f"_{table}_parts", replace=True)
+        sources.append(f"SELECT * FROM _{table}_parts")
     if files.compacted:
-        con.read_parquet([root.uri(key) for key in files.compacted]).create_view(f"_{table}_compacted", replace=True)
+        con.read_parquet([root.uri(key) for key in files.compacted], union_by_name=True).create_view(
+            f"_{table}_compacted", replace=True)
         live = pa.table({"part_key": pa.array(files.parts, pa.string())})
         con.from_arrow(live).create_view(f"_{table}_live_parts", replace=True)
         sources.append(
-            f"SELECT {columns} FROM _{table}_compacted "
+            f"SELECT * EXCLUDE ({tables.PART_COLUMN}) FROM _{table}_compacted "
             f"WHERE {tables.PART_COLUMN} NOT IN (SELECT part_key FROM _{table}_live_parts)"
         )
-    if not sources:
-        con.from_arrow(schema.empty_table()).create_view(f"_{table}_empty", replace=True)
-        sources.append(f"SELECT {columns} FROM _{table}_empty")
-    con.execute(f"CREATE OR REPLACE VIEW raw_{table} AS {' UNION ALL '.join(sources)}")
+    con.execute(f"CREATE OR REPLACE VIEW raw_{table} AS SELECT {columns} FROM ({' UNION ALL BY NAME '.join(sources)})")
     if table not in VERSIONED:
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM raw_{table}")
         return

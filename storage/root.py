@@ -25,8 +25,8 @@ final key, and its SHA-256 is returned.
   a temporary key plus server-side copy would double the I/O and could be left behind. A
   streamed source is first spooled to a local temporary file (hashed on the way), so a source
   that fails midway leaves nothing in the store. s3fs aborts a failed multipart upload; the
-  parts of one cut off by a hard kill stay invisible (add an AbortIncompleteMultipartUpload
-  lifecycle rule to the bucket to reclaim them).
+  parts of one cut off by a hard kill stay invisible until :meth:`Root.delete_prefix` aborts
+  it (or an AbortIncompleteMultipartUpload lifecycle rule on the bucket reclaims them).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, Literal
 
@@ -123,6 +123,27 @@ class Root:
             self.fs.rm_file(self.path(key))
         except FileNotFoundError:
             pass
+
+    def delete_prefix(self, prefix: str, keep: Iterable[str] = ()) -> list[str]:
+        """Delete every object under the folder ``prefix`` except the keys in ``keep``, leaving nothing
+        behind that an interrupted write made there: hidden temporary files of local writes are deleted
+        too, and on S3 the multipart uploads still open under the prefix (the invisible parts of an
+        upload cut off by a hard kill) are aborted.
+
+        Returns:
+            The ``fs`` paths of the files deleted (sorted).
+        """
+        top = self.path(prefix.strip("/"))
+        kept = {self.path(k) for k in keep}
+        doomed = sorted(p for p in self.fs.find(top) if p not in kept)
+        if doomed:
+            self.fs.rm(doomed)
+        if self.protocol == "s3":
+            bucket, _, inside = top.partition("/")
+            listing = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=f"{inside}/")
+            for upload in listing.get("Uploads", []):
+                self.fs.abort_mpu(bucket, upload["Key"], upload["UploadId"])
+        return doomed
 
     def put_atomic(self, key: str, data: Content) -> str:
         """Store ``data`` (bytes or a binary file object) under ``key`` atomically.

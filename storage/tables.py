@@ -3,69 +3,72 @@
 Each table is partitioned by run (``tables/<table>/run=<run>/``, see :mod:`storage.keys`), so a
 run never rewrites another run's files. Times are UTC, microseconds. NN = not null.
 
-========  ==============  ====================  ==  =============================================
-table     column          type                  NN  meaning
-========  ==============  ====================  ==  =============================================
-runs      run_id          string                NN  the run
-runs      created_at      timestamp[us, UTC]    NN  when the run started (default: now)
-runs      finished_at     timestamp[us, UTC]        when it ended
-runs      status          string                NN  'running' | 'completed' | 'failed'
-runs      model_id        string                NN  model name + weights version
-runs      params_json     string                NN  all flow parameters, as JSON
-runs      catalog_uri     string                    the video catalog that was processed
-runs      code_version    string                    git commit of the pipeline
-runs      n_videos        int32                     videos in the run
-runs      n_failed        int32                     videos that failed
-videos    run_id          string                NN
-videos    video_id        string                NN  id from the catalog
-videos    version         int32                 NN  1, 2, … (an edit adds a version)
-videos    video_uri       string                NN  the source video
-videos    status          string                NN  'ok' | 'failed'
-videos    error           string                    why it failed (null when ok)
-videos    duration_s      float64                   probed duration
-videos    fps             float64
-videos    width           int32
-videos    height          int32
-videos    has_audio       bool                      the source already has an audio stream
-videos    n_captions      int32                     captions (= tracks) asked for
-videos    created_at      timestamp[us, UTC]    NN
-tracks    run_id          string                NN
-tracks    video_id        string                NN
-tracks    track_id        string                NN  stable across versions of the track
-tracks    version         int32                 NN  1, 2, … (regenerating adds a version)
-tracks    supersedes      int32                     the version this one replaces (null: first)
-tracks    position        int32                 NN  order of the track in the video (0-based)
-tracks    caption         string                NN  the text prompt
-tracks    seed            int64                 NN
-tracks    method          string                NN  'nag' | 'independent' | 'negative-prompt'
-tracks    alpha           float64                   NAG alpha (null when not used)
-tracks    beta            float64                   NAG beta (null when not used)
-tracks    steps           int32                 NN  sampler steps
-tracks    uri             string                NN  audio file (storage.keys.track_key)
-tracks    sha256          string                NN  of the audio file
-tracks    duration_s      float64               NN
-tracks    sample_rate     int32                 NN
-tracks    created_at      timestamp[us, UTC]    NN
-mixes     run_id          string                NN
-mixes     video_id        string                NN
-mixes     version         int32                 NN
-mixes     supersedes      int32                     the version this one replaces (null: first)
-mixes     track_ids       list<string>          NN  tracks in the mix, in order
-mixes     uri             string                NN  mixed audio (storage.keys.mix_key)
-mixes     sha256          string                NN  of the mixed audio
-mixes     muxed_uri       string                    video with the mix (storage.keys.muxed_key)
-mixes     lufs            float64                   integrated loudness
-mixes     true_peak_db    float64                   true peak, dBTP
-mixes     created_at      timestamp[us, UTC]    NN
-metrics   run_id          string                NN
-metrics   video_id        string                NN
-metrics   track_id        string                    null = a metric of the mix
-metrics   version         int32                 NN  version of the track (or mix) measured
-metrics   metric          string                NN  e.g. 'clap_score', 'lufs'
-metrics   value           float64               NN
-metrics   model           string                    model that computed it, if any
-metrics   created_at      timestamp[us, UTC]    NN
-========  ==============  ====================  ==  =============================================
+========  ===============  ====================  ==  =============================================
+table     column           type                  NN  meaning
+========  ===============  ====================  ==  =============================================
+runs      run_id           string                NN  the run
+runs      created_at       timestamp[us, UTC]    NN  when the run started (default: now)
+runs      finished_at      timestamp[us, UTC]        when it ended
+runs      status           string                NN  'running' | 'completed' | 'failed'
+runs      model_id         string                NN  model name + weights version
+runs      params_json      string                NN  all flow parameters, as JSON
+runs      catalog_uri      string                    the video catalog that was processed
+runs      code_version     string                    git commit of the pipeline
+runs      n_videos         int32                     videos in the run
+runs      n_failed         int32                     videos that failed
+videos    run_id           string                NN
+videos    video_id         string                NN  id from the catalog
+videos    version          int32                 NN  1, 2, … (an edit adds a version)
+videos    video_uri        string                NN  the source video
+videos    status           string                NN  'ok' | 'failed'
+videos    error            string                    why it failed (null when ok)
+videos    duration_s       float64                   probed duration
+videos    fps              float64
+videos    width            int32
+videos    height           int32
+videos    has_audio        bool                      the source already has an audio stream
+videos    n_captions       int32                     captions (= tracks) asked for
+videos    created_at       timestamp[us, UTC]    NN
+tracks    run_id           string                NN
+tracks    video_id         string                NN
+tracks    track_id         string                NN  stable across versions of the track
+tracks    version          int32                 NN  1, 2, … (regenerating adds a version)
+tracks    supersedes       int32                     the version this one replaces (null: first)
+tracks    position         int32                 NN  order of the track in the video (0-based)
+tracks    caption          string                NN  the text prompt
+tracks    seed             int64                 NN
+tracks    method           string                NN  'nag' | 'independent' | 'negative-prompt'
+tracks    alpha            float64                   NAG alpha (null when not used)
+tracks    beta             float64                   NAG beta (null when not used)
+tracks    steps            int32                 NN  sampler steps
+tracks    uri              string                NN  audio file (storage.keys.track_key)
+tracks    sha256           string                NN  of the audio file
+tracks    duration_s       float64               NN
+tracks    sample_rate      int32                 NN
+tracks    gain_db          float64                   gain the mix applies to the stem (undoes its stored ceiling)
+tracks    created_at       timestamp[us, UTC]    NN
+mixes     run_id           string                NN
+mixes     video_id         string                NN
+mixes     version          int32                 NN
+mixes     supersedes       int32                     the version this one replaces (null: first)
+mixes     track_ids        list<string>          NN  tracks in the mix, in order
+mixes     track_versions   list<int32>               version of each of track_ids the mix was built from
+mixes     uri              string                NN  mixed audio (storage.keys.mix_key)
+mixes     sha256           string                NN  of the mixed audio
+mixes     muxed_uri        string                    video with the mix (storage.keys.muxed_key)
+mixes     lufs             float64                   integrated loudness
+mixes     true_peak_db     float64                   true peak, dBTP
+mixes     limiter_gain_db  float64                   deepest gain reduction of the true-peak limiter (<= 0)
+mixes     created_at       timestamp[us, UTC]    NN
+metrics   run_id           string                NN
+metrics   video_id         string                NN
+metrics   track_id         string                    null = a metric of the mix
+metrics   version          int32                 NN  version of the track (or mix) measured
+metrics   metric           string                NN  e.g. 'clap_score', 'lufs'
+metrics   value            float64               NN
+metrics   model            string                    model that computed it, if any
+metrics   created_at       timestamp[us, UTC]    NN
+========  ===============  ====================  ==  =============================================
 
 The DuckDB views (:mod:`storage.query`) add two derived columns to ``tracks`` (versions of
 one run_id, video_id, track_id) and ``mixes`` (of one run_id, video_id): ``superseded_by``
@@ -78,11 +81,16 @@ Writes and versions. :func:`write_rows` writes all rows of one *unit* of work to
 whose name is derived from the unit (``part-<unit>.parquet``): rerunning the unit replaces
 that file atomically, so reruns never duplicate rows. Rows are never edited in place: an edit
 writes new rows with a higher ``version`` (and ``supersedes`` = the version they replace)
-under a new unit (convention: ``unit=f"{video_id}@v{version}"``); earlier versions stay. (``runs`` uses
-``unit=run_id``: updating a run's status replaces its one row.)
+under a new unit (:func:`video_unit`: ``f"{video_id}@v{version}"``); earlier versions stay. (``runs``
+uses ``unit=run_id``: updating a run's status replaces its one row.) :func:`read_video` reads the rows
+of one video without opening the part files of the others.
 
-Compaction. :func:`compact` merges a partition's part files into ``compacted.parquet``; each
-of its rows keeps, in the hidden column ``_part``, the key of the part file it came from.
+Columns added later. Files written before a nullable column existed read as null in that column
+(:func:`read_table` and the DuckDB views), so old outputs stay readable next to new ones.
+
+Compaction. :func:`compact` merges a partition's part files into ``compacted.parquet`` (sorted by
+video, in row groups whose statistics let a per-video read skip the others); each of its rows keeps,
+in the hidden column ``_part``, the key of the part file it came from.
 Readers (:func:`read_table` and the DuckDB views) resolve a table as
 
     all rows of part files  +  rows of compacted files whose ``_part`` is not a live part file
@@ -167,6 +175,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("sha256", pa.string(), True),
         _f("duration_s", pa.float64(), True),
         _f("sample_rate", pa.int32(), True),
+        _f("gain_db", pa.float64()),
         _f("created_at", TIME, True),
     ]),
     "mixes": pa.schema([
@@ -175,11 +184,13 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("version", pa.int32(), True),
         _f("supersedes", pa.int32()),
         _f("track_ids", pa.list_(pa.string()), True),
+        _f("track_versions", pa.list_(pa.int32())),
         _f("uri", pa.string(), True),
         _f("sha256", pa.string(), True),
         _f("muxed_uri", pa.string()),
         _f("lufs", pa.float64()),
         _f("true_peak_db", pa.float64()),
+        _f("limiter_gain_db", pa.float64()),
         _f("created_at", TIME, True),
     ]),
     "metrics": pa.schema([
@@ -273,10 +284,18 @@ def _check_values(table: str, run_id: str, data: pa.Table) -> None:
                 raise ValueError(f"{table}.{column} must be one of {sorted(allowed)}, got {sorted(bad)}")
 
 
-def _parquet_bytes(data: pa.Table) -> bytes:
+COMPACTED_ROW_GROUP = 20_000  # rows per row group of a compacted file
+
+
+def _parquet_bytes(data: pa.Table, row_group_size: int | None = None) -> bytes:
     buffer = io.BytesIO()
-    pq.write_table(data, buffer, compression="zstd")
+    pq.write_table(data, buffer, compression="zstd", row_group_size=row_group_size)
     return buffer.getvalue()
+
+
+def video_unit(video_id: str, version: int) -> str:
+    """The write unit of one version of one video: ``<video_id>@v<version>``."""
+    return f"{video_id}@v{version}"
 
 
 def write_rows(root: Root, table: str, run_id: str, rows: Rows, *, unit: str) -> str:
@@ -319,20 +338,37 @@ def table_files(root: Root, table: str, run_id: str | None = None) -> TableFiles
     )
 
 
-def _read(root: Root, key: str) -> pa.Table:
-    return pq.read_table(pa.BufferReader(root.read_bytes(key)))
+def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
+    """``data`` in ``target``'s columns; nullable columns that its file predates are null."""
+    for field in target:
+        if field.name not in data.column_names and field.nullable:
+            data = data.append_column(field, pa.nulls(len(data), field.type))
+    return data.select(target.names).cast(target)
 
 
-def _resolve(root: Root, table: str, files: TableFiles) -> pa.Table:
-    """Rows of ``files`` with the ``_part`` column, each row once (module docstring)."""
+def _read(root: Root, key: str, target: pa.Schema, video_id: str | None = None) -> pa.Table:
+    """One file's rows in ``target``'s columns, only those of ``video_id`` when given."""
+    if video_id is None:
+        return _conform(pq.read_table(pa.BufferReader(root.read_bytes(key))), target)
+    with root.open(key) as f:  # ranged reads: row groups without the video are skipped by their statistics
+        return _conform(pq.read_table(f, filters=[("video_id", "=", video_id)]), target)
+
+
+def _resolve(root: Root, table: str, files: TableFiles, video_id: str | None = None,
+             live: Sequence[str] | None = None) -> pa.Table:
+    """Rows of ``files`` with the ``_part`` column, each row once (module docstring).
+
+    ``video_id``: only its rows of the compacted files. ``live``: the part files that shadow their copies in
+    the compacted files when not all of them are read (default: ``files.parts``).
+    """
     target = schema(table).append(_PART_FIELD)
     pieces = []
     for key in files.parts:
-        data = _read(root, key).select(schema(table).names).cast(schema(table))
+        data = _read(root, key, schema(table))
         pieces.append(data.append_column(_PART_FIELD, pa.array([key] * len(data), pa.string())))
-    live = pa.array(files.parts, pa.string())
+    live = pa.array(files.parts if live is None else live, pa.string())
     for key in files.compacted:
-        data = _read(root, key).select(target.names).cast(target)
+        data = _read(root, key, target, video_id)
         pieces.append(data.filter(pc.invert(pc.is_in(data[PART_COLUMN], value_set=live))))
     return pa.concat_tables(pieces) if pieces else target.empty_table()
 
@@ -340,6 +376,36 @@ def _resolve(root: Root, table: str, files: TableFiles) -> pa.Table:
 def read_table(root: Root, table: str, run_id: str | None = None) -> pa.Table:
     """All rows of ``table`` (or of one run), each exactly once, without DuckDB."""
     return _resolve(root, table, table_files(root, table, run_id)).drop_columns([PART_COLUMN])
+
+
+def read_video(root: Root, table: str, run_id: str, video_id: str) -> pa.Table:
+    """The rows of one video of one run in ``table`` (not ``runs``), each once, as :func:`read_table` would
+    give them, but reading only that video's part files and its rows of the compacted file.
+
+    Its part files are found by name, one per version (:func:`video_unit`). Every version of a video
+    writes its ``videos`` row, so those units run 1, 2, ... without a gap; the other tables are looked
+    up for each of those versions and the next one (an attempt cut short before its ``videos`` row).
+    """
+    if table == "runs":
+        raise ValueError("runs has one row per run; read it with read_table")
+    files = table_files(root, table, run_id)
+    parts = set(files.parts)
+    in_compacted = _resolve(root, table, TableFiles((), files.compacted), video_id, live=files.parts)
+    compacted_units = set(in_compacted[PART_COLUMN].to_pylist())
+
+    def unit_key(version: int) -> str:
+        return keys.part_key(table, run_id, video_unit(video_id, version))
+
+    if table == "videos":
+        last = 0
+        while unit_key(last + 1) in compacted_units or unit_key(last + 1) in parts:
+            last += 1
+    else:
+        versions = read_video(root, "videos", run_id, video_id)["version"]
+        last = (pc.max(versions).as_py() or 0) + 1
+    wanted = tuple(k for k in map(unit_key, range(1, last + 1)) if k in parts)
+    rows = _resolve(root, table, TableFiles(wanted, ()))
+    return pa.concat_tables([rows, in_compacted]).drop_columns([PART_COLUMN])
 
 
 def compact(root: Root, table: str, run_id: str) -> str | None:
@@ -355,8 +421,10 @@ def compact(root: Root, table: str, run_id: str) -> str | None:
     if not files.parts:
         return None
     merged = _resolve(root, table, files)
+    if "video_id" in merged.column_names:
+        merged = merged.sort_by("video_id")
     key = keys.compacted_key(table, run_id)
-    root.put_atomic(key, _parquet_bytes(merged))
+    root.put_atomic(key, _parquet_bytes(merged, COMPACTED_ROW_GROUP))
     for part in files.parts:
         root.delete(part)
     return key

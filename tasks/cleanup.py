@@ -8,7 +8,8 @@ function of (run, video, track, version, format). A version of a video is *commi
 1. the row units of version ``n + 1`` in ``tracks``, ``mixes`` and ``metrics`` (left by an attempt
    killed before its ``videos`` row) are emptied;
 2. every object under the video's prefix that no committed row refers to is deleted, including
-   the hidden temporary files an interrupted atomic write can leave on local disks.
+   the hidden temporary files an interrupted atomic write can leave on local disks and the open
+   multipart uploads of one cut off on S3 (``storage.root.Root.delete_prefix``).
 
 After a failure the same reset runs again, so a failed video keeps no partial outputs. The hidden
 temporaries of interrupted table writes are swept per run (:func:`sweep_table_temporaries`) when
@@ -31,18 +32,7 @@ from tasks.retry_policy import IO_RETRY
 ROW_TABLES = ("tracks", "mixes", "metrics")  # tables written before the videos row of a version
 
 
-def unit(video_id: str, version: int) -> str:
-    """The write unit of one version of one video (storage.tables' convention)."""
-    return f"{video_id}@v{version}"
-
-
-def _all_objects(root: Root, prefix: str) -> list[str]:
-    """Keys-or-paths of every file under ``prefix``, hidden temporaries included (fs paths)."""
-    return sorted(root.fs.find(root.path(prefix)))
-
-
-def _is_hidden(path: str) -> bool:
-    return any(part.startswith(".") for part in path.split("/"))
+unit = tables.video_unit  # the write unit of one version of one video
 
 
 def _compacted_parts(root: Root, table: str, run_id: str) -> set[str]:
@@ -69,21 +59,18 @@ def clear_unit(root: Root, table: str, run_id: str, unit_name: str) -> bool:
 
 def committed_version(root: Root, run_id: str, video_id: str) -> int:
     """The latest version of ``video_id`` with an ``ok`` videos row (0: none)."""
-    videos = tables.read_table(root, "videos", run_id)
-    ok = videos.filter(pc.and_(pc.equal(videos["video_id"], video_id), pc.equal(videos["status"], "ok")))
-    return int(pc.max(ok["version"]).as_py() or 0)
+    videos = tables.read_video(root, "videos", run_id, video_id)
+    return int(pc.max(videos.filter(pc.equal(videos["status"], "ok"))["version"]).as_py() or 0)
 
 
 def committed_keys(root: Root, run_id: str, video_id: str) -> set[str]:
     """Keys of every object that committed rows of ``video_id`` refer to (spectrograms derived)."""
     expected: set[str] = set()
-    tracks = tables.read_table(root, "tracks", run_id)
-    tracks = tracks.filter(pc.equal(tracks["video_id"], video_id))
+    tracks = tables.read_video(root, "tracks", run_id, video_id)
     for row in tracks.select(["track_id", "version", "uri"]).to_pylist():
         expected.add(key_of(root, row["uri"]))
         expected.add(keys.spectrogram_key(run_id, video_id, row["version"], row["track_id"]))
-    mixes = tables.read_table(root, "mixes", run_id)
-    mixes = mixes.filter(pc.equal(mixes["video_id"], video_id))
+    mixes = tables.read_video(root, "mixes", run_id, video_id)
     for row in mixes.select(["version", "uri", "muxed_uri"]).to_pylist():
         expected.add(key_of(root, row["uri"]))
         expected.add(keys.spectrogram_key(run_id, video_id, row["version"]))
@@ -100,23 +87,19 @@ def reset_video_state(root: Root, run_id: str, video_id: str, committed: int | N
     n = committed_version(root, run_id, video_id) if committed is None else committed
     for table in ROW_TABLES:
         clear_unit(root, table, run_id, unit(video_id, n + 1))
-    keep = {root.path(k) for k in committed_keys(root, run_id, video_id)} if n else set()
-    removed = [p for p in _all_objects(root, keys.video_prefix(run_id, video_id)) if p not in keep]
-    for path in removed:
-        root.fs.rm_file(path)
+    keep = committed_keys(root, run_id, video_id) if n else set()
+    removed = root.delete_prefix(keys.video_prefix(run_id, video_id), keep=keep)
     if removed:
         logger().info("removed %d object(s) of an unfinished attempt of %r", len(removed), video_id)
     return {"committed_version": n, "removed": removed}
 
 
 def sweep_table_temporaries(root: Root, run_id: str) -> list[str]:
-    """Delete hidden temporaries of interrupted table writes in this run's partitions."""
+    """Delete what interrupted table writes left in this run's partitions (everything but the listed files)."""
     removed = []
     for table in tables.TABLES:
-        for path in _all_objects(root, keys.partition_prefix(table, run_id)):
-            if _is_hidden(path[len(root.base):]):
-                root.fs.rm_file(path)
-                removed.append(path)
+        prefix = keys.partition_prefix(table, run_id)
+        removed += root.delete_prefix(prefix, keep=root.list(prefix))
     return removed
 
 

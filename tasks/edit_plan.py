@@ -16,7 +16,6 @@ import json
 import re
 from typing import Any
 
-import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -34,8 +33,7 @@ class EditError(ValueError):
 
 
 def _rows(root, table: str, run_id: str, video_id: str) -> list[dict]:
-    data = tables.read_table(root, table, run_id)
-    return data.filter(pc.equal(data["video_id"], video_id)).to_pylist()
+    return tables.read_video(root, table, run_id, video_id).to_pylist()
 
 
 def load_video_state(storage_url: str, run_id: str, video_id: str) -> dict[str, Any]:
@@ -55,21 +53,17 @@ def load_video_state(storage_url: str, run_id: str, video_id: str) -> dict[str, 
     video = max(videos, key=lambda r: r["version"])
     mixes = _rows(root, "mixes", run_id, video_id)
     mix = max(mixes, key=lambda r: r["version"])
-    latest: dict[str, dict] = {}
-    for row in _rows(root, "tracks", run_id, video_id):
-        if row["track_id"] not in latest or row["version"] > latest[row["track_id"]]["version"]:
-            latest[row["track_id"]] = row
-    gains = {(m["track_id"], m["version"]): m["value"] for m in _rows(root, "metrics", run_id, video_id)
-             if m["metric"] == "limiter_gain_db" and m["track_id"] is not None}
-    for row in latest.values():  # the stems' stored ceiling gains, which mixing and NAG context undo
-        row["limiter_gain_db"] = gains.get((row["track_id"], row["version"]), 0.0)
-    missing = [t for t in mix["track_ids"] if t not in latest]
+    tracks = {(row["track_id"], row["version"]): row for row in _rows(root, "tracks", run_id, video_id)}
+    latest = {t: max(v for u, v in tracks if u == t) for t, _ in tracks}  # for mixes written before track_versions
+    in_mix = list(zip(mix["track_ids"], mix["track_versions"] or [latest.get(t) for t in mix["track_ids"]],
+                      strict=True))  # the exact track versions the mix was built from
+    missing = [f"{t} v{v}" for t, v in in_mix if (t, v) not in tracks]
     if missing:
         raise EditError(f"mix v{mix['version']} of {video_id!r} names tracks {missing} that have no rows")
     strip = {"created_at"}
     return {"params": params, "video": {k: v for k, v in video.items() if k not in strip},
             "mix": {k: v for k, v in mix.items() if k not in strip},
-            "tracks": [{k: v for k, v in latest[t].items() if k not in strip} for t in mix["track_ids"]],
+            "tracks": [{k: v for k, v in tracks[t].items() if k not in strip} for t in in_mix],
             "used_track_ids": sorted(latest)}
 
 

@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency.sync import concurrency
+from prefect.context import SettingsContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
@@ -97,8 +98,7 @@ class SlotHolder:
             attempt = self._attempt
             if attempt is None:
                 attempt = self._attempt = _Attempt()
-                threading.Thread(target=self._keep, args=(attempt,), name=f"gpu-slot-{self.name}",
-                                 daemon=True).start()
+                self._start(attempt)
             self._cv.wait_for(lambda: attempt.held or attempt.error is not None)
             if not attempt.held:
                 self._users -= 1
@@ -110,6 +110,17 @@ class SlotHolder:
             with self._cv:
                 self._users -= 1
                 self._cv.notify_all()
+
+    def _start(self, attempt: _Attempt) -> None:
+        """Acquire and hold in a thread with the caller's Prefect settings: its API URL comes from them (a
+        task on a Dask worker gets it from the flow's context, not from the worker's environment)."""
+        caller = SettingsContext.get()
+
+        def keep() -> None:
+            with SettingsContext(profile=caller.profile, settings=caller.settings):
+                self._keep(attempt)
+
+        threading.Thread(target=keep, name=f"gpu-slot-{self.name}", daemon=True).start()
 
     def _keep(self, attempt: _Attempt) -> None:
         try:
@@ -139,8 +150,7 @@ class SlotHolder:
             self._users += 1
             if self._attempt is None:
                 self._attempt = _Attempt()
-                threading.Thread(target=self._keep, args=(self._attempt,), name=f"gpu-slot-{self.name}",
-                                 daemon=True).start()
+                self._start(self._attempt)
         timer = threading.Timer(seconds, self._unreserve)
         timer.daemon = True
         timer.start()

@@ -29,7 +29,8 @@ def local_path(uri: str) -> str | None:
 
 
 def input_options(uri: str) -> dict:
-    """fsspec options for reading ``uri``: S3 credentials and endpoint as for storage roots."""
+    """fsspec options for reading ``uri``: S3 credentials and endpoint as for storage roots (as ``media``
+    opens remote sources)."""
     return s3_options({}, uri) if uri.split("://", 1)[0] in ("s3", "s3a") else {}
 
 

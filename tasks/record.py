@@ -25,8 +25,8 @@ STAGES = ("reset", "prepare", "captions", "ordering", "synthesis", "mixing", "sc
 def first_failure(results: dict[str, Any]) -> tuple[str, BaseException] | None:
     """The first stage (in :data:`STAGES` order) whose result is an exception, or one that never ran.
 
-    ``results`` maps stage names to what ``allow_failure`` delivered: the value, the exception of a
-    failed task, or None for a task that did not run because an upstream task failed.
+    ``results`` maps stage names to what each stage delivered (``flows.catalog.outcome``): the value,
+    the exception of a failed task, or None for a task that did not run because an upstream task failed.
     """
     missing = None
     for stage in STAGES:
@@ -76,8 +76,8 @@ def commit_version(root: Root, run_id: str, video_id: str, version: int, video: 
 @task(name="record-video", cache_policy=NO_CACHE, task_run_name="record-{entry[video_id]}", **IO_RETRY)
 def record_video(storage_url: str, run_id: str, entry: dict, reset: Any, video: Any, captions: Any, ordered: Any,
                  tracks: Any, mix: Any, metrics: Any) -> dict:
-    """Commit version 1 of a catalog video, or record why it failed (arguments come through
-    ``allow_failure``: values, exceptions, or None for stages that did not run).
+    """Commit version 1 of a catalog video, or record why it failed (arguments are the stages' outcomes:
+    values, exceptions, or None for stages that did not run).
 
     Returns ``{"video_id", "status", "error"}``.
     """

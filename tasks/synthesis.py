@@ -5,9 +5,10 @@ prompt, by method). Runs on the GPU: it holds one slot of a named global concurr
 
 Each stem is written atomically under ``storage.keys.track_key`` as soon as it is generated, cut to
 the length of video it covers, and held under a -1 dBTP true-peak ceiling (one static gain, only when
-the model's output would otherwise clip the 16/24-bit file; the gain is reported as a metric and
-undone when tracks are mixed or used as NAG context). Seeds are derived from the run seed, the video
-id, the track id and the track version, so a rerun regenerates exactly the same stems at the same keys.
+the model's output would otherwise clip the 16/24-bit file; the gain is reported as a metric, and the
+track row's ``gain_db``, its opposite, undoes it when tracks are mixed or used as NAG context). Seeds
+are derived from the run seed, the video id, the track id and the track version, so a rerun
+regenerates exactly the same stems at the same keys.
 """
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
 
 
 def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
-    wav, gain_db = deliverable(wav, sample_rate)
-    return {**write_audio(root, key, wav, sample_rate, output), "limiter_gain_db": gain_db}
+    """Write the stem; ``gain_db`` (the row's column) is what the mix applies to it: the ceiling gain undone."""
+    wav, ceiling_gain_db = deliverable(wav, sample_rate)
+    return {**write_audio(root, key, wav, sample_rate, output), "gain_db": 0.0 - ceiling_gain_db,
+            "limiter_gain_db": ceiling_gain_db}
 
 
 def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersedes: int | None, position: int,
@@ -71,8 +74,8 @@ def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict,
         gpu_slot_name: the global concurrency limit to hold; None runs without one (notebooks, unit tests).
 
     Returns:
-        One ``tracks`` row per caption, plus ``generation_s`` (seconds spent generating it) and
-        ``limiter_gain_db`` (the stem's ceiling gain).
+        One ``tracks`` row per caption (``gain_db`` included), plus ``generation_s`` (seconds spent
+        generating it) and ``limiter_gain_db`` (the stem's ceiling gain).
     """
     root = open_root(storage_url)
     bundle = load_model(model, duration)
@@ -105,7 +108,7 @@ def _context_tracks(root, rows: list[dict], sample_rate: int) -> list[Track]:
     for row in rows:
         wav, rate = read_audio(root, row["uri"])
         wav = wav if wav.ndim == 1 else wav.mean(axis=0)
-        wav = wav * np.float32(10.0 ** (-float(row.get("limiter_gain_db") or 0.0) / 20.0))
+        wav = wav * np.float32(10.0 ** (float(row["gain_db"] or 0.0) / 20.0))
         if rate != sample_rate:
             wav = resample(wav, rate, sample_rate)
         out.append(Track(row["caption"], int(row["seed"]), None, np.asarray(wav, np.float32), sample_rate))  # type: ignore[arg-type]

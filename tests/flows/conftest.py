@@ -50,11 +50,6 @@ CASES: dict[str, tuple[str, str, str, str | None]] = {
 OK_TRACKS = {"sf-10109180": 3, "sf-10161943": 2, "vidéo-動画": 1, "short-clip": 1}
 
 
-def pytest_configure(config):
-    # the catalog has a CJK video id, which matplotlib's default font cannot draw in spectrogram titles
-    config.addinivalue_line("filterwarnings", "ignore:Glyph .* missing from font:UserWarning")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api():
     """One Prefect test server for the session; flow heartbeats off (they cost ~1 s per flow)."""

@@ -64,6 +64,8 @@ def test_run_refuses_bad_settings_before_starting(tmp_path, h):
     assert code == 2 and "bit_depth must be one of" in out
     code, out = invoke("run", str(tmp_path / "absent.csv"), "--storage", f"file://{tmp_path}")
     assert code == 2 and "cannot read the manifest" in out
+    code, out = invoke("run", str(h.DEMO_DIR / "manifest.csv"), "--dask", "local:two", "--storage", f"file://{tmp_path}")
+    assert code == 2 and "'local' or 'local:N'" in out
 
 
 def test_edit_through_the_cli(tmp_path, h):

@@ -11,17 +11,21 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
+from prefect_dask import DaskTaskRunner
+
 from flows.catalog import catalog_run
+from flows.dask_cluster import catalog_run_dask
 from flows.edit import edit_video
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
 DEPLOYMENTS = {d["name"]: d for d in CONFIG["deployments"]}
-FLOWS = {"flows/catalog.py:catalog_run": catalog_run, "flows/edit.py:edit_video": edit_video}
+FLOWS = {"flows/catalog.py:catalog_run": catalog_run, "flows/edit.py:edit_video": edit_video,
+         "flows/dask_cluster.py:catalog_run_dask": catalog_run_dask}
 
 
-def test_the_three_deployments_exist():
-    assert set(DEPLOYMENTS) == {"nightly-catalog", "on-new-manifest", "edit-video"}
+def test_the_four_deployments_exist():
+    assert set(DEPLOYMENTS) == {"nightly-catalog", "on-new-manifest", "edit-video", "catalog-on-dask"}
     assert CONFIG["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $PWD }}"
 
 
@@ -37,6 +41,13 @@ def test_entrypoints_resolve_and_parameters_are_flow_parameters(name, monkeypatc
     assert set(d.get("parameters", {})) <= set(signature.parameters)
     for trigger in d.get("triggers", []):
         assert set(trigger["parameters"]) <= set(signature.parameters)
+
+
+def test_the_dask_deployment_runs_the_catalog_flow_on_a_dask_task_runner(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    loaded = load_flow_from_entrypoint(DEPLOYMENTS["catalog-on-dask"]["entrypoint"])
+    assert loaded.fn.__qualname__ == catalog_run.fn.__qualname__ and loaded.name == "catalog-run-dask"
+    assert isinstance(loaded.task_runner, DaskTaskRunner)
 
 
 def test_nightly_schedule_is_a_valid_cron():

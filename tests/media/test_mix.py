@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from media.mix import mix_tracks
+from media.mix import limit_true_peak, mix_tracks
 from nag_model.loudness import integrated_loudness, true_peak_db
 
 SR = 16_000
@@ -39,18 +39,68 @@ def test_per_track_gains_change_the_balance():
         mix_tracks([a, b], SR, gains_db=[0.0])
 
 
+def impacts(seconds: float, times: list[float], decay_s: float = 0.06, click: float = 8.0) -> np.ndarray:
+    """Impact sounds: a sharp hit far above a short noise body, like the demo's (high peaks, little loudness)."""
+    rng = np.random.default_rng(0)
+    x = np.zeros(round(seconds * SR))
+    n = round(0.4 * SR)
+    burst = rng.standard_normal(n) * np.exp(-np.arange(n) / (decay_s * SR))
+    burst[:8] += click * np.hanning(8)
+    for t in times:
+        start = round(t * SR)
+        x[start : start + n] += burst[: len(x) - start]
+    return x.astype(np.float32)
+
+
+PEAKY = [impacts(8, [0.5, 2.0, 3.1, 5.5, 7.0]), tone(300, 8, 0.01)]  # impacts over a quiet bed
+
+
 @pytest.mark.filterwarnings("error")
-def test_loud_peaky_mix_is_limited_to_the_ceiling():
+def test_a_peaky_mix_reaches_the_target_under_the_true_peak_ceiling():
+    mix, report = mix_tracks(PEAKY, SR)
+    assert integrated_loudness(mix, SR) == pytest.approx(-20.0, abs=0.5) and report.lufs == pytest.approx(-20, abs=0.5)
+    assert true_peak_db(mix, SR) <= -1.0 and report.true_peak_db <= -1.0
+    assert report.limited and -20.0 <= report.limiter_gain_db < -3.0
+    # the paper's mix (no ceiling) peaks far above it: one static gain under -1 dBTP would leave it near -27 LUFS
+    _, paper = mix_tracks(PEAKY, SR, ceiling_db=None)
+    assert paper.lufs == pytest.approx(-20.0, abs=0.05) and paper.true_peak_db > 5.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_limiter_leaves_the_audio_away_from_the_peaks_alone():
+    mix, report = mix_tracks(PEAKY, SR)
+    plain = (PEAKY[0] + PEAKY[1]) * 10 ** (report.gain_db / 20)  # the sum with the loudness gain only
+    quiet = slice(round(4.0 * SR), round(5.4 * SR))  # 0.6 s after an impact's tail, 0.1 s before the next
+    np.testing.assert_allclose(mix[quiet], plain[quiet], rtol=1e-4, atol=1e-6)
+    loud = round(5.5 * SR)
+    assert np.max(np.abs(mix[loud : loud + 800])) < np.max(np.abs(plain[loud : loud + 800])) * 0.7
+
+
+@pytest.mark.filterwarnings("error")
+def test_limit_true_peak_holds_the_ceiling_between_samples():
+    x = tone(SR / 4 + 1, 1.0, 1.0) * np.float32(2.0)  # near fs/4: inter-sample peaks above the sample peaks
+    y, reduction_db = limit_true_peak(x, SR, -1.0)
+    assert true_peak_db(x, SR) > 6.0 and true_peak_db(y, SR) <= -1.0
+    assert reduction_db == pytest.approx(-1.0 - true_peak_db(x, SR), abs=0.1)
+    quiet = tone(440, 1.0, 0.1)
+    assert limit_true_peak(quiet, SR, -1.0) == (pytest.approx(quiet), 0.0)  # nothing to do: unchanged
+
+
+@pytest.mark.filterwarnings("error")
+def test_peaks_that_would_need_more_than_the_cap_leave_the_mix_below_the_target():
     rng = np.random.default_rng(0)
     clicks = np.zeros(SR * 4, np.float32)
-    clicks[rng.integers(0, len(clicks), 20)] = 1.0  # sparse clicks: low loudness, high peaks
-    mix, report = mix_tracks([clicks, tone(200, 4, 0.001)], SR, target_lufs=-14.0, ceiling_db=-1.0)
-    assert report.limited and report.limiter_gain_db < 0
-    assert true_peak_db(mix, SR) <= -1.0 and report.true_peak_db <= -1.0
-    assert report.lufs == pytest.approx(-14.0 + report.limiter_gain_db, abs=0.1)  # static gain: loudness drops
-    # without the ceiling the same mix would clip
-    unlimited, raw = mix_tracks([clicks, tone(200, 4, 0.001)], SR, target_lufs=-14.0, ceiling_db=None)
-    assert raw.true_peak_db > 0.0 and np.max(np.abs(unlimited)) > 1.0
+    clicks[rng.integers(0, len(clicks), 20)] = 1.0  # sparse clicks: almost no loudness, full-scale peaks
+    mix, report = mix_tracks([clicks, tone(200, 4, 0.001)], SR, max_limit_db=12.0)
+    assert report.limiter_gain_db == pytest.approx(-12.0, abs=0.05) and report.lufs < -25.0
+    assert true_peak_db(mix, SR) <= -1.0 and np.isfinite(mix).all()
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_short_peaky_clip_is_limited_and_measured():
+    mix, report = mix_tracks([impacts(0.3, [0.05], click=4.0)], SR)  # under one 0.4 s block
+    assert mix.shape == (round(0.3 * SR),) and np.isfinite(mix).all()
+    assert report.lufs == pytest.approx(-20.0, abs=0.5) and true_peak_db(mix, SR) <= -1.0
 
 
 @pytest.mark.filterwarnings("error")

@@ -221,3 +221,24 @@ def test_truncated_and_in_memory_errors(media_dir):
 def test_unreadable_is_an_os_error_for_retry_policies(media_dir):
     with pytest.raises(OSError):
         probe(media_dir / "does_not_exist.mp4")
+
+
+def test_s3_sources_are_opened_with_the_storage_credentials_which_errors_never_show(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTFOLEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-never-shown")
+    monkeypatch.setenv("FOLEY_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    seen = {}
+
+    def fake_open(url, mode, **options):
+        seen.update(options, url=url)
+        raise PermissionError(f"403 Forbidden reading {url}")
+
+    monkeypatch.setattr(fsspec, "open", fake_open)
+    with pytest.raises(MediaUnreadable) as error:
+        decode_frames("s3://studio/clips/a.mp4")
+    assert seen["url"] == "s3://studio/clips/a.mp4" and seen["endpoint_url"] == "http://127.0.0.1:9"
+    assert (seen["key"], seen["secret"]) == ("AKIDTESTFOLEY", "s3cr3t-never-shown")
+    assert "s3cr3t" not in str(error.value) and "AKIDTESTFOLEY" not in str(error.value)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    with pytest.raises(MediaUnreadable, match="the key \\(AWS_ACCESS_KEY_ID\\) is missing"):
+        probe("s3://studio/clips/a.mp4")

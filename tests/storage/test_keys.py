@@ -125,3 +125,15 @@ def test_validate_key_rejects_unsafe_keys(key: str) -> None:
 @pytest.mark.parametrize("key", ["a", "a/b.c", "tables/t/run=x-0123/part-y.parquet", "A_b-1.2/x"])
 def test_validate_key_accepts_safe_keys(key: str) -> None:
     assert keys.validate_key(key) == key
+
+
+def test_features_key_is_content_addressed_and_checked() -> None:
+    sha, enc = "ab" * 32, "0123456789abcdef"
+    assert keys.features_key(enc, sha, 8.0) == f"cache/features/{enc}/{sha}-8000ms.npz"
+    assert keys.features_key(enc, sha, 2.5, "safetens") == f"cache/features/{enc}/{sha}-2500ms.safetens"
+    keys.validate_key(keys.features_key(enc, sha, 8.0))
+    for bad in ("../../etc", "AB" * 32, "", "x" * 64):
+        with pytest.raises(ValueError, match="hex"):
+            keys.features_key(enc, bad, 8.0)
+    with pytest.raises(ValueError, match="duration"):
+        keys.features_key(enc, sha, 0.0)

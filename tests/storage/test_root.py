@@ -193,3 +193,38 @@ def test_s3_bucket_creation_without_region_is_idempotent(s3_server: None) -> Non
     finally:
         root.fs.rm(bucket, recursive=True)
     assert not root.fs.exists(bucket)
+
+
+def test_delete_prefix_removes_everything_under_it_but_what_is_kept(root: Root) -> None:
+    for key in ("v/a/track.flac", "v/a/mix.flac", "v/b/x.png", "w/other.flac"):
+        root.put_atomic(key, b"x")
+    deleted = root.delete_prefix("v", keep=["v/a/mix.flac"])
+    assert sorted(deleted) == [root.path("v/a/track.flac"), root.path("v/b/x.png")]
+    assert root.list() == ["v/a/mix.flac", "w/other.flac"]
+    assert root.delete_prefix("nothing/here") == []
+
+
+def test_delete_prefix_removes_the_temporaries_of_a_killed_write(tmp_path) -> None:
+    root = open_root(str(tmp_path))
+    root.put_atomic("runs/r/a.flac", b"a")
+    (tmp_path / "runs" / "r" / ".b.flac.x1y2.tmp").write_bytes(b"half")
+    assert root.delete_prefix("runs/r", keep=["runs/r/a.flac"]) == [str(tmp_path / "runs" / "r" / ".b.flac.x1y2.tmp")]
+    assert sorted(p.name for p in (tmp_path / "runs" / "r").iterdir()) == ["a.flac"]
+
+
+@pytest.mark.s3
+def test_delete_prefix_aborts_the_multipart_uploads_left_open_under_it(s3_server: None, s3_bucket: str) -> None:
+    root = open_root(f"s3://{s3_bucket}/mpu-{uuid.uuid4().hex[:8]}")
+    inside, outside = f"{root.base}/v/big.mp4", f"{root.base}-other/big.mp4"
+    for path in (inside, outside):  # an upload cut off by a hard kill: started, never completed
+        bucket, key = path.split("/", 1)
+        root.fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+
+    def open_uploads() -> set[str]:
+        listing = root.fs.call_s3("list_multipart_uploads", Bucket=s3_bucket)
+        return {f"{s3_bucket}/{u['Key']}" for u in listing.get("Uploads", [])}
+
+    assert {inside, outside} <= open_uploads()
+    root.delete_prefix("v")
+    assert inside not in open_uploads() and outside in open_uploads()
+    root.fs.clear_multipart_uploads(s3_bucket)

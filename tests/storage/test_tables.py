@@ -160,3 +160,51 @@ def test_readers_see_every_row_once_at_every_step_of_compaction(root: Root, trac
     for _, by_arrow, by_duckdb in states:
         assert by_arrow == sorted(expected)
         assert by_duckdb == sorted(expected)
+
+
+# --- one video's rows, and files written before a column existed --------------------------
+
+
+def test_read_video_reads_only_that_videos_part_files(root: Root, track_row, video_row, monkeypatch) -> None:
+    for video in ("v1", "v2", "v3"):
+        tables.write_rows(root, "videos", "r", [video_row(video)], unit=tables.video_unit(video, 1))
+        tables.write_rows(root, "tracks", "r", [track_row(video, t) for t in ("t0", "t1")],
+                          unit=tables.video_unit(video, 1))
+    for table in ("videos", "tracks"):
+        tables.compact(root, table, "r")
+    # after compaction: v2 edited twice (v2: a regenerated track; v3: no track rows), then an attempt
+    # at v4 cut short before its videos row; v3's unit in tracks has no file at all
+    tables.write_rows(root, "tracks", "r", [track_row("v2", "t1", 2, supersedes=1)], unit="v2@v2")
+    tables.write_rows(root, "tracks", "r", [track_row("v2", "t2", 1)], unit="v2@v4")
+    for version in (2, 3):
+        tables.write_rows(root, "videos", "r", [video_row("v2", version)], unit=tables.video_unit("v2", version))
+    tables.write_rows(root, "tracks", "r", [track_row("v3", "t9")], unit="v3@v2")  # uncommitted v2 of v3
+    read = []
+    real = Root.read_bytes
+    monkeypatch.setattr(Root, "read_bytes", lambda self, key: read.append(key) or real(self, key))
+    for table, columns in (("videos", ("video_id", "version")), ("tracks", ("video_id", "track_id", "version"))):
+        every = tables.read_table(root, table, "r")
+        for video in ("v1", "v2", "v3", "v9"):
+            read.clear()
+            got = tables.read_video(root, table, "r", video)
+            assert got.schema == tables.schema(table)
+            assert _rows(got, *columns) == [r for r in _rows(every, *columns) if r[0] == video]
+            own = {keys.part_key(t, "r", tables.video_unit(video, n)) for t in ("videos", "tracks") for n in range(9)}
+            assert set(read) <= own  # whole files read: only its own parts (the compacted file is read by range)
+    assert _rows(tables.read_video(root, "tracks", "r", "v2"), "track_id", "version") == [
+        ("t0", 1), ("t1", 1), ("t1", 2), ("t2", 1)]
+    assert _rows(tables.read_video(root, "tracks", "r", "v3"), "track_id") == [("t0",), ("t1",), ("t9",)]
+
+
+def test_files_written_before_a_column_existed_read_as_null(root: Root, track_row) -> None:
+    old_schema = tables.schema("tracks").remove(tables.schema("tracks").get_field_index("gain_db"))
+    old = tables.to_arrow("tracks", "r", [track_row("v1")]).select(old_schema.names)
+    root.put_atomic(keys.part_key("tracks", "r", "v1@v1"), tables._parquet_bytes(old))
+    assert tables.read_table(root, "tracks")["gain_db"].to_pylist() == [None]
+    assert query.connect(root).sql("SELECT gain_db FROM tracks").fetchall() == [(None,)]  # no file has it
+    tables.write_rows(root, "tracks", "r", [track_row("v2", gain_db=3.0)], unit="v2@v1")
+    assert _rows(tables.read_table(root, "tracks"), "video_id", "gain_db") == [("v1", None), ("v2", 3.0)]
+    con = query.connect(root)
+    assert con.sql("SELECT video_id, gain_db FROM tracks ORDER BY 1").fetchall() == [("v1", None), ("v2", 3.0)]
+    tables.compact(root, "tracks", "r")
+    assert _rows(tables.read_table(root, "tracks"), "video_id", "gain_db") == [("v1", None), ("v2", 3.0)]

@@ -35,9 +35,10 @@ def test_mix_file_muxed_video_and_spectrograms(made, h):
     root, video, tracks = made
     mix = mix_video.fn(root.url, "r", "v", video, tracks, AudioOutput(stems_in_video=True))
     assert mix["track_ids"] == ["t0", "t1", "t2"] and mix["version"] == 1 and mix["supersedes"] is None
+    assert mix["track_versions"] == [1, 1, 1] and mix["limiter_gain_db"] <= 0.0
     wav, rate = audio_from_bytes(root.read_bytes(key_of(root, mix["uri"])))
     assert integrated_loudness(wav, rate) == pytest.approx(mix["lufs"], abs=0.05)
-    assert mix["lufs"] <= -20.0 + 0.05 and true_peak_db(wav, rate) <= -0.99  # -20 LUFS unless the ceiling engaged
+    assert mix["lufs"] == pytest.approx(-20.0, abs=0.1) and true_peak_db(wav, rate) <= -0.99  # the limiter holds both
     muxed = root.read_bytes(key_of(root, mix["muxed_uri"]))
     with av.open(__import__("io").BytesIO(muxed)) as c:
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1 + 3  # the mix, then one stream per stem
@@ -109,6 +110,7 @@ def test_the_mix_sums_the_tracks_as_generated_not_as_limited(root, demo_video):
         stored = _store(root, keys.track_key("r", "v", f"t{k}", 1, "flac"), wav, 16000, out)
         rows.append({"track_id": f"t{k}", "version": 1, "caption": f"c{k}", **stored})
     assert rows[0]["limiter_gain_db"] == 0.0 and rows[1]["limiter_gain_db"] < -18
+    assert [r["gain_db"] for r in rows] == [0.0, -rows[1]["limiter_gain_db"]]  # the tracks column that undoes it
     mix = mix_video.fn(root.url, "r", "v", {"video_uri": demo_video}, rows, out)
     got, _ = audio_from_bytes(root.read_bytes(key_of(root, mix["uri"])))
     expected, _ = mix_tracks([quiet, hot], 16000, ceiling_db=-1.0)
