@@ -34,6 +34,7 @@ GPU_SLOT = "gpu"
 GPU_LEASE_S = 60  # a killed holder's slot returns this long after its last renewal (on a full server)
 LINGER_S = 1.0  # keep the slot this long after the last synthesis, for the next one
 RESERVE_S = 5.0  # a flow reserves the slot this long at its start, before its first synthesis is ready
+RESERVE_WAIT_S = 1.0  # and waits this long at most for it, before its tasks start (see SlotHolder.reserve)
 
 
 @task(name="ensure-gpu-slots", cache_policy=NO_CACHE, **IO_RETRY)
@@ -143,14 +144,21 @@ class SlotHolder:
                     self._attempt = None
                 self._cv.notify_all()
 
-    def reserve(self, seconds: float) -> None:
-        """Start acquiring the slot now and keep it for ``seconds`` even without work (non-blocking), so
-        the first synthesis of a flow does not wait for the API while the flow starts its other tasks."""
+    def reserve(self, seconds: float, wait_s: float = RESERVE_WAIT_S) -> None:
+        """Start acquiring the slot now and keep it for ``seconds`` even without work, so the first
+        synthesis of a flow does not wait for the API while the flow starts its other tasks.
+
+        Waits up to ``wait_s`` for the slot (a slot held elsewhere is then waited for in the background):
+        the flow's burst of task runs that follows makes Prefect's SQLite server answer the slot's API
+        call with a 503 now and then, which Prefect's client retries only ~2 s later.
+        """
         with self._cv:
             self._users += 1
             if self._attempt is None:
                 self._attempt = _Attempt()
                 self._start(self._attempt)
+            attempt = self._attempt
+            self._cv.wait_for(lambda: attempt.held or attempt.error is not None, timeout=wait_s)
         timer = threading.Timer(seconds, self._unreserve)
         timer.daemon = True
         timer.start()

@@ -5,11 +5,16 @@ first ``duration`` seconds are used (the paper's first 8 s); a shorter video is 
 padded to the model's lengths and its tracks are cut to the video's length. The features are
 computed here and kept in this worker's feature cache (:func:`tasks.models.video_features`); the
 task returns only a small description of the video.
+
+A worker prepares one video at a time (the others wait): the first video of a catalog is then ready
+for the GPU as soon as it can be, later ones are prepared while it runs, and the decoded frames of
+a whole catalog are never in memory at once.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from typing import Any
 
 import fsspec
@@ -23,6 +28,14 @@ from tasks.objects import input_options, local_path, open_input
 from tasks.retry_policy import IO_RETRY
 
 _CHUNK = 1 << 20
+_preparing = threading.Lock()
+
+
+def _one_at_a_time(fn, *args):
+    """``fn(*args)`` while no other video of this worker is prepared (a function, so that the task
+    itself holds no lock and pickles for Dask)."""
+    with _preparing:
+        return fn(*args)
 
 
 def file_sha256(uri: str) -> str:
@@ -73,4 +86,4 @@ def prepare_video(video_uri: str, model: str, duration: float) -> dict[str, Any]
     """Probe + sha256 + frames + features of one video (see :func:`describe_video`)."""
     if not os.fspath(video_uri):
         raise MediaUnreadable("no video URI")
-    return describe_video(video_uri, model, duration)
+    return _one_at_a_time(describe_video, video_uri, model, duration)

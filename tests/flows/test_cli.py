@@ -80,6 +80,18 @@ def test_edit_through_the_cli(tmp_path, h):
     assert code == 2 and "only track" in out
 
 
+def test_a_local_dask_cluster_shares_this_processs_prefect_server(monkeypatch):
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as `foley run` without a server
+        with env.shared_api():
+            url = SubprocessASGIServer().api_url  # the ephemeral server of this process
+            assert PREFECT_API_URL.value() == url and os.environ["PREFECT_API_URL"] == url  # workers inherit it
+        assert PREFECT_API_URL.value() is None and "PREFECT_API_URL" not in os.environ
+
+
 def test_environment_defaults_respect_the_user(monkeypatch, tmp_path):
     for name in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_HOME",
                  "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"):
