@@ -31,7 +31,15 @@ class SelfAttention(nn.Module):
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Unmasked scaled dot-product attention, (B, H, L, Dh) -> (B, L, H * Dh)."""
+    """Unmasked scaled dot-product attention, (B, H, L, Dh) -> (B, L, H * Dh).
+
+    The fused SDPA kernels (flash, memory-efficient) need a unit stride in the last dimension; v
+    comes out of the interleaved (head, dim, qkv) projection with stride 3, which would send SDPA
+    to its slow math kernel. On CUDA it is made contiguous. On the CPU the math kernel is kept, so
+    CPU results stay bit-identical to earlier versions (the fused CPU kernel is about 5x faster
+    per attention at small_16k shapes but rounds differently, ~1e-6)."""
+    if q.is_cuda:
+        q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     out = F.scaled_dot_product_attention(q, k, v)
     return out.transpose(1, 2).flatten(2)
 

@@ -257,7 +257,9 @@ class MelCodec(torch.nn.Module):
 
         Returns:
             (B, N * hop) float32 waveforms on ``latent``'s device; deterministic, each batch item
-            decoded independently of the others.
+            decoded independently of the others. A latent on a GPU is decoded there, the whole
+            batch at once (:func:`nag_model.griffin_lim.griffin_lim`, the same algorithm and initial
+            phases; it does not check for NaN, which would wait for the GPU).
         """
         cfg = self.config
         if latent.dim() != 3 or latent.shape[2] != cfg.n_mels or latent.shape[1] == 0:
@@ -265,6 +267,8 @@ class MelCodec(torch.nn.Module):
                 f"MelCodec.decode expects a (B, N, {cfg.n_mels}) latent with N >= 1, "
                 f"got shape {tuple(latent.shape)}"
             )
+        if latent.device.type != "cpu":
+            return self._decode_on_device(latent)
         if not torch.isfinite(latent).all():
             raise ValueError("MelCodec.decode got a latent with NaN or infinite values")
         n = latent.shape[1]
@@ -299,3 +303,20 @@ class MelCodec(torch.nn.Module):
             )  # (N*hop + 2*pad,): the same frames as encode's padded signal
             out[b] = wav[cfg.pad : cfg.pad + n * cfg.hop_length]
         return torch.from_numpy(out).to(latent.device)
+
+    def _decode_on_device(self, latent: Tensor) -> Tensor:
+        """`decode` for a batch on an accelerator: the same steps in torch, all items at once."""
+        from nag_model.griffin_lim import griffin_lim
+
+        cfg, n, device = self.config, latent.shape[1], latent.device
+        basis, window = self.mel_basis.to(device), self.window.to(device)
+        ceiling = torch.log10(basis.sum(dim=1) * window.sum())  # (n_mels,)
+        log_mel = torch.minimum(latent.float(), ceiling)  # (B, N, n_mels)
+        silent = log_mel <= math.log10(cfg.log_floor) + 1e-4
+        mel = torch.where(silent, 0.0, torch.pow(10.0, log_mel.double()))  # (B, N, n_mels) float64
+        inverse = torch.as_tensor(self._mel_inverse, device=device)  # (F, n_mels) float64
+        magnitude = (inverse @ mel.transpose(1, 2)).clamp(min=0.0).float()  # (B, F, N)
+        phase = np.random.RandomState(_GRIFFIN_LIM_SEED).random_sample(magnitude.shape[1:])  # librosa's draw
+        wav = griffin_lim(magnitude, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=window,
+                          init_phase=torch.from_numpy(phase), n_iter=cfg.griffin_lim_iters)
+        return wav[:, cfg.pad : cfg.pad + n * cfg.hop_length]

@@ -23,10 +23,13 @@ from nag_model.guidance import (DEFAULT_CFG_STRENGTH, DEFAULT_NAG_BETA, Classifi
                                 NegativeAudioGuidance, NegativePromptGuidance)
 from nag_model.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
 from nag_model.network import MMAudio, PreprocessedConditions
+from nag_model.track_batch import PreparedTrack, TrackBatch
 from nag_model.velocity import GuidedVelocity
 
 Method = Literal["nag", "independent", "negative-prompt"]
 METHODS: tuple[str, ...] = ("nag", "independent", "negative-prompt")
+BatchMode = Literal["auto", "fused", "exact"]
+DEFAULT_MAX_BATCH = {"cuda": 128, "cpu": 8}  # tracks per guided forward, by device type
 
 
 @dataclass(frozen=True)
@@ -76,19 +79,95 @@ class Track:
         return {"caption": self.caption, "seed": self.seed, "against": list(self.against), **asdict(self.settings)}
 
 
+@dataclass(frozen=True)
+class TrackRequest:
+    """One track to make: a video's features, the caption, its seed and settings, and the other
+    tracks it is pushed away from (the earlier tracks in step-by-step order, or all others on a redo)."""
+
+    video: VideoFeatures
+    caption: str
+    seed: int
+    settings: TrackSettings = TrackSettings()
+    context: tuple[Track, ...] = ()
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """The tracks of one video, made step by step: one per caption, in order (seeds default to 0, 1, ...)."""
+
+    video: VideoFeatures
+    captions: tuple[str, ...]
+    seeds: tuple[int, ...] | None = None
+    settings: TrackSettings = TrackSettings()
+
+    def seed_list(self) -> list[int]:
+        seeds = list(range(len(self.captions))) if self.seeds is None else list(self.seeds)
+        if len(seeds) != len(self.captions):
+            raise ValueError(f"got {len(self.captions)} captions but {len(seeds)} seeds")
+        return seeds
+
+
 class StepByStepGenerator:
     """Generates tracks with a frozen base MMAudio, an optional audio ControlNet (needed for NAG),
-    a codec and a text encoder. Works in eval mode under `torch.inference_mode`."""
+    a codec and a text encoder. Works in eval mode under `torch.inference_mode`.
+
+    Args:
+        batched: evaluate the guidance branches of a track in one forward (False: one by one).
+        batch_mode: how the tracks of `generate_tracks` share forwards. "fused": up to `max_batch`
+            tracks (of any videos, methods and settings with the same step count) in one guided
+            forward. "exact": one track per forward, so every track is bit-identical to generating it
+            alone (the CPU's matrix kernels round differently at different row counts and thread
+            splits, so a fused batch is not). "auto": exact on the CPU, fused elsewhere.
+        max_batch: tracks per fused forward (default: 128 on CUDA, 8 on the CPU).
+        sampler: how a batch is integrated; default `GraphedSampler` on CUDA (one CUDA graph per
+            batch layout, eager fallback), plain eager Euler elsewhere. Share one between generators
+            of the same model to reuse its graphs.
+    """
 
     def __init__(self, base: MMAudio, codec: AudioCodec, text_encoder: TextEncoder, *,
-                 controlnet: AudioControlNet | None = None, batched: bool = True, progress: bool = False):
+                 controlnet: AudioControlNet | None = None, batched: bool = True, progress: bool = False,
+                 batch_mode: BatchMode = "auto", max_batch: int | None = None, sampler=None):
         if codec.samples_per_latent != base.config.samples_per_latent or codec.latent_dim != base.config.latent_dim:
             raise ValueError(f"codec ({codec.latent_dim} channels, {codec.samples_per_latent} samples/latent) does not "
                              f"match {base.config.name} ({base.config.latent_dim}, {base.config.samples_per_latent})")
+        if batch_mode not in ("auto", "fused", "exact"):
+            raise ValueError(f"batch_mode must be 'auto', 'fused' or 'exact', got {batch_mode!r}")
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.base, self.codec, self.text_encoder, self.controlnet = base.eval(), codec, text_encoder, controlnet
         if controlnet is not None:
             controlnet.eval()
         self.batched, self.progress = batched, progress
+        self.batch_mode, self._max_batch, self._sampler = batch_mode, max_batch, sampler
+        self._empty: tuple[tuple, PreprocessedConditions] | None = None
+
+    @property
+    def fused(self) -> bool:
+        """Whether several tracks share a forward (batch_mode, resolved for this device)."""
+        return self.batch_mode == "fused" or (self.batch_mode == "auto" and self.device.type != "cpu")
+
+    @property
+    def max_batch(self) -> int:
+        if not self.fused:
+            return 1
+        return self._max_batch or DEFAULT_MAX_BATCH.get(self.device.type, DEFAULT_MAX_BATCH["cpu"])
+
+    @property
+    def sampler(self):
+        if self._sampler is None and self.device.type == "cuda":
+            from nag_model.cuda_graphs import GraphedSampler
+
+            self._sampler = GraphedSampler()
+        return self._sampler
+
+    def _to_device(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Move a host tensor to the model's device without waiting for the GPU's queued work."""
+        if x.device == self.device:
+            return x if dtype is None else x.to(dtype)
+        if self.device.type == "cuda" and x.device.type == "cpu":
+            x = x.pin_memory()
+            return x.to(self.device, non_blocking=True) if dtype is None else x.to(self.device, dtype, non_blocking=True)
+        return x.to(self.device) if dtype is None else x.to(self.device, dtype)
 
     @property
     def device(self) -> torch.device:
@@ -103,11 +182,20 @@ class StepByStepGenerator:
         seq, base = self.base.seq, self.base
         if video.clip_f is None or video.sync_f is None:
             return base.empty_clip_feat.expand(seq.clip, -1)[None], base.empty_sync_feat.expand(seq.sync, -1)[None]
-        return video.clip_f.to(self.device), video.sync_f.to(self.device)
+        return self._to_device(video.clip_f), self._to_device(video.sync_f)
 
     def _conditions(self, video: VideoFeatures, text_f: torch.Tensor) -> PreprocessedConditions:
         clip_f, sync_f = self._video(video)
-        return self.base.preprocess_conditions(clip_f, sync_f, text_f.to(self.device))
+        return self.base.preprocess_conditions(clip_f, sync_f, self._to_device(text_f))
+
+    def _empty_conditions(self) -> PreprocessedConditions:
+        """u(empty, empty)'s conditions (batch 1), computed once per network state."""
+        base = self.base
+        key = (base.latent_mean.device, base.dtype, base.seq, base.empty_string_feat._version,
+               base.empty_clip_feat._version, base.empty_sync_feat._version)
+        if self._empty is None or self._empty[0] != key:
+            self._empty = (key, base.get_empty_conditions(1))
+        return self._empty[1]
 
     def mix_condition(self, waveforms: Sequence[np.ndarray], target_lufs: float = DEFAULT_TARGET_LUFS) -> np.ndarray:
         """normalize(sum of the tracks) at target_lufs: the NAG condition audio (section 5.1)."""
@@ -121,18 +209,18 @@ class StepByStepGenerator:
                       context: Sequence[Track] = ()) -> ConditionSet:
         """Preprocess everything this track's guidance needs, once."""
         full = self._conditions(video, self.text_encoder([caption]))
-        empty = self.base.get_empty_conditions(1)
+        empty = self._empty_conditions()
         if not context:
             return ConditionSet(full=full, empty=empty)
         if settings.method == "negative-prompt":
-            negative_text = self.text_encoder([" ".join(t.caption for t in context)]).to(self.device)
+            negative_text = self._to_device(self.text_encoder([" ".join(t.caption for t in context)]))
             return ConditionSet(full=full, empty=empty,
                                 negative=self.base.get_empty_conditions(1, negative_text_features=negative_text))
         if settings.method == "nag" and settings.beta != 0:
             if self.controlnet is None:
                 raise ValueError("method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'")
             mix = torch.from_numpy(self.mix_condition([t.waveform for t in context], settings.target_lufs))
-            ref_latent = self.base.normalize(self.codec.encode(mix[None].to(self.device)))  # (1, N, C)
+            ref_latent = self.base.normalize(self.codec.encode(self._to_device(mix[None])))  # (1, N, C)
             video_only = self._conditions(video, self.base.empty_string_feat[None])
             return ConditionSet(full=full, empty=empty, video_only=video_only,
                                 reference=self.controlnet.preprocess_reference(ref_latent))
@@ -151,24 +239,104 @@ class StepByStepGenerator:
         """x0 (1, N, C) from the track's own seed, drawn on the CPU so every device agrees."""
         g = torch.Generator().manual_seed(seed)
         shape = (1, self.base.seq.latent, self.base.config.latent_dim)
-        return torch.randn(shape, generator=g).to(self.device, self.base.latent_mean.dtype)
+        return self._to_device(torch.randn(shape, generator=g), self.base.latent_mean.dtype)
 
     @torch.inference_mode()
     def generate_track(self, video: VideoFeatures, caption: str, seed: int, settings: TrackSettings = TrackSettings(),
                        context: Sequence[Track] = ()) -> Track:
         """One track for `caption`, pushed away from `context` (the earlier tracks, or all others on a redo)."""
-        if not caption or not caption.strip():
-            raise ValueError("caption must be a non-empty string")
-        conditions = self.condition_set(video, caption, settings, context)
-        velocity = GuidedVelocity(self.base, self.guidance(settings), conditions, controlnet=self.controlnet,
-                                  batched=self.batched)
-        steps = time_grid(settings.steps, device=self.device)
-        bar = tqdm(total=settings.steps, desc=caption[:40], leave=False, disable=not self.progress)
-        x1 = euler(velocity, self.initial_noise(seed), steps, callback=lambda *_: bar.update())
-        bar.close()
-        wave = self.codec.decode(self.base.unnormalize(x1))[0, : self.num_samples]
-        return Track(caption, seed, settings, wave.float().cpu().numpy(), self.codec.sample_rate,
-                     tuple(t.caption for t in context) if conditions.reference is not None or conditions.negative is not None else ())
+        return self.generate_tracks([TrackRequest(video, caption, seed, settings, tuple(context))])[0]
+
+    @torch.inference_mode()
+    def generate_tracks(self, requests: Sequence[TrackRequest],
+                        on_track: Callable[[int, Track], None] | None = None) -> list[Track]:
+        """One track per request, any mix of videos, methods, settings and contexts.
+
+        Requests with the same number of steps share guided forwards (up to `max_batch` tracks each,
+        see `batch_mode`); each keeps its own seed, conditions and strengths. `on_track(i, track)` is
+        called for request i as soon as its batch is done. While the GPU samples one batch, the next
+        batch's conditions are prepared on the host.
+
+        Returns:
+            The tracks in request order.
+        """
+        for r in requests:
+            if not r.caption or not r.caption.strip():
+                raise ValueError("caption must be a non-empty string")
+        by_steps: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_steps.setdefault(r.settings.steps, []).append(i)
+        size = self.max_batch
+        chunks = [idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size)]
+        results: list[Track | None] = [None] * len(requests)
+        pending = None
+        for chunk in chunks:  # launch batch j, then finish batch j - 1 while the device works on j
+            launched = (chunk, self._launch([requests[i] for i in chunk]))
+            if pending is not None:
+                self._finish(*pending, requests, results, on_track)
+            pending = launched
+        if pending is not None:
+            self._finish(*pending, requests, results, on_track)
+        return results  # type: ignore[return-value]
+
+    def _launch(self, requests: Sequence[TrackRequest]):
+        """Prepare the requests' conditions, queue their sampling and decoding; nothing waits for the device."""
+        steps = requests[0].settings.steps
+        sets = [self.condition_set(r.video, r.caption, r.settings, r.context) for r in requests]
+        if not self.batched:  # branches one by one: the reference path of GuidedVelocity
+            x1 = torch.cat([euler(GuidedVelocity(self.base, self.guidance(r.settings), c, controlnet=self.controlnet,
+                                                 batched=False), self.initial_noise(r.seed),
+                                  time_grid(steps, device=self.device)) for r, c in zip(requests, sets)])
+            order = list(range(len(requests)))
+        else:
+            prepared = [PreparedTrack.from_condition_set(self.guidance(r.settings), c, self.initial_noise(r.seed))
+                        for r, c in zip(requests, sets)]
+            batch = TrackBatch(self.base, self.controlnet, prepared)
+            grid = time_grid(steps, device=self.device)
+            if self.sampler is not None:
+                x1 = self.sampler.sample(batch, grid)
+            else:
+                bar = tqdm(total=steps, desc=requests[0].caption[:40], leave=False, disable=not self.progress)
+                x1 = euler(batch.velocity, batch.tensors["x0"], grid, callback=lambda *_: bar.update())
+                bar.close()
+            order = batch.order
+        waves = self.codec.decode(self.base.unnormalize(x1))[:, : self.num_samples]  # (T, L), batch order
+        against = [tuple(t.caption for t in r.context) if c.reference is not None or c.negative is not None else ()
+                   for r, c in zip(requests, sets)]
+        return waves, order, against
+
+    def _finish(self, chunk: list[int], launched, requests, results: list, on_track) -> None:
+        waves, order, against = launched
+        waves = waves.float().cpu().numpy()  # the one wait for the device
+        for position, j in enumerate(order):
+            i, r = chunk[j], requests[chunk[j]]
+            results[i] = Track(r.caption, r.seed, r.settings, waves[position].copy(), self.codec.sample_rate, against[j])
+            if on_track is not None:
+                on_track(i, results[i])
+
+    @torch.inference_mode()
+    def generate_videos(self, jobs: Sequence[VideoJob],
+                        on_track: Callable[[int, int, Track], None] | None = None) -> list[list[Track]]:
+        """Step-by-step generation for many videos: round k makes track k of every video that has a
+        k-th caption, batched across videos (`generate_tracks`); track k of a video is conditioned on
+        its tracks 1..k-1. Videos may have different numbers of captions, methods and settings.
+
+        `on_track(video_index, k, track)` is called as each track is done. Returns each video's tracks.
+        """
+        seeds = [job.seed_list() for job in jobs]
+        tracks: list[list[Track]] = [[] for _ in jobs]
+        for k in range(max((len(job.captions) for job in jobs), default=0)):
+            active = [v for v, job in enumerate(jobs) if k < len(job.captions)]
+            requests = [TrackRequest(jobs[v].video, jobs[v].captions[k], seeds[v][k], jobs[v].settings, tuple(tracks[v]))
+                        for v in active]
+
+            def done(i: int, track: Track, k=k, active=active) -> None:
+                tracks[active[i]].append(track)
+                if on_track is not None:
+                    on_track(active[i], k, track)
+
+            self.generate_tracks(requests, on_track=done)
+        return tracks
 
     def generate(self, video: VideoFeatures, captions: Sequence[str], seeds: Sequence[int] | None = None,
                  settings: TrackSettings = TrackSettings(),

@@ -86,5 +86,5 @@ class TimestepEmbedder(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         args = t.float()[:, None] * self.freqs[None]  # (B, F/2)
-        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(t.dtype)
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(self.mlp[0].weight.dtype)
         return self.mlp(emb)

@@ -128,6 +128,11 @@ class MMAudio(nn.Module):
         """Convenience: `update_seq_lengths(config.seq_lengths(duration))`."""
         self.update_seq_lengths(self.config.seq_lengths(duration))
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the weights (the latent statistics stay float32, see `nag_model.device`)."""
+        return self.audio_input_proj[0].weight.dtype
+
     # ------------------------------------------------------------ latent stats
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Raw codec latent -> the standardised latent the flow is trained on (new tensor)."""
@@ -151,6 +156,7 @@ class MMAudio(nn.Module):
         b = clip_f.shape[0]
         if sync_f.shape[0] != b or text_f.shape[0] != b:
             raise ValueError(f"batch sizes differ: clip {b}, sync {sync_f.shape[0]}, text {text_f.shape[0]}")
+        clip_f, sync_f, text_f = (x.to(self.dtype) for x in (clip_f, sync_f, text_f))
         sync_f = sync_f.view(b, -1, SYNC_TOKENS_PER_SEGMENT, c.sync_dim) + self.sync_pos_emb  # (B, S, 8, Ds)
         sync_f = sync_f.flatten(1, 2)  # (B, Ls, Ds)
         clip_f = self.clip_input_proj(clip_f)  # (B, Lc, D)
@@ -182,7 +188,7 @@ class MMAudio(nn.Module):
     def embed_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """Noisy latent (B, N, C) -> audio tokens (B, N, D)."""
         self._check("latent", latent, self.seq.latent, self.config.latent_dim)
-        return self.audio_input_proj(latent)
+        return self.audio_input_proj(latent.to(self.dtype))
 
     def condition_vectors(self, t: torch.Tensor, conditions: PreprocessedConditions) -> tuple[torch.Tensor, torch.Tensor]:
         """global_c (B, 1, D) from time, CLIP and text; extended_c (B, N, D) adds the sync features."""
@@ -192,18 +198,19 @@ class MMAudio(nn.Module):
 
     def run_blocks(self, x: torch.Tensor, conditions: PreprocessedConditions, global_c: torch.Tensor,
                    extended_c: torch.Tensor, control: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Transformer trunk and final layer. `control` holds ControlNet residuals (B, N, D); block i
-        receives `control[i // ceil(depth / len(control))]` after it runs (SD3.5-ControlNet wiring)."""
+        """Transformer trunk and final layer. `control` holds ControlNet residuals (R, N, D); block i
+        receives `control[i // ceil(depth / len(control))]` after it runs (SD3.5-ControlNet wiring).
+        With R < B the residuals belong to the last R rows of x (the others get none)."""
         interval = math.ceil(self.config.depth / len(control)) if control else 0
         clip_f, text_f = conditions.clip_f, conditions.text_f
         for i, block in enumerate(self.joint_blocks):
             x, clip_f, text_f = block(x, clip_f, text_f, global_c, extended_c, self.latent_rot, self.clip_rot)
             if control:
-                x = x + control[i // interval]
+                x = _add_control(x, control[i // interval])
         for j, block in enumerate(self.fused_blocks):
             x = block(x, extended_c, self.latent_rot)
             if control:
-                x = x + control[(j + self.config.joint_depth) // interval]
+                x = _add_control(x, control[(j + self.config.joint_depth) // interval])
         return self.final_layer(x, global_c)
 
     def predict_flow(self, latent: torch.Tensor, t: torch.Tensor, conditions: PreprocessedConditions) -> torch.Tensor:
@@ -227,6 +234,19 @@ class MMAudio(nn.Module):
         if t.shape != (latent.shape[0],):
             raise ValueError(f"t must be a scalar or shape ({latent.shape[0]},), got {tuple(t.shape)}")
         return t.to(latent.dtype)
+
+
+def _add_control(x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """x (B, N, D) plus a ControlNet residual for all rows, or for the last R rows when it has R < B."""
+    r = residual.shape[0]
+    if r == x.shape[0]:
+        return x + residual
+    if r > x.shape[0]:
+        raise ValueError(f"control residual has {r} rows, more than the {x.shape[0]} of the latent")
+    if torch.is_grad_enabled():
+        return torch.cat([x[:-r], x[-r:] + residual])
+    x[-r:] += residual  # x is this forward's own intermediate; no autograd under inference
+    return x
 
 
 def build_mmaudio(preset: str | MMAudioConfig = "small_16k", duration: float | None = None) -> MMAudio:
