@@ -139,7 +139,7 @@ class StepByStepGenerator:
             controlnet.eval()
         self.batched, self.progress = batched, progress
         self.batch_mode, self._max_batch, self._sampler = batch_mode, max_batch, sampler
-        self._empty: tuple[tuple, PreprocessedConditions] | None = None
+        self._empty: PreprocessedConditions | None = None
 
     @property
     def fused(self) -> bool:
@@ -189,13 +189,8 @@ class StepByStepGenerator:
         return self.base.preprocess_conditions(clip_f, sync_f, self._to_device(text_f))
 
     def _empty_conditions(self) -> PreprocessedConditions:
-        """u(empty, empty)'s conditions (batch 1), computed once per network state."""
-        base = self.base
-        key = (base.latent_mean.device, base.dtype, base.seq, base.empty_string_feat._version,
-               base.empty_clip_feat._version, base.empty_sync_feat._version)
-        if self._empty is None or self._empty[0] != key:
-            self._empty = (key, base.get_empty_conditions(1))
-        return self._empty[1]
+        """u(empty, empty)'s conditions (batch 1): computed once per `generate_tracks` call."""
+        return self._empty if self._empty is not None else self.base.get_empty_conditions(1)
 
     def mix_condition(self, waveforms: Sequence[np.ndarray], target_lufs: float = DEFAULT_TARGET_LUFS) -> np.ndarray:
         """normalize(sum of the tracks) at target_lufs: the NAG condition audio (section 5.1)."""
@@ -270,13 +265,17 @@ class StepByStepGenerator:
         chunks = [idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size)]
         results: list[Track | None] = [None] * len(requests)
         pending = None
-        for chunk in chunks:  # launch batch j, then finish batch j - 1 while the device works on j
-            launched = (chunk, self._launch([requests[i] for i in chunk]))
+        self._empty = self.base.get_empty_conditions(1)
+        try:
+            for chunk in chunks:  # launch batch j, then finish batch j - 1 while the device works on j
+                launched = (chunk, self._launch([requests[i] for i in chunk]))
+                if pending is not None:
+                    self._finish(*pending, requests, results, on_track)
+                pending = launched
             if pending is not None:
                 self._finish(*pending, requests, results, on_track)
-            pending = launched
-        if pending is not None:
-            self._finish(*pending, requests, results, on_track)
+        finally:
+            self._empty = None
         return results  # type: ignore[return-value]
 
     def _launch(self, requests: Sequence[TrackRequest]):
