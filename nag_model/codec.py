@@ -314,9 +314,18 @@ class MelCodec(torch.nn.Module):
         log_mel = torch.minimum(latent.float(), ceiling)  # (B, N, n_mels)
         silent = log_mel <= math.log10(cfg.log_floor) + 1e-4
         mel = torch.where(silent, 0.0, torch.pow(10.0, log_mel.double()))  # (B, N, n_mels) float64
-        inverse = torch.as_tensor(self._mel_inverse, device=device)  # (F, n_mels) float64
+        inverse, phase = self._device_constants(device, n)
         magnitude = (inverse @ mel.transpose(1, 2)).clamp(min=0.0).float()  # (B, F, N)
-        phase = np.random.RandomState(_GRIFFIN_LIM_SEED).random_sample(magnitude.shape[1:])  # librosa's draw
         wav = griffin_lim(magnitude, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=window,
-                          init_phase=torch.from_numpy(phase), n_iter=cfg.griffin_lim_iters)
+                          init_phase=phase, n_iter=cfg.griffin_lim_iters)
         return wav[:, cfg.pad : cfg.pad + n * cfg.hop_length]
+
+    def _device_constants(self, device: torch.device, n: int) -> tuple[Tensor, Tensor]:
+        """The mel pseudo-inverse (F, n_mels) float64 and librosa's initial phases (F, N), kept on the
+        device (copying them at every decode would make the host wait for the device)."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        key = (str(device), n)
+        if key not in cache:
+            phase = np.random.RandomState(_GRIFFIN_LIM_SEED).random_sample((self._mel_inverse.shape[0], n))
+            cache[key] = (torch.as_tensor(self._mel_inverse, device=device), torch.as_tensor(phase, device=device))
+        return cache[key]
