@@ -161,3 +161,21 @@ def test_generate_videos_on_cuda_matches_the_cpu(demo_parts):
             corr = np.corrcoef(a.waveform, b.waveform)[0, 1]
             print(f"{a.caption!r} ({a.settings.method}): waveform correlation cpu/cuda {corr:.6f}")
             assert a.against == b.against and corr > 0.999
+
+
+@torch.inference_mode()
+def test_queueing_a_batch_never_waits_for_the_device(demo_parts, context):
+    """Once a layout's graph exists, preparing, sampling and decoding a batch only queue device work
+    (the one wait is when the waveforms are read), so the host prepares the next batch meanwhile."""
+    bundle = _parts_on(demo_parts, "cuda", torch.bfloat16)
+    gen = bundle.generator()
+    requests = _requests(demo_parts[0], context)
+    gen.generate_tracks(requests)  # captures the graph, caches the decoder's constants
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        waves, order, against = gen._launch(requests)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert waves.device.type == "cuda" and waves.shape[0] == len(requests)
+    assert gen.sampler.captures == 1 and gen.sampler.replays == 2
