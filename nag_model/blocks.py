@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nag_model import layers
 from nag_model.layers import MLP, ChannelLastConv1d, ConvMLP, apply_rope, modulate
 
 class SelfAttention(nn.Module):
@@ -23,6 +24,8 @@ class SelfAttention(nn.Module):
         """(B, L, D) -> q, k, v each (B, H, L, Dh), with RoPE on q and k when a table is given."""
         b, n, _ = x.shape
         qkv = self.qkv(x).view(b, n, self.num_heads, self.head_dim, 3).permute(4, 0, 2, 1, 3)  # (3, B, H, L, Dh)
+        if layers.fast_path(x):  # one copy makes q, k and v contiguous for the norms and the fused attention
+            qkv = qkv.contiguous()
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         if rot is not None:
@@ -78,6 +81,9 @@ class MMDitSingleBlock(nn.Module):
         if self.pre_only:
             return x
         _, _, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod
+        if layers.fast_path(x):
+            x = torch.addcmul(x, self.linear1(attn_out), gate_msa)
+            return torch.addcmul(x, self.ffn(modulate(self.norm2(x), shift_mlp, scale_mlp)), gate_mlp)
         x = x + self.linear1(attn_out) * gate_msa
         return x + self.ffn(modulate(self.norm2(x), shift_mlp, scale_mlp)) * gate_mlp
 
