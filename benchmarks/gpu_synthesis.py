@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nag_model import layers  # noqa: E402
 from nag_model.bundle import random_bundle  # noqa: E402
 from nag_model.cuda_graphs import GraphedSampler  # noqa: E402
 from nag_model.device import precision_name, resolve_device, resolve_dtype  # noqa: E402
@@ -133,6 +134,14 @@ def step_table(bundle, args, device, factory) -> list[dict]:
                 torch.cuda.reset_peak_memory_stats(device)
                 row[f"{name}_graph_ms"] = 1000 * timed(lambda: sampler.sample(batch, grid), device, args.repeats) / args.graph_steps
                 row[f"{name}_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+                if args.compare_reference:  # the same graph with the CPU's reference formulations of the layers
+                    fast, layers.fast_path = layers.fast_path, lambda x: False
+                    try:
+                        ref = GraphedSampler()
+                        row[f"{name}_graph_ref_ms"] = 1000 * timed(lambda: ref.sample(batch, grid), device, args.repeats) / args.graph_steps
+                        del ref
+                    finally:
+                        layers.fast_path = fast
                 del sampler
             del batch
         best = "graph" if device.type == "cuda" else "eager"
@@ -203,6 +212,8 @@ def main() -> None:
     ap.add_argument("--chunks-per-round", type=int, default=4, help="...and of this many batches per round")
     ap.add_argument("--no-prefix", dest="prefix", action="store_false", help="run the whole catalog at every batch size")
     ap.add_argument("--official", default=None, help="path of an official MMAudio checkout (timed, never imported by the project)")
+    ap.add_argument("--compare-reference", action="store_true",
+                    help="also time the step graphs with the reference (CPU) formulations of the layers")
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "latency", "catalog"])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -247,6 +258,9 @@ def print_tables(r: dict) -> None:
             cfg = f"{s['cfg_eager_ms']:.1f} / {s['cfg_graph_ms']:.1f} ms" if "cfg_graph_ms" in s else f"{s['cfg_eager_ms']:.1f} ms"
             nags = f"{s['nag_eager_ms']:.1f} / {s['nag_graph_ms']:.1f} ms" if "nag_graph_ms" in s else f"{s['nag_eager_ms']:.1f} ms"
             mem = f"{s['nag_peak_gib']:.2f}" if "nag_peak_gib" in s else "n/a"
+            if "nag_graph_ref_ms" in s:
+                nags += f" (reference layers {s['nag_graph_ref_ms']:.1f})"
+                cfg += f" (reference layers {s['cfg_graph_ref_ms']:.1f})"
             print(f"| {s['batch']} | {off} | {cfg} | {nags} | {s['nag_over_cfg']:.2f} | "
                   f"{s['batch'] / (nag / 1000 * i['steps']):.1f} | {mem} |")
     if "latency" in r:

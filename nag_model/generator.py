@@ -8,6 +8,9 @@ against any set of other tracks, which is how a track is added, regenerated or r
 """
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal, Sequence
 
@@ -30,6 +33,14 @@ Method = Literal["nag", "independent", "negative-prompt"]
 METHODS: tuple[str, ...] = ("nag", "independent", "negative-prompt")
 BatchMode = Literal["auto", "fused", "exact"]
 DEFAULT_MAX_BATCH = {"cuda": 128, "cpu": 8}  # tracks per guided forward, by device type
+_MIX_POOL: ThreadPoolExecutor | None = None  # the condition mixes of a batch are made in parallel (numpy, scipy)
+
+
+def _mix_pool() -> ThreadPoolExecutor:
+    global _MIX_POOL
+    if _MIX_POOL is None:
+        _MIX_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="nag-mix")
+    return _MIX_POOL
 
 
 @dataclass(frozen=True)
@@ -200,9 +211,13 @@ class StepByStepGenerator:
             total[: len(w)] += w
         return normalize_loudness(total, self.codec.sample_rate, target_lufs).astype(np.float32)
 
+    def _needs_mix(self, settings: TrackSettings, context: Sequence[Track]) -> bool:
+        return bool(context) and settings.method == "nag" and settings.beta != 0
+
     def condition_set(self, video: VideoFeatures, caption: str, settings: TrackSettings,
-                      context: Sequence[Track] = ()) -> ConditionSet:
-        """Preprocess everything this track's guidance needs, once."""
+                      context: Sequence[Track] = (), mix: np.ndarray | None = None) -> ConditionSet:
+        """Preprocess everything this track's guidance needs, once (`mix`: the context's
+        `mix_condition`, when already made)."""
         full = self._conditions(video, self.text_encoder([caption]))
         empty = self._empty_conditions()
         if not context:
@@ -214,7 +229,9 @@ class StepByStepGenerator:
         if settings.method == "nag" and settings.beta != 0:
             if self.controlnet is None:
                 raise ValueError("method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'")
-            mix = torch.from_numpy(self.mix_condition([t.waveform for t in context], settings.target_lufs))
+            if mix is None:
+                mix = self.mix_condition([t.waveform for t in context], settings.target_lufs)
+            mix = torch.from_numpy(mix)
             ref_latent = self.base.normalize(self.codec.encode(self._to_device(mix[None])))  # (1, N, C)
             video_only = self._conditions(video, self.base.empty_string_feat[None])
             return ConditionSet(full=full, empty=empty, video_only=video_only,
@@ -281,7 +298,14 @@ class StepByStepGenerator:
     def _launch(self, requests: Sequence[TrackRequest]):
         """Prepare the requests' conditions, queue their sampling and decoding; nothing waits for the device."""
         steps = requests[0].settings.steps
-        sets = [self.condition_set(r.video, r.caption, r.settings, r.context) for r in requests]
+        mixes: list[np.ndarray | None] = [None] * len(requests)
+        need = [i for i, r in enumerate(requests) if self._needs_mix(r.settings, r.context)]
+        if len(need) > 1:
+            made = _mix_pool().map(lambda i: self.mix_condition([t.waveform for t in requests[i].context],
+                                                                requests[i].settings.target_lufs), need)
+            for i, m in zip(need, made):
+                mixes[i] = m
+        sets = [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
         if not self.batched:  # branches one by one: the reference path of GuidedVelocity
             x1 = torch.cat([euler(GuidedVelocity(self.base, self.guidance(r.settings), c, controlnet=self.controlnet,
                                                  batched=False), self.initial_noise(r.seed),
@@ -323,18 +347,41 @@ class StepByStepGenerator:
         `on_track(video_index, k, track)` is called as each track is done. Returns each video's tracks.
         """
         seeds = [job.seed_list() for job in jobs]
+        for job in jobs:
+            if any(not c or not c.strip() for c in job.captions):
+                raise ValueError("caption must be a non-empty string")
         tracks: list[list[Track]] = [[] for _ in jobs]
-        for k in range(max((len(job.captions) for job in jobs), default=0)):
-            active = [v for v, job in enumerate(jobs) if k < len(job.captions)]
-            requests = [TrackRequest(jobs[v].video, jobs[v].captions[k], seeds[v][k], jobs[v].settings, tuple(tracks[v]))
-                        for v in active]
-
-            def done(i: int, track: Track, k=k, active=active) -> None:
-                tracks[active[i]].append(track)
-                if on_track is not None:
-                    on_track(active[i], k, track)
-
-            self.generate_tracks(requests, on_track=done)
+        by_steps: dict[int, list[int]] = {}
+        for v, job in enumerate(jobs):
+            if job.captions:
+                by_steps.setdefault(job.settings.steps, []).append(v)
+        size = self.max_batch
+        # Groups of videos that advance together, one round (track k) per batch. Two batches are in
+        # flight: while the device samples one group's batch, the host finishes the other group's
+        # previous batch and prepares its next one (a group's round k + 1 needs its round k).
+        waiting = deque(idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size))
+        in_flight: deque = deque()
+        self._empty = self.base.get_empty_conditions(1)
+        try:
+            while waiting or in_flight:
+                if waiting:
+                    group = waiting.popleft()
+                    requests = [TrackRequest(jobs[v].video, jobs[v].captions[len(tracks[v])], seeds[v][len(tracks[v])],
+                                             jobs[v].settings, tuple(tracks[v])) for v in group]
+                    in_flight.append((group, requests, self._launch(requests)))
+                if len(in_flight) >= 2 or (in_flight and not waiting):
+                    group, requests, launched = in_flight.popleft()
+                    made: list[Track | None] = [None] * len(requests)
+                    self._finish(list(range(len(requests))), launched, requests, made, None)
+                    for v, track in zip(group, made):
+                        tracks[v].append(track)
+                        if on_track is not None:
+                            on_track(v, len(tracks[v]) - 1, track)
+                    remaining = [v for v in group if len(tracks[v]) < len(jobs[v].captions)]
+                    if remaining:
+                        waiting.append(remaining)
+        finally:
+            self._empty = None
         return tracks
 
     def generate(self, video: VideoFeatures, captions: Sequence[str], seeds: Sequence[int] | None = None,

@@ -120,7 +120,8 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     if fast_path(x):  # the pair (x0, x1) as x0 + i x1 times cos + i sin, in complex64
         cis = getattr(table, "_foley_cis", None)
         if cis is None:
-            cis = torch.complex(table[..., 0, 0].float(), table[..., 1, 0].float())  # (1, L, D/2)
+            with torch.inference_mode(False):  # a normal tensor, usable with autograd later
+                cis = torch.complex(table[..., 0, 0].float(), table[..., 1, 0].float())  # (1, L, D/2)
             table._foley_cis = cis
         xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, H, L, D/2)
         return torch.view_as_real(xc * cis).flatten(-2).to(x.dtype)

@@ -131,6 +131,21 @@ def test_generate_videos_batches_track_k_across_videos(parts):
         assert all(np.array_equal(a.waveform, b.waveform) and a.against == b.against for a, b in zip(tracks, alone))
 
 
+def test_fused_generate_videos_pipelines_groups_and_matches_exact(parts):
+    base, controlnet, codec, text = parts
+    jobs = [VideoJob(_video(base, v), tuple(CAPTIONS[:n]), tuple(range(10 * v, 10 * v + n)), TrackSettings(m, steps=2))
+            for v, (n, m) in enumerate([(3, "nag"), (2, "nag"), (1, "independent"), (3, "negative-prompt"), (2, "nag")])]
+    seen = []
+    fused = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused", max_batch=2)
+    out = fused.generate_videos(jobs, on_track=lambda v, k, t: seen.append((v, k)))
+    for v, job in enumerate(jobs):  # each video's tracks arrive in order
+        assert [k for w, k in seen if w == v] == list(range(len(job.captions)))
+    exact = StepByStepGenerator(base, codec, text, controlnet=controlnet).generate_videos(jobs)
+    for a_tracks, b_tracks in zip(out, exact):
+        for a, b in zip(a_tracks, b_tracks):
+            assert a.against == b.against and np.corrcoef(a.waveform, b.waveform)[0, 1] > 0.999
+
+
 def test_batch_options_are_checked(parts):
     base, controlnet, codec, text = parts
     with pytest.raises(ValueError, match="batch_mode"):
