@@ -212,6 +212,8 @@ def main() -> None:
     ap.add_argument("--chunks-per-round", type=int, default=4, help="...and of this many batches per round")
     ap.add_argument("--no-prefix", dest="prefix", action="store_false", help="run the whole catalog at every batch size")
     ap.add_argument("--official", default=None, help="path of an official MMAudio checkout (timed, never imported by the project)")
+    ap.add_argument("--layers", choices=["fast", "reference"], default="fast",
+                    help="reference: run everything with the CPU's formulations of the layers (nag_model.layers.fast_path off)")
     ap.add_argument("--compare-reference", action="store_true",
                     help="also time the step graphs with the reference (CPU) formulations of the layers")
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "latency", "catalog"])
@@ -220,13 +222,15 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.layers == "reference":
+        layers.fast_path = lambda x: False
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.precision, device)
     torch.manual_seed(0)
     bundle = random_bundle(args.preset, duration=args.duration).to(device, dtype)
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
             "torch": torch.__version__, "precision": precision_name(dtype), "preset": args.preset,
-            "duration": args.duration, "steps": args.steps,
+            "duration": args.duration, "steps": args.steps, "layers": args.layers,
             "base_params_m": sum(p.numel() for p in bundle.base.parameters()) / 1e6,
             "controlnet_params_m": sum(p.numel() for p in bundle.controlnet.parameters()) / 1e6}
     print(json.dumps(info), flush=True)
