@@ -209,7 +209,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=256, help="synthetic catalog size")
     ap.add_argument("--captions", type=int, default=5, help="tracks per video")
     ap.add_argument("--min-videos", type=int, default=8, help="small batches run a prefix of at least this many videos")
-    ap.add_argument("--chunks-per-round", type=int, default=4, help="...and of this many batches per round")
+    ap.add_argument("--chunks-per-round", type=int, default=8, help="...and of this many batches per round")
     ap.add_argument("--no-prefix", dest="prefix", action="store_false", help="run the whole catalog at every batch size")
     ap.add_argument("--official", default=None, help="path of an official MMAudio checkout (timed, never imported by the project)")
     ap.add_argument("--layers", choices=["fast", "reference"], default="fast",
