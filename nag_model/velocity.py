@@ -57,10 +57,13 @@ class GuidedVelocity:
             rows = torch.cat([torch.arange(i * b, (i + 1) * b) for i in self._ref_rows])
             residuals = self.controlnet(h.repeat(len(self._ref_rows), 1, 1), global_c[rows], self.base.latent_rot,
                                         self._reference)
-            control = []
-            for r in residuals:  # zero residuals on the rows without a reference
-                full = torch.zeros_like(hh)
-                full[rows] = r
-                control.append(full)
+            if self._ref_rows == [nb - 1]:  # the reference rows are the last ones: run_blocks adds to that tail
+                control = residuals
+            else:
+                control = []
+                for r in residuals:  # zero residuals on the rows without a reference
+                    full = torch.zeros_like(hh)
+                    full[rows] = r
+                    control.append(full)
         out = self.base.run_blocks(hh, self._all_conditions, global_c, extended_c, control)
         return list(out.split(b))
