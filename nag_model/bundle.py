@@ -80,9 +80,10 @@ class FoleyBundle:
         """The precision of the network's and the ControlNet's weights."""
         return self.base.dtype
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "FoleyBundle":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> "FoleyBundle":
         """Move every model component to `device` ("auto", "cpu", "cuda", "cuda:N" or a torch.device)
-        and put the network's and the ControlNet's weights in `dtype` (bf16 or fp32).
+        and put the network's and the ControlNet's weights in `dtype` (torch.bfloat16 / torch.float32, or
+        "bf16" / "fp32" / "auto": bf16 on CUDA, fp32 elsewhere).
 
         The latent statistics stay float32 (the sampler's state is float32 whatever the weights'
         precision), and so do the codec, the encoders and the evaluators. Components without a
@@ -97,7 +98,7 @@ class FoleyBundle:
             if device is not None:
                 net.to(device)
             if dtype is not None:
-                cast_weights(net, resolve_dtype(dtype))
+                cast_weights(net, resolve_dtype(dtype, device or self.device))
         if device is not None:
             for part in (self.codec, self.text_encoder, self.video_encoder, self.scorer, self.captioner, self.evaluator):
                 if callable(getattr(part, "to", None)):
