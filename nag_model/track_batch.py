@@ -126,7 +126,7 @@ class TrackBatch:
             gi = len(self.groups)
             for name in strengths:  # float32 (tracks, 1, 1), exactly the Python float rounded as a scalar is
                 values = [float(getattr(t.guidance, name)) for t in members]
-                self.tensors[f"g{gi}.{name}"] = _host_to(device, values, torch.float32).view(-1, 1, 1)
+                self.tensors[f"g{gi}.{name}"] = host_tensor(device, values, torch.float32).view(-1, 1, 1)
             self.groups.append(_Group(type(g0), fixed, strengths, len(rows), nb, start, end - start))
             for j in range(nb):  # branch-major rows
                 for m, t in enumerate(members):
@@ -140,7 +140,7 @@ class TrackBatch:
         # The global vector without time (rows, D): it depends on the conditions only, so it is
         # computed once here instead of at every step (same arithmetic as MMAudio.condition_vectors).
         self.tensors["global_cond"] = base.global_cond_mlp(conditions.clip_f_c + conditions.text_f_c)
-        self.tensors["row_track"] = _host_to(device, row_track, torch.long)
+        self.tensors["row_track"] = host_tensor(device, row_track, torch.long)
         self.tensors["x0"] = torch.cat([t.x0 for t in ordered]).float()
         refs = [t.reference for t in ordered if t.reference is not None]
         self.num_ref = len(refs)
@@ -213,7 +213,7 @@ class TrackBatch:
         return euler(self.velocity, self.tensors["x0"], timesteps)
 
 
-def _host_to(device: torch.device, values: list, dtype: torch.dtype) -> torch.Tensor:
+def host_tensor(device: torch.device, values: list, dtype: torch.dtype) -> torch.Tensor:
     """A small tensor from host values on `device`, without waiting for the device's queued work."""
     t = torch.tensor(values, dtype=dtype)
     return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)

@@ -117,6 +117,25 @@ def test_fused_batches_match_alone_within_the_stated_tolerance(parts, contexts):
         assert not torch.equal(alone, torch.zeros_like(alone))
 
 
+@torch.inference_mode()
+def test_batched_condition_sets_match_one_request_at_a_time(parts, contexts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused")
+    requests = _mixed_requests(base, contexts)
+    for r, together in zip(requests, gen.condition_sets(requests)):
+        alone = gen.condition_set(r.video, r.caption, r.settings, r.context)
+        for name in ("full", "empty", "video_only", "negative"):
+            a, b = getattr(together, name), getattr(alone, name)
+            assert (a is None) == (b is None), (name, r)
+            if a is not None:
+                for x, y in zip(vars(a).values(), vars(b).values()):
+                    assert x.shape == y.shape and torch.allclose(x, y, atol=1e-5, rtol=1e-5)
+        assert (together.reference is None) == (alone.reference is None)
+        if alone.reference is not None:
+            for x, y in zip(together.reference.keys + together.reference.values, alone.reference.keys + alone.reference.values):
+                assert torch.allclose(x, y, atol=1e-5, rtol=1e-5)
+
+
 def test_generate_videos_batches_track_k_across_videos(parts):
     base, controlnet, codec, text = parts
     jobs = [VideoJob(_video(base, 1), tuple(CAPTIONS[:3]), (1, 2, 3), TrackSettings(steps=2)),
