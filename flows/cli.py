@@ -198,7 +198,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
                  **params: Any) -> None:
     from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
-    from tasks.manifest import ManifestError, load_manifest
+    from storage.manifest import ManifestError, load_manifest
     from tasks.models import ModelNotFound
     from tasks.params import AudioOutput, SynthesisParams
     from tasks.run_log import RunConflict

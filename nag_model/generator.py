@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nag_model.codec import AudioCodec
+from nag_model.codecs.demo_mel import AudioCodec
 from nag_model.controlnet import AudioControlNet
-from nag_model.features import TextEncoder
+from nag_model.encoders.demo import TextEncoder
 from nag_model.flow_matching import euler, time_grid
 from nag_model.guidance import (DEFAULT_CFG_STRENGTH, DEFAULT_NAG_BETA, ClassifierFreeGuidance, ConditionSet,
                                 NegativeAudioGuidance, NegativePromptGuidance)
-from nag_model.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
+from audio.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
 from nag_model.network import MMAudio, PreprocessedConditions
 from nag_model.velocity import GuidedVelocity
 

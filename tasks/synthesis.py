@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.generator import Track
-from nag_model.loudness import limit_true_peak, peak_limit_gain_db
+from audio.loudness import limit_true_peak, peak_limit_gain_db
 from storage import keys
 from storage.root import open_root
 from tasks.gpu import GPU_SLOT, gpu_slot

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from media.audio_io import audio_from_bytes
-from nag_model.loudness import integrated_loudness, true_peak_db
+from audio.loudness import integrated_loudness, true_peak_db
 from storage import keys, tables
 from tasks.mixing import mix_video
 from tasks.objects import key_of

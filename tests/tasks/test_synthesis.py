@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from media.audio_io import audio_from_bytes
-from nag_model.loudness import true_peak_db
+from audio.loudness import true_peak_db
 from storage import keys, tables
 from tasks.objects import key_of
 from tasks.params import AudioOutput, SynthesisParams

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from nag_model.loudness import (
+from audio.loudness import (
     integrated_loudness,
     limit_true_peak,
     normalize_loudness,
