@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from nag_model.checkpoint import load_controlnet, load_network, read_bytes, save_controlnet, save_network
-from nag_model.codecs.demo_mel import AudioCodec, MelCodec, MelCodecConfig
+from nag_model.codecs.base import AudioCodec
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.controlnet import AudioControlNet
 from nag_model.encoders.demo import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
                                 TextEncoder, VideoEncoder)

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.generator import Track
-from audio.loudness import limit_true_peak, peak_limit_gain_db
+from audio.loudness import scale_under_true_peak, peak_limit_gain_db
 from storage import keys
 from storage.root import open_root
 from tasks.gpu import GPU_SLOT, gpu_slot
@@ -46,7 +46,7 @@ def track_seed(run_seed: int, video_id: str, track_id: str, version: int = 1) ->
 def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     """The stem as stored: under the true-peak ceiling; and the static gain applied (0 dB when none)."""
     gain_db = peak_limit_gain_db(wav, sample_rate, STEM_CEILING_DB)
-    return (limit_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
+    return (scale_under_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
 
 
 def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
