@@ -41,7 +41,7 @@ from audio.loudness import (
     peak_limit_gain_db,
     true_peak_db,
 )
-from audio.loudness import limit_true_peak as static_ceiling
+from audio.loudness import scale_under_true_peak as static_ceiling
 
 __all__ = ["MixReport", "mix_tracks", "limit_true_peak"]
 
