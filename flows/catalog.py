@@ -35,7 +35,8 @@ from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
-from storage.manifest import ManifestEntry, read_manifest
+from storage.manifest import ManifestEntry
+from tasks.manifest import read_manifest
 from tasks.mixing import mix_video
 from tasks.models import describe_model
 from tasks.ordering import order_captions

@@ -32,11 +32,8 @@ from typing import Any, Iterator
 
 import fsspec
 import pyarrow.parquet as pq
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.objects import input_options
-from tasks.retry_policy import IO_RETRY
+from storage.root import input_options
 
 MAX_ID_CHARS = 256
 REQUIRED_COLUMNS = ("id", "video_uri")
@@ -219,7 +216,7 @@ def _unused(candidate: str, taken: set) -> str:
 
 
 def load_manifest(manifest_uri: str) -> list[ManifestEntry]:
-    """Read and parse the manifest at ``manifest_uri`` (plain function; the task adds retries).
+    """Read and parse the manifest at ``manifest_uri`` (``tasks.manifest.read_manifest`` adds retries).
 
     Raises:
         ManifestError: unknown format or missing columns. FileNotFoundError / OSError: unreadable.
@@ -228,9 +225,3 @@ def load_manifest(manifest_uri: str) -> list[ManifestEntry]:
     with fsspec.open(manifest_uri, "rb", compression=compression, **input_options(manifest_uri)) as f:
         data = f.read()
     return parse_manifest(data, manifest_uri)
-
-
-@task(name="read-manifest", cache_policy=NO_CACHE, **IO_RETRY)
-def read_manifest(manifest_uri: str) -> list[dict]:
-    """The manifest's rows as :class:`ManifestEntry` dicts, rejected rows marked with their error."""
-    return [e.to_dict() for e in load_manifest(manifest_uri)]

@@ -16,9 +16,9 @@ from storage.manifest import (
     id_problem,
     load_manifest,
     parse_captions,
-    read_manifest,
     resolve_video_uri,
 )
+from tasks.manifest import read_manifest
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "synthfoley" / "demo_catalog"
 
