@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from nag_model.bundle import load_bundle
 from nag_model.generator import Track, TrackSettings
-from nag_model.loudness import normalize_loudness
+from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
 from synthfoley.splits import split_seeds
 from synthfoley.world import make_clip, plan_clip

@@ -120,7 +120,7 @@ def baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tupl
 def _baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tuple[float, int]:
     from media.decode import decode_frames
     from nag_model.generator import TrackSettings
-    from tasks.manifest import load_manifest
+    from storage.manifest import load_manifest
     from tasks.models import frame_requests, load_model
     from tasks.synthesis import track_id_for, track_seed
 

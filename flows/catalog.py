@@ -30,15 +30,17 @@ from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from nag_model.settings import DEFAULTS
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
-from tasks.manifest import ManifestEntry, read_manifest
+from storage.manifest import ManifestEntry
+from tasks.manifest import read_manifest
 from tasks.mixing import mix_video
 from tasks.models import describe_model
 from tasks.ordering import order_captions
-from tasks.params import AudioOutput, SynthesisParams, check_order
+from tasks.params import AudioOutput, TrackSettings, check_order
 from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
 from tasks.run_log import begin_run, finish_run, finished_videos
@@ -73,7 +75,7 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 
 
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
-               seed: int, synthesis: SynthesisParams, output: AudioOutput, max_caption_chars: int,
+               seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
                gpu_slot: str | None, resumed: bool) -> tuple[PrefectFuture | dict, ...]:
     """Submit the stages of one video, in :data:`tasks.record.STAGES` order (the last depends on all).
 
@@ -98,10 +100,10 @@ def catalog_run(
     storage_url: str = "file://./out",
     run_id: str | None = None,
     model: str = "demo",
-    method: str = "nag",
-    alpha: float = 4.5,
-    beta: float = 1.5,
-    steps: int = 25,
+    method: str = DEFAULTS.method,
+    alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta,
+    steps: int = DEFAULTS.steps,
     order: str = "descending",
     seed: int = 0,
     duration: float = 8.0,
@@ -134,7 +136,7 @@ def catalog_run(
         ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``.
     """
     params = dict(locals())
-    synthesis = SynthesisParams(method, alpha, beta, steps)
+    synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
     check_order(order)
     storage_url = open_root(storage_url).url

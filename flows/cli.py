@@ -27,6 +27,9 @@ from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
+from tasks.params import AUDIO_FORMATS, ORDERS  # noqa: E402
+
 DEFAULT_STORAGE = "file://./out"
 DEMO_STORAGE = "file://./foley-out"
 DEMO_MANIFEST = Path(__file__).resolve().parent.parent / "synthfoley" / "demo_catalog" / "manifest.csv"
@@ -36,22 +39,14 @@ app = typer.Typer(help="Step-by-step video-to-audio with Negative Audio Guidance
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
-class Method(str, Enum):
-    nag = "nag"
-    independent = "independent"
-    negative_prompt = "negative-prompt"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of the allowed values (typer shows and checks them); members named like the values."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
 
 
-class Order(str, Enum):
-    descending = "descending"
-    ascending = "ascending"
-    random = "random"
-    given = "given"
-
-
-class AudioFormat(str, Enum):
-    flac = "flac"
-    wav = "wav"
+Method = _choices("Method", METHODS)
+Order = _choices("Order", ORDERS)
+AudioFormat = _choices("AudioFormat", AUDIO_FORMATS)
 
 
 class Action(str, Enum):
@@ -69,10 +64,7 @@ class Report(str, Enum):
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
 
 SUMMARY_SQL = """
-WITH latest AS (
-    SELECT * FROM videos WHERE run_id = $run_id
-    QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1
-)
+WITH latest AS (SELECT * FROM latest_videos WHERE run_id = $run_id)
 SELECT (SELECT count(*) FROM latest) AS videos,
        (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
        (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
@@ -85,8 +77,7 @@ SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
 FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT 20
 """
 FAILURES_SQL = """
-SELECT video_id, error FROM videos WHERE run_id = $run_id
-QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1 AND status = 'failed'
+SELECT video_id, error FROM latest_videos WHERE run_id = $run_id AND status = 'failed'
 ORDER BY video_id LIMIT 20
 """
 
@@ -198,13 +189,13 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
                  **params: Any) -> None:
     from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
-    from tasks.manifest import ManifestError, load_manifest
+    from storage.manifest import ManifestError, load_manifest
     from tasks.models import ModelNotFound
-    from tasks.params import AudioOutput, SynthesisParams
+    from tasks.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
     try:
-        SynthesisParams(params["method"], params["alpha"], params["beta"], params["steps"])
+        TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
         storage_url = open_root(storage).url
     except (ValueError, StorageConfigError) as exc:
@@ -236,14 +227,14 @@ def run(
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL (file://, s3://, memory://)"),
     run_id: Optional[str] = typer.Option(None, help="resume this run id (default: a new one)"),
     model: str = typer.Option("demo", help="'demo', a bundle folder/URL, or 'random:<preset>'"),
-    method: Method = typer.Option(Method.nag),
-    alpha: float = typer.Option(4.5, help="CFG strength (all methods)"),
-    beta: float = typer.Option(1.5, help="negative audio guidance strength (NAG)"),
-    steps: int = typer.Option(25, help="Euler steps"),
-    order: Order = typer.Option(Order.descending, help="caption order"),
+    method: Method = typer.Option(Method(DEFAULTS.method)),
+    alpha: float = typer.Option(DEFAULTS.alpha, help="CFG strength (all methods)"),
+    beta: float = typer.Option(DEFAULTS.beta, help="negative audio guidance strength (NAG)"),
+    steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
+    order: Order = typer.Option(Order("descending"), help="caption order"),
     seed: int = typer.Option(0, help="run seed"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
-    audio_format: AudioFormat = typer.Option(AudioFormat.flac),
+    audio_format: AudioFormat = typer.Option(AudioFormat("flac")),
     bit_depth: int = typer.Option(16, help="16 or 24"),
     resample_48k: bool = typer.Option(False, help="deliver stems and mix at 48 kHz"),
     stems_in_video: bool = typer.Option(False, help="also mux each stem into the video"),
@@ -263,12 +254,12 @@ def run(
 def demo(
     storage: str = typer.Option(DEMO_STORAGE, help="storage root URL"),
     model: str = typer.Option("demo", help="the bundled demo model by default"),
-    steps: int = typer.Option(25, help="Euler steps"),
+    steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Run the bundled demo catalog end to end (local storage, Prefect's embedded server, the demo model)."""
-    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method="nag", alpha=4.5, beta=1.5,
+    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method=DEFAULTS.method, alpha=DEFAULTS.alpha, beta=DEFAULTS.beta,
                  steps=steps, duration=duration, audio_format="flac", bit_depth=16)
 
 
@@ -282,7 +273,7 @@ def edit(
     seed: Optional[int] = typer.Option(None, help="seed of the new track (default: derived, new per version)"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     model: Optional[str] = typer.Option(None, help="default: the run's model"),
-    method: Method = typer.Option(Method.nag),
+    method: Method = typer.Option(Method(DEFAULTS.method)),
 ) -> None:
     """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
     from flows.edit import edit_video

@@ -13,13 +13,14 @@ from typing import Any
 
 from prefect import flow
 
+from nag_model.settings import DEFAULTS
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.edit_plan import plan_edit
 from tasks.gpu import GPU_SLOT, ensure_gpu_slots
 from tasks.mixing import mix_video
-from tasks.params import AudioOutput, SynthesisParams
+from tasks.params import AudioOutput, TrackSettings
 from tasks.prepare import prepare_video
 from tasks.record import record_edit
 from tasks.scoring import score_video
@@ -36,7 +37,7 @@ def edit_video(
     seed: int | None = None,
     storage_url: str = "file://./out",
     model: str | None = None,
-    method: str = "nag",
+    method: str = DEFAULTS.method,
     gpu_slot: str | None = GPU_SLOT,
 ) -> dict[str, Any]:
     """Add, regenerate or remove one track of a finished video and rebuild its mix as a new version.
@@ -57,7 +58,7 @@ def edit_video(
     planned = plan_edit(storage_url, run_id, video_id, action, caption, track_id, seed)
     params, plan = planned["params"], planned["plan"]
     model, duration = model or params["model"], params["duration"]
-    synthesis = SynthesisParams(method, params["alpha"], params["beta"], params["steps"])
+    synthesis = TrackSettings(method, params["alpha"], params["beta"], params["steps"])
     output = AudioOutput(params["audio_format"], params["bit_depth"], params["resample_48k"], params["stems_in_video"])
     version, new = plan["version"], plan["generate"]
     try:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft
 from PIL import Image, ImageDraw, ImageFont
 
-from nag_model.loudness import as_float_audio
+from audio.loudness import as_float_audio
 
 __all__ = ["log_mel", "mel_filterbank", "spectrogram_png", "spectrogram_grid_png"]
 

@@ -1,6 +1,6 @@
 """Thin Prefect tasks, one stage of the pipeline per module, in the order a video goes through them.
 
-* :mod:`tasks.manifest`   read the catalog manifest (CSV, JSONL or Parquet at any fsspec URL)
+* :mod:`storage.manifest`   read the catalog manifest (CSV, JSONL or Parquet at any fsspec URL)
 * :mod:`tasks.run_log`    the ``runs`` row: begin (resume checks), finished videos, finish (+ compaction)
 * :mod:`tasks.cleanup`    remove what a killed or failed attempt left behind (objects and row units)
 * :mod:`tasks.prepare`    probe, hash, decode and encode a video (features stay in the worker's cache)

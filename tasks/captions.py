@@ -23,7 +23,7 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from nag_model.features import tokenize
+from nag_model.encoders.demo import tokenize
 from tasks.models import load_model, model_id, video_features
 
 MAX_CAPTIONS = 5
@@ -68,7 +68,7 @@ def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 @task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry[video_id]}")
 def resolve_captions(entry: dict, video: dict, model: str, duration: float,
                      max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> dict:
-    """Captions for one manifest entry (a :class:`tasks.manifest.ManifestEntry` dict).
+    """Captions for one manifest entry (a :class:`storage.manifest.ManifestEntry` dict).
 
     Returns:
         ``{"captions": [...], "source": "manifest" | "captioner"}``.

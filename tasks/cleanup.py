@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage import keys, tables
+from storage import keys, tables, versions
 from storage.root import Root, open_root
 from tasks.logs import logger
 from tasks.objects import key_of
@@ -59,8 +59,8 @@ def clear_unit(root: Root, table: str, run_id: str, unit_name: str) -> bool:
 
 def committed_version(root: Root, run_id: str, video_id: str) -> int:
     """The latest version of ``video_id`` with an ``ok`` videos row (0: none)."""
-    videos = tables.read_video(root, "videos", run_id, video_id)
-    return int(pc.max(videos.filter(pc.equal(videos["status"], "ok"))["version"]).as_py() or 0)
+    videos = tables.read_video(root, "videos", run_id, video_id).select(["version", "status"]).to_pylist()
+    return versions.committed_version(videos)
 
 
 def committed_keys(root: Root, run_id: str, video_id: str) -> set[str]:

@@ -19,7 +19,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage import tables
+from storage import tables, versions
 from storage.root import open_root
 from tasks.retry_policy import IO_RETRY
 from tasks.synthesis import track_id_for, track_seed
@@ -46,15 +46,17 @@ def load_video_state(storage_url: str, run_id: str, video_id: str) -> dict[str, 
     if not runs:
         raise EditError(f"no run {run_id!r} under {root.url}")
     params = json.loads(runs[0]["params_json"])["params"]
-    videos = [r for r in _rows(root, "videos", run_id, video_id) if r["status"] == "ok"]
-    if not videos:
+    videos = _rows(root, "videos", run_id, video_id)
+    committed = versions.committed_version(videos)
+    if not committed:
         raise EditError(f"video {video_id!r} has no finished version in run {run_id!r}; only finished videos "
                         "can be edited (see `foley report failures`)")
-    video = max(videos, key=lambda r: r["version"])
-    mixes = _rows(root, "mixes", run_id, video_id)
-    mix = max(mixes, key=lambda r: r["version"])
-    tracks = {(row["track_id"], row["version"]): row for row in _rows(root, "tracks", run_id, video_id)}
-    latest = {t: max(v for u, v in tracks if u == t) for t, _ in tracks}  # for mixes written before track_versions
+    video = next(r for r in videos if r["version"] == committed and r["status"] == "ok")
+    (mix,) = versions.latest_rows(_rows(root, "mixes", run_id, video_id), versions.VERSIONED["mixes"]).values()
+    track_rows = _rows(root, "tracks", run_id, video_id)
+    tracks = {(row["track_id"], row["version"]): row for row in track_rows}
+    latest = {k[-1]: r["version"] for k, r in versions.latest_rows(track_rows, versions.VERSIONED["tracks"]).items()}
+    # ``latest`` fills in the track versions of mixes written before ``track_versions`` existed
     in_mix = list(zip(mix["track_ids"], mix["track_versions"] or [latest.get(t) for t in mix["track_ids"]],
                       strict=True))  # the exact track versions the mix was built from
     missing = [f"{t} v{v}" for t, v in in_mix if (t, v) not in tracks]

@@ -17,7 +17,7 @@ import numpy as np
 from media.audio_io import DELIVERY_RATE, audio_from_bytes, audio_to_bytes
 from media.errors import MediaUnreadable
 from storage.keys import validate_key
-from storage.root import Root, s3_options
+from storage.root import Root, input_options
 from tasks.params import AudioOutput
 
 
@@ -26,12 +26,6 @@ def local_path(uri: str) -> str | None:
     if uri.startswith("file://"):
         return uri[len("file://"):]
     return None if "://" in uri else os.fspath(uri)
-
-
-def input_options(uri: str) -> dict:
-    """fsspec options for reading ``uri``: S3 credentials and endpoint as for storage roots (as ``media``
-    opens remote sources)."""
-    return s3_options({}, uri) if uri.split("://", 1)[0] in ("s3", "s3a") else {}
 
 
 @contextlib.contextmanager

@@ -1,41 +1,18 @@
-"""Typed settings that travel from the flows to the tasks (small, frozen, picklable)."""
+"""Typed settings that travel from the flows to the tasks (small, frozen, picklable).
+
+How a track is generated is :class:`nag_model.settings.TrackSettings`, used as is; this module adds how
+audio is delivered and how captions are ordered."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from nag_model.generator import METHODS, TrackSettings
+from nag_model.settings import TrackSettings  # noqa: F401  (the synthesis settings)
 
 Order = Literal["descending", "ascending", "random", "given"]
 ORDERS: tuple[str, ...] = ("descending", "ascending", "random", "given")
 AUDIO_FORMATS: tuple[str, ...] = ("flac", "wav")
 BIT_DEPTHS: tuple[int, ...] = (16, 24)
-
-
-@dataclass(frozen=True)
-class SynthesisParams:
-    """How tracks are generated: the method (Eq. 7 NAG, plain CFG, or negative prompting) and its knobs."""
-
-    method: str = "nag"
-    alpha: float = 4.5
-    beta: float = 1.5
-    steps: int = 25
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if not self.steps >= 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.alpha < 0 or self.beta < 0:
-            raise ValueError(f"alpha and beta must be >= 0, got alpha={self.alpha}, beta={self.beta}")
-
-    def track_settings(self) -> TrackSettings:
-        return TrackSettings(method=self.method, alpha=self.alpha, beta=self.beta, steps=self.steps)  # type: ignore[arg-type]
-
-    def row_fields(self) -> dict[str, Any]:
-        """The ``tracks`` columns these settings fill; beta is null for methods that do not use it."""
-        return {"method": self.method, "alpha": float(self.alpha),
-                "beta": float(self.beta) if self.method == "nag" else None, "steps": int(self.steps)}
 
 
 @dataclass(frozen=True)

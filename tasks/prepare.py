@@ -24,7 +24,8 @@ from prefect.cache_policies import NO_CACHE
 from media.errors import EmptyMedia, MediaUnreadable, NoVideoStream
 from media.probe import probe
 from tasks.models import encode_video, load_model
-from tasks.objects import input_options, local_path, open_input
+from storage.root import input_options
+from tasks.objects import local_path, open_input
 from tasks.retry_policy import IO_RETRY
 
 _CHUNK = 1 << 20

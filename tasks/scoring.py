@@ -26,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.bundle import AudioEvaluator
-from nag_model.loudness import integrated_loudness, true_peak_db
+from audio.loudness import integrated_loudness, true_peak_db
 from storage.root import open_root
 from tasks.models import load_model, model_id
 from tasks.objects import read_audio

@@ -21,13 +21,13 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.generator import Track
-from nag_model.loudness import limit_true_peak, peak_limit_gain_db
+from audio.loudness import scale_under_true_peak, peak_limit_gain_db
 from storage import keys
 from storage.root import open_root
 from tasks.gpu import GPU_SLOT, gpu_slot
 from tasks.models import load_model, video_features
 from tasks.objects import read_audio, write_audio
-from tasks.params import AudioOutput, SynthesisParams
+from tasks.params import AudioOutput, TrackSettings
 
 STEM_CEILING_DB = -1.0
 
@@ -46,7 +46,7 @@ def track_seed(run_seed: int, video_id: str, track_id: str, version: int = 1) ->
 def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     """The stem as stored: under the true-peak ceiling; and the static gain applied (0 dB when none)."""
     gain_db = peak_limit_gain_db(wav, sample_rate, STEM_CEILING_DB)
-    return (limit_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
+    return (scale_under_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
 
 
 def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
@@ -57,7 +57,7 @@ def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutpu
 
 
 def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersedes: int | None, position: int,
-               caption: str, seed: int, synthesis: SynthesisParams, stored: dict, generation_s: float) -> dict:
+               caption: str, seed: int, synthesis: TrackSettings, stored: dict, generation_s: float) -> dict:
     return {"run_id": run_id, "video_id": video_id, "track_id": track_id, "version": version,
             "supersedes": supersedes, "position": position, "caption": caption, "seed": seed,
             **synthesis.row_fields(), **stored, "generation_s": generation_s}
@@ -65,7 +65,7 @@ def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersed
 
 @task(name="synthesize-tracks", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}")
 def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict, ordered: dict, model: str,
-                      duration: float, synthesis: SynthesisParams, output: AudioOutput, seed: int,
+                      duration: float, synthesis: TrackSettings, output: AudioOutput, seed: int,
                       gpu_slot_name: str | None = GPU_SLOT) -> list[dict]:
     """Generate and store every track of one video, version 1, in the order of ``ordered["captions"]``.
 
@@ -97,7 +97,7 @@ def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict,
     with gpu_slot(gpu_slot_name):
         features = video_features(bundle, video["video_uri"], video["sha256"], duration)
         clock["t"] = time.perf_counter()
-        bundle.generator().generate(features, captions, seeds, synthesis.track_settings(), on_track=store)
+        bundle.generator().generate(features, captions, seeds, synthesis, on_track=store)
     return rows
 
 
@@ -118,7 +118,7 @@ def _context_tracks(root, rows: list[dict], sample_rate: int) -> list[Track]:
 @task(name="synthesize-track", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}-{track_id}")
 def synthesize_track(storage_url: str, run_id: str, video_id: str, video: dict, caption: str, track_id: str,
                      version: int, supersedes: int | None, position: int, seed: int, context: list[dict],
-                     model: str, duration: float, synthesis: SynthesisParams, output: AudioOutput,
+                     model: str, duration: float, synthesis: TrackSettings, output: AudioOutput,
                      gpu_slot_name: str | None = GPU_SLOT) -> dict:
     """Generate one track against ``context`` (the ``tracks`` rows of the other tracks) and store it.
 
@@ -132,7 +132,7 @@ def synthesize_track(storage_url: str, run_id: str, video_id: str, video: dict, 
     with gpu_slot(gpu_slot_name):
         features = video_features(bundle, video["video_uri"], video["sha256"], duration)
         start = time.perf_counter()
-        track = bundle.generator().generate_track(features, caption, seed, synthesis.track_settings(), context=others)
+        track = bundle.generator().generate_track(features, caption, seed, synthesis, context=others)
         generation_s = time.perf_counter() - start
     key = keys.track_key(run_id, video_id, track_id, version, output.audio_format)
     stored = _store(root, key, track.waveform[:n_samples], bundle.sample_rate, output)

@@ -14,9 +14,9 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
-from nag_model.codec import MelCodec
-from nag_model.features import HashTextEncoder, PixelVideoEncoder
-from nag_model.loudness import integrated_loudness
+from nag_model.codecs.demo_mel import MelCodec
+from nag_model.encoders.demo import HashTextEncoder, PixelVideoEncoder
+from audio.loudness import integrated_loudness
 from synthfoley.captions import LABELS, parse_caption
 from synthfoley.splits import split_seeds
 from synthfoley.world import KINDS, SR, make_clip

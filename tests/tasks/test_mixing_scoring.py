@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from media.audio_io import audio_from_bytes
-from nag_model.loudness import integrated_loudness, true_peak_db
+from audio.loudness import integrated_loudness, true_peak_db
 from storage import keys, tables
 from tasks.mixing import mix_video
 from tasks.objects import key_of
-from tasks.params import AudioOutput, SynthesisParams
+from tasks.params import AudioOutput, TrackSettings
 from tasks.prepare import describe_video
 from tasks.scoring import evaluator_metrics, level_metrics, score_video
 from tasks.synthesis import synthesize_tracks
@@ -26,7 +26,7 @@ def made(h, demo_video):
 
     root = open_root("memory://mixing-module")
     video = describe_video(demo_video, h.MODEL, h.DURATION)
-    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, SynthesisParams(steps=2),
+    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, TrackSettings(steps=2),
                                   AudioOutput(), 0, gpu_slot_name=None)
     return root, video, tracks
 

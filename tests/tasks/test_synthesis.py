@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from media.audio_io import audio_from_bytes
-from nag_model.loudness import true_peak_db
+from audio.loudness import true_peak_db
 from storage import keys, tables
 from tasks.objects import key_of
-from tasks.params import AudioOutput, SynthesisParams
+from tasks.params import AudioOutput, TrackSettings
 from tasks.prepare import describe_video
 from tasks.synthesis import deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed
 
-SYN = SynthesisParams(steps=2)
+SYN = TrackSettings(steps=2)
 ORDERED = {"captions": ["A fan hums.", "A lamp beeps."], "scores": None, "order": "given", "requested": "given"}
 
 
@@ -57,7 +57,7 @@ def test_a_rerun_writes_the_same_stems_at_the_same_keys(root, video, h):
 
 
 def test_independent_rows_leave_beta_null_and_48k_wav_delivery(root, video, h):
-    syn = SynthesisParams(method="independent", steps=2)
+    syn = TrackSettings(method="independent", steps=2)
     rows = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, syn,
                                 AudioOutput("wav", 24, resample_48k=True), 0, gpu_slot_name=None)
     assert rows[0]["beta"] is None and rows[0]["method"] == "independent"

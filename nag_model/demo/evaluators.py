@@ -28,8 +28,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from nag_model.codec import MelCodec
-from nag_model.features import TextEncoder
+from nag_model.codecs.demo_mel import MelCodec
+from nag_model.encoders.demo import TextEncoder
 
 
 @dataclass(frozen=True)

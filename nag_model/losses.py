@@ -47,7 +47,7 @@ def controlnet_loss(base: MMAudio, controlnet: AudioControlNet, x1: torch.Tensor
     without video get the base's learned null tokens. The base must be frozen (see `freeze`).
     """
     if any(p.requires_grad for p in base.parameters()):
-        raise ValueError("the base must be frozen while the ControlNet trains: call nag_model.training.freeze(base)")
+        raise ValueError("the base must be frozen while the ControlNet trains: call nag_model.losses.freeze(base)")
     b = x1.shape[0]
     if video_exist is not None:
         keep = video_exist.bool().view(b, 1, 1)

@@ -6,7 +6,7 @@ import torch
 from nag_model.bundle import load_bundle, random_bundle, save_bundle
 from nag_model.checkpoint import WeightsNotFound
 from nag_model.config import get_config
-from nag_model.features import HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, tokenize
+from nag_model.encoders.demo import HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, tokenize
 from nag_model.generator import TrackSettings
 
 

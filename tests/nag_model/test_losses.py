@@ -4,7 +4,7 @@ import torch
 
 from nag_model.controlnet import AudioControlNet
 from nag_model.network import build_mmaudio
-from nag_model.training import base_loss, controlnet_loss, freeze
+from nag_model.losses import base_loss, controlnet_loss, freeze
 
 
 def _features(net, b, g):

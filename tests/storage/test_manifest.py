@@ -3,20 +3,30 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.manifest import (
+from storage.manifest import (
     ManifestEntry,
     ManifestError,
     id_problem,
     load_manifest,
     parse_captions,
-    read_manifest,
     resolve_video_uri,
 )
+from tasks.manifest import read_manifest
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "synthfoley" / "demo_catalog"
+
+
+@pytest.fixture(scope="module")
+def h():
+    """What these tests use of tests/tasks/helpers.py: the demo catalog's folder."""
+    return SimpleNamespace(DEMO_DIR=DEMO_DIR)
 
 
 def test_demo_catalog_csv_reads_as_four_entries(h):

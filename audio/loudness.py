@@ -28,7 +28,7 @@ __all__ = [
     "normalize_loudness",
     "true_peak_db",
     "peak_limit_gain_db",
-    "limit_true_peak",
+    "scale_under_true_peak",
 ]
 
 BLOCK_SECONDS = 0.4  # BS.1770-4 gating block length (pyloudnorm's default block_size)
@@ -107,7 +107,7 @@ def normalize_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float = D
     Returns:
         A new array of the same shape (float dtype kept, integer input becomes float32). Silence and audio
         below the -70 LUFS absolute gate are returned unchanged (zeros stay zeros). No peak control is
-        applied (the paper applies none); use :func:`limit_true_peak` after it where clipping matters.
+        applied (the paper applies none); use :func:`scale_under_true_peak` after it where clipping matters.
         A very quiet clip just above the gate can receive a large gain (up to ~50 dB).
 
     Raises:
@@ -148,7 +148,7 @@ def peak_limit_gain_db(wav: np.ndarray, sample_rate: int, ceiling_db: float = -1
     return ceiling_db - tp - _CEILING_MARGIN_DB
 
 
-def limit_true_peak(wav: np.ndarray, sample_rate: int, ceiling_db: float = -1.0) -> np.ndarray:
+def scale_under_true_peak(wav: np.ndarray, sample_rate: int, ceiling_db: float = -1.0) -> np.ndarray:
     """Guarantee a true peak <= ``ceiling_db`` dBTP with one static, look-ahead-free gain over the whole clip.
 
     The oversampled peak scales exactly with a static gain, so one gain of ``ceiling - peak`` dB meets the

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from nag_model.loudness import (
+from audio.loudness import (
     integrated_loudness,
-    limit_true_peak,
+    scale_under_true_peak,
     normalize_loudness,
     true_peak_db,
 )
@@ -67,7 +67,7 @@ def test_silence_stays_silent(shape):
     assert y.shape == x.shape and not np.any(y) and np.isfinite(y).all()
     assert y is not x
     assert true_peak_db(x, SR) == -math.inf
-    assert not np.any(limit_true_peak(x, SR))
+    assert not np.any(scale_under_true_peak(x, SR))
 
 
 @pytest.mark.filterwarnings("error")
@@ -119,7 +119,7 @@ def test_input_is_not_modified():
     x = sine(0.1, 1.0)
     before = x.copy()
     normalize_loudness(x, SR)
-    limit_true_peak(x * 10, SR)
+    scale_under_true_peak(x * 10, SR)
     np.testing.assert_array_equal(x, before)
 
 
@@ -141,7 +141,7 @@ def test_limit_true_peak_meets_ceiling(ceiling):
     n = np.arange(SR)
     x[:4000] += 1.2 * np.sin(np.pi / 2 * n[:4000] + np.pi / 4).astype(np.float32)
     assert true_peak_db(x, SR) > ceiling
-    y = limit_true_peak(x, SR, ceiling)
+    y = scale_under_true_peak(x, SR, ceiling)
     assert true_peak_db(y, SR) <= ceiling
     assert true_peak_db(y, SR) == pytest.approx(ceiling, abs=0.01)
     # a static gain: loudness drops by exactly the gain applied
@@ -151,4 +151,4 @@ def test_limit_true_peak_meets_ceiling(ceiling):
 
 def test_limit_true_peak_leaves_quiet_audio_unchanged():
     x = sine(0.1, 1.0)
-    np.testing.assert_array_equal(limit_true_peak(x, SR, -1.0), x)
+    np.testing.assert_array_equal(scale_under_true_peak(x, SR, -1.0), x)

@@ -1,4 +1,4 @@
-"""Tests for nag_model.codec: the AudioCodec interface and the demo MelCodec."""
+"""Tests for nag_model.codecs.demo_mel: the AudioCodec interface and the demo MelCodec."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nag_model.codec import AudioCodec, MelCodec, MelCodecConfig, num_latents, num_samples
+from nag_model.codecs.demo_mel import AudioCodec, MelCodec, MelCodecConfig, num_latents, num_samples
 
 SR = 16000
 HOP = 512

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from nag_model.bundle import AudioEvaluator, Captioner, CaptionScorer
-from nag_model.codec import MelCodec
-from nag_model.evaluators import (AudioTagger, DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, EvaluatorConfig,
+from nag_model.codecs.demo_mel import MelCodec
+from nag_model.demo.evaluators import (AudioTagger, DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, EvaluatorConfig,
                                   VideoTagger, load_evaluators, relative_log_mel, save_evaluators)
-from nag_model.features import HashTextEncoder
+from nag_model.encoders.demo import HashTextEncoder
 
 LABELS = ("ball", "lamp", "fan")
 
