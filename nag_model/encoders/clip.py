@@ -279,9 +279,21 @@ def _read_state_dict(fs, p: str, path: str) -> dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
         raise CorruptWeights(f"cannot read CLIP weights {path!r} ({fs.size(p)} bytes): the file is truncated "
                              f"or not a torch checkpoint ({type(err).__name__}: {err}). Re-download it.") from err
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CorruptWeights(f"{path!r} does not hold a state dict of tensors")
-    return dict(state)
+    return _as_open_clip_keys(dict(state))
+
+
+def _as_open_clip_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The two harmless variants open_clip's own loader accepts: a DDP `module.` prefix and a (1,)-shaped
+    `logit_scale` (open_clip's CLIP has a scalar one)."""
+    if next(iter(state)).startswith("module."):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    if "logit_scale" in state and state["logit_scale"].numel() == 1:
+        state["logit_scale"] = state["logit_scale"].reshape(())
+    return state
 
 
 def load_clip(path: str, preset: str | CLIPConfig = DEFAULT_PRESET, *, vocab: str | None = None,

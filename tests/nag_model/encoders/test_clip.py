@@ -166,6 +166,16 @@ def test_load_clip_round_trip(tiny_file, parity, root):
     assert_close(net.encode_text(parity["inputs"]["captions"]), parity["outputs"]["text_f"])
 
 
+def test_load_clip_accepts_open_clips_checkpoint_variants(tmp_path, parity):
+    """A {'state_dict': ...} wrapper, a DDP 'module.' prefix and a (1,) logit_scale, as open_clip's loader allows."""
+    state = {f"module.{k}": v for k, v in parity["state_dict"].items()}
+    state["module.logit_scale"] = state["module.logit_scale"].reshape(1)
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "wrapped.pt")
+    net = load_clip(str(tmp_path / "wrapped.pt"), "tiny")
+    assert torch.equal(net.logit_scale, parity["state_dict"]["logit_scale"])
+    assert torch.equal(net.visual.proj, parity["state_dict"]["visual.proj"])
+
+
 def test_load_clip_finds_the_vocab_beside_the_weights(tiny_file, tmp_path):
     (tmp_path / "bpe_simple_vocab_16e6.txt.gz").write_bytes(Path(CLIPTokenizer().vocab_path).read_bytes())
     assert load_clip(str(tiny_file), "tiny").tokenizer.vocab_path == str(tmp_path / "bpe_simple_vocab_16e6.txt.gz")
