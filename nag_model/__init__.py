@@ -11,6 +11,7 @@ from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.codecs.mmaudio import MMAudioCodec, load_codec
 from nag_model.config import MMAudioConfig, get_config
 from nag_model.controlnet import AudioControlNet, ControlNetConfig
+from nag_model.encoders.clip import load_clip
 from nag_model.encoders.synchformer import load_synchformer
 from nag_model.flow_matching import euler, time_grid
 from nag_model.generator import StepByStepGenerator, Track, VideoFeatures
@@ -24,6 +25,6 @@ __all__ = [
     "FoleyBundle", "GuidedVelocity", "IncompatibleWeights", "METHODS", "MMAudio", "MMAudioConfig", "MelCodec",
     "MelCodecConfig", "MMAudioCodec", "NegativeAudioGuidance", "NegativePromptGuidance", "PreprocessedConditions",
     "StepByStepGenerator", "Track", "TrackSettings", "VideoFeatures", "WeightsNotFound", "build_mmaudio", "euler",
-    "get_config", "load_bundle", "load_codec", "load_synchformer", "load_controlnet", "load_mmaudio", "random_bundle", "save_bundle",
+    "get_config", "load_bundle", "load_clip", "load_codec", "load_synchformer", "load_controlnet", "load_mmaudio", "random_bundle", "save_bundle",
     "save_controlnet", "time_grid",
 ]

@@ -1,4 +1,4 @@
-"""MMAudio's codec behind the :class:`~nag_model.codec.AudioCodec` interface, and its loader.
+"""MMAudio's codec behind the :class:`~nag_model.codecs.base.AudioCodec` interface, and its loader.
 
 waveform --mel converter--> log-mel (B, M, 2N) --VAE encoder--> posterior mean, std (B, N, C)
 latent (B, N, C) --VAE decoder--> log-mel (B, M, 2N) --BigVGAN--> waveform (B, 2N * hop)
@@ -20,8 +20,8 @@ import fsspec
 import torch
 from torch import Tensor, nn
 
-from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, IncompatibleWeights, WeightsNotFound,
-                                  check_state_dict, file_digest)
+from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights,
+                                  WeightsNotFound, check_state_dict, file_digest)
 from nag_model.codecs.bigvgan import BigVGAN, BigVGANConfig, fold_weight_norm
 from nag_model.codecs.mel import MelConfig, MelConverter
 from nag_model.codecs.vae import VAE, VAEConfig, convert_raw_state_dict
@@ -64,10 +64,6 @@ CODEC_FILES: dict[tuple[str, str], CodecFile] = {
 }
 
 
-class CorruptWeights(ValueError):
-    """A weight file exists but cannot be read as a PyTorch checkpoint (truncated or not one)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class MMAudioCodecConfig:
     """Mel front end, VAE and vocoder of one codec; they must agree on bands, hop and sample rate."""
@@ -98,7 +94,7 @@ class MMAudioCodecConfig:
 
 
 class MMAudioCodec(nn.Module):
-    """MMAudio's mel + VAE + BigVGAN codec; implements :class:`~nag_model.codec.AudioCodec`.
+    """MMAudio's mel + VAE + BigVGAN codec; implements :class:`~nag_model.codecs.base.AudioCodec`.
 
     Built with random weights; :func:`load_codec` loads the official files. Parameters are frozen.
     ``codec.to(device, torch.bfloat16)`` runs the VAE and the vocoder in bf16 (as the official demo

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nag_model.checkpoint import ChecksumMismatch, IncompatibleWeights, WeightsNotFound
-from nag_model.codec import AudioCodec, num_latents, num_samples
+from nag_model.codecs.base import AudioCodec, num_latents, num_samples
 from nag_model.codecs.mmaudio import (CODEC_FILES, CorruptWeights, MMAudioCodec, MMAudioCodecConfig,
                                       load_codec)
 from nag_model.controlnet import AudioControlNet
