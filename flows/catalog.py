@@ -10,7 +10,7 @@ synthesis holds the GPU slot.
 
 Failures are data: a video that cannot be processed gets a ``videos`` row with its error and the
 rest of the catalog goes on. A run id can be run again: finished videos are skipped and unfinished
-ones start clean (:mod:`tasks.cleanup`), so a killed run resumes without duplicate rows or orphaned
+ones start clean (:mod:`storage.cleanup`), so a killed run resumes without duplicate rows or orphaned
 objects.
 
 The tasks run on this process's threads by default, or on a Dask cluster (:mod:`flows.dask_cluster`);
@@ -31,18 +31,19 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from nag_model.settings import DEFAULTS
+from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
+from pipeline.params import AudioOutput, TrackSettings, check_order
+from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
-from tasks.cleanup import reset_video
-from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
-from storage.manifest import ManifestEntry
+from tasks.gpu_slot import ensure_gpu_slots
 from tasks.manifest import read_manifest
 from tasks.mixing import mix_video
-from tasks.models import describe_model
+from tasks.model_info import describe_model
 from tasks.ordering import order_captions
-from tasks.params import AudioOutput, TrackSettings, check_order
 from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
+from tasks.reset import reset_video
 from tasks.run_log import begin_run, finish_run, finished_videos
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
@@ -77,7 +78,7 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
                seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
                gpu_slot: str | None, resumed: bool) -> tuple[PrefectFuture | dict, ...]:
-    """Submit the stages of one video, in :data:`tasks.record.STAGES` order (the last depends on all).
+    """Submit the stages of one video, in :data:`pipeline.outcomes.STAGES` order (the last depends on all).
 
     Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
     so only a resumed run resets videos first."""
@@ -135,14 +136,16 @@ def catalog_run(
     Returns:
         ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``.
     """
-    params = dict(locals())
     synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
     check_order(order)
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
     run_id = run_id or new_run_id()
-    params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
+    params = {"manifest_uri": manifest_uri, "storage_url": storage_url, "run_id": run_id, "model": model,
+              "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
+              "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
+              "gpu_slot": gpu_slot}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)

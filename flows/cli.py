@@ -28,7 +28,7 @@ from typing import Any, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
-from tasks.params import AUDIO_FORMATS, ORDERS  # noqa: E402
+from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
 DEFAULT_STORAGE = "file://./out"
 DEMO_STORAGE = "file://./foley-out"
@@ -190,8 +190,8 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
     from storage.manifest import ManifestError, load_manifest
-    from tasks.models import ModelNotFound
-    from tasks.params import AudioOutput, TrackSettings
+    from pipeline.models import ModelNotFound
+    from pipeline.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
     try:
@@ -277,8 +277,8 @@ def edit(
 ) -> None:
     """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
     from flows.edit import edit_video
-    from tasks.edit_plan import EditError
-    from tasks.models import ModelNotFound
+    from pipeline.edit_plan import EditError
+    from pipeline.models import ModelNotFound
 
     try:
         with env.local_run_settings():

@@ -12,7 +12,7 @@ from media.audio_io import audio_from_bytes
 from storage import keys, tables
 from storage.query import connect
 from storage.root import open_root
-from tasks.objects import key_of
+from pipeline.objects import key_of
 
 
 @pytest.fixture(scope="module")
