@@ -23,7 +23,7 @@ import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from prefect import flow
 from prefect.context import FlowRunContext
@@ -49,6 +49,24 @@ from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
+_listeners: list[Callable[[], None]] = []  # called in this process once per video done (recorded or skipped)
+
+
+@contextlib.contextmanager
+def on_video_done(listener: Callable[[], None]) -> Iterator[None]:
+    """Call ``listener()`` once per video of the catalog runs started in this process (the flow runs here
+    even when its tasks run on Dask) as soon as its row is recorded or it is skipped as already finished:
+    the CLI's progress bar."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _video_done(*_: object) -> None:
+    for listener in list(_listeners):
+        listener()
 
 
 def new_run_id() -> str:
@@ -158,9 +176,11 @@ def catalog_run(
         records, videos = [], {}
         for entry in entries:
             if entry.video_id in finished:
+                _video_done()
                 continue
             if entry.error:
                 records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
+                records[-1].add_done_callback(_video_done)
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
                                 order=order, seed=seed, synthesis=synthesis, output=output,
@@ -169,6 +189,7 @@ def catalog_run(
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
             records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
+            records[-1].add_done_callback(_video_done)
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)
     except Exception:
