@@ -67,7 +67,8 @@ def main() -> None:
         cs = conditions(base, controlnet, batch)
         x = torch.randn(batch, base.seq.latent, base.config.latent_dim)
         med = time_steps({"cfg": GuidedVelocity(base, ClassifierFreeGuidance(DEFAULTS.alpha), cs),
-                          "nag": GuidedVelocity(base, NegativeAudioGuidance(DEFAULTS.alpha, DEFAULTS.beta), cs, controlnet=controlnet)},
+                          "nag": GuidedVelocity(base, NegativeAudioGuidance(DEFAULTS.alpha, DEFAULTS.beta), cs,
+                                                controlnet=controlnet)},
                          x, args.repeats)
         cfg, nag = med["cfg"], med["nag"]
         print(f"{batch:>5} | {cfg:>10.3f} | {nag:>10.3f} | {nag / cfg:>7.2f}")

@@ -81,7 +81,8 @@ class FoleyBundle:
 
     @torch.inference_mode()
     def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:
-        """Frames at ``config.CLIP_FPS`` and ``config.SYNC_FPS`` (uint8, (T, H, W, 3)) -> features padded/trimmed to the model's lengths.
+        """Frames at ``config.CLIP_FPS`` and ``config.SYNC_FPS`` (uint8, (T, H, W, 3)) -> features
+        padded/trimmed to the model's lengths.
 
         Short videos repeat their last frame (the model always generates its full duration)."""
         seq = self.base.seq

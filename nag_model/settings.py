@@ -11,6 +11,7 @@ from typing import Callable, Literal
 
 from audio.loudness import DEFAULT_TARGET_LUFS
 from common.methods import INDEPENDENT, METHODS, NAG, NEGATIVE_PROMPT
+from nag_model.flow_matching import DEFAULT_STEPS
 from nag_model.guidance import (DEFAULT_ALPHA, DEFAULT_BETA, ClassifierFreeGuidance, Guidance, NegativeAudioGuidance,
                                 NegativePromptGuidance)
 
@@ -23,7 +24,6 @@ GUIDANCE: dict[str, Callable[["TrackSettings"], Guidance]] = {
     NEGATIVE_PROMPT: lambda s: NegativePromptGuidance(s.alpha, s.negative_prompt_form),
 }
 assert tuple(GUIDANCE) == METHODS, "every method name has exactly one guidance component"
-DEFAULT_STEPS = 25
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def test_record_video_writes_a_failure_and_cleans_up(root):
     root.put_atomic(keys.track_key("r", "v", "t0", 1), b"partial")
     video = PreparedVideo("/x.mp4", "0" * 64, 8.0, None, 64, None, False, 8.0)
     out = record_video.fn(root.url, "r", ENTRY, {}, video, Captions(("a",), "manifest"),
-                          OrderedCaptions(("a",), None, "given", "given"), RuntimeError("synthesis blew up"), None, None)
+                          OrderedCaptions(("a",), None, "given", "given"), RuntimeError("synthesis blew up"),
+                          None, None)
     assert out == {"video_id": "v", "status": "failed", "error": "synthesis: RuntimeError: synthesis blew up"}
     row = tables.read_table(root, "videos", "r").to_pylist()[0]
     assert row["width"] == 64 and row["n_captions"] == 1 and root.list(keys.video_prefix("r", "v")) == []
