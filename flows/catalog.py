@@ -49,14 +49,14 @@ from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
-_listeners: list[Callable[[], None]] = []  # called in this process once per video done (recorded or skipped)
+_listeners: list[Callable[[], None]] = []  # on_video_done listeners of this process
 
 
 @contextlib.contextmanager
 def on_video_done(listener: Callable[[], None]) -> Iterator[None]:
     """Call ``listener()`` once per video of the catalog runs started in this process (the flow runs here
-    even when its tasks run on Dask) as soon as its row is recorded or it is skipped as already finished:
-    the CLI's progress bar."""
+    even when its tasks run on Dask) as soon as it is done: skipped as already finished, rejected by the
+    manifest, or all its stages over (its row is written next). The CLI's progress bar."""
     _listeners.append(listener)
     try:
         yield
@@ -64,7 +64,7 @@ def on_video_done(listener: Callable[[], None]) -> Iterator[None]:
         _listeners.remove(listener)
 
 
-def _video_done(*_: object) -> None:
+def _video_done() -> None:
     for listener in list(_listeners):
         listener()
 
@@ -180,7 +180,7 @@ def catalog_run(
                 continue
             if entry.error:
                 records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
-                records[-1].add_done_callback(_video_done)
+                _video_done()
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
                                 order=order, seed=seed, synthesis=synthesis, output=output,
@@ -189,7 +189,7 @@ def catalog_run(
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
             records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
-            records[-1].add_done_callback(_video_done)
+            _video_done()
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)
     except Exception:
