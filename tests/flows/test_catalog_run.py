@@ -118,7 +118,7 @@ def test_a_rerun_skips_finished_videos_and_retries_failed_ones(catalog, run, h, 
         result = catalog_run(catalog["manifest"], storage_url=catalog["storage_url"], run_id=run_id, model=h.MODEL,
                              duration=h.DURATION, steps=h.STEPS)
     assert (result["n_skipped"], result["n_ok"], result["n_failed"]) == (4, 4, 14)
-    assert len(done) == 4 + 4 + 14  # once per video: skipped, rejected or done with its stages
+    assert len(done) == 4 + 14  # once per manifest row: 4 skipped (finished ok), 14 failed ones retried
     assert {k: root.fs.info(root.path(k))["mtime"] for k in root.list("runs")} == before  # nothing regenerated
     check_run_storage(root, run_id)
 
