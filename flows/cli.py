@@ -20,7 +20,6 @@ env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
 import contextlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Optional  # noqa: E402
@@ -28,7 +27,7 @@ from typing import Any, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
-from tasks.params import AUDIO_FORMATS, ORDERS  # noqa: E402
+from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
 DEFAULT_STORAGE = "file://./out"
 DEMO_STORAGE = "file://./foley-out"
@@ -113,41 +112,25 @@ def _fail(message: str, code: int = 2) -> None:
 
 # ------------------------------------------------------------------ progress
 class _Progress:
-    """A tqdm bar of finished videos, read from the run's ``videos`` part files while the flow runs."""
+    """A tqdm bar of finished videos, moved by the catalog flow as it records each video
+    (:func:`flows.catalog.on_video_done`)."""
 
-    def __init__(self, storage_url: str, run_id: str, total: int, enabled: bool):
-        self.storage_url, self.run_id, self.total, self.enabled = storage_url, run_id, total, enabled
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+    def __init__(self, run_id: str, total: int, enabled: bool):
+        self.run_id, self.total, self.enabled = run_id, total, enabled
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            self._thread.start()
+            from tqdm import tqdm
+
+            from flows.catalog import on_video_done
+
+            bar = self._stack.enter_context(tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr))
+            self._stack.enter_context(on_video_done(lambda: bar.update(1)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _poll(self) -> None:
-        from tqdm import tqdm
-
-        from storage import tables
-        from storage.root import open_root
-
-        root = open_root(self.storage_url)
-        with tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr) as bar:
-            while True:
-                stopping = self._stop.wait(0.5)
-                try:
-                    done = len(tables.table_files(root, "videos", self.run_id).parts)
-                except Exception:  # the folder may not exist yet; the bar is best effort
-                    done = bar.n
-                if done > bar.n:
-                    bar.update(min(done, self.total) - bar.n)
-                if stopping:
-                    return
+        self._stack.close()
 
 
 # ------------------------------------------------------------------ summary
@@ -190,8 +173,8 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
     from storage.manifest import ManifestError, load_manifest
-    from tasks.models import ModelNotFound
-    from tasks.params import AudioOutput, TrackSettings
+    from pipeline.models import ModelNotFound
+    from pipeline.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
     try:
@@ -210,7 +193,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
                err=True)
     try:
-        with _Progress(storage_url, run_id, total, progress), env.local_run_settings(), \
+        with _Progress(run_id, total, progress), env.local_run_settings(), \
                 (env.shared_api() if dask else contextlib.nullcontext()):
             result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
     except (ModelNotFound, RunConflict, ManifestError) as exc:
@@ -277,8 +260,8 @@ def edit(
 ) -> None:
     """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
     from flows.edit import edit_video
-    from tasks.edit_plan import EditError
-    from tasks.models import ModelNotFound
+    from pipeline.edit_plan import EditError
+    from pipeline.models import ModelNotFound
 
     try:
         with env.local_run_settings():

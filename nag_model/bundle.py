@@ -18,6 +18,7 @@ import torch
 
 from nag_model.checkpoint import load_controlnet, load_network, read_bytes, save_controlnet, save_network
 from nag_model.codecs.base import AudioCodec
+from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
 from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.controlnet import AudioControlNet
 from nag_model.encoders.demo import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
@@ -80,12 +81,14 @@ class FoleyBundle:
 
     @torch.inference_mode()
     def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:
-        """Frames at 8 fps and 25 fps (uint8, (T, H, W, 3)) -> features padded/trimmed to the model's lengths.
+        """Frames at ``config.CLIP_FPS`` and ``config.SYNC_FPS`` (uint8, (T, H, W, 3)) -> features
+        padded/trimmed to the model's lengths.
 
         Short videos repeat their last frame (the model always generates its full duration)."""
         seq = self.base.seq
         clip = self.video_encoder.encode_clip(_fit(clip_frames, seq.clip))
-        sync_frames_needed = (seq.sync // 8 - 1) * 8 + 16
+        segments = seq.sync // SYNC_TOKENS_PER_SEGMENT
+        sync_frames_needed = (segments - 1) * SYNC_STEP + SYNC_SEGMENT
         sync = self.video_encoder.encode_sync(_fit(sync_frames, sync_frames_needed))
         return VideoFeatures(clip, sync)
 

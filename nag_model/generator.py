@@ -114,10 +114,6 @@ class StepByStepGenerator:
             reference = self.controlnet.preprocess_reference(ref_latent)
         return ConditionSet(full=full, empty=empty, video_only=video_only, negative=negative, reference=reference)
 
-    @staticmethod
-    def guidance(settings: TrackSettings):
-        return settings.guidance()
-
     # ------------------------------------------------------------ generation
     def initial_noise(self, seed: int) -> torch.Tensor:
         """x0 (1, N, C) from the track's own seed, drawn on the CPU so every device agrees."""
@@ -132,7 +128,7 @@ class StepByStepGenerator:
         if not caption or not caption.strip():
             raise ValueError("caption must be a non-empty string")
         conditions = self.condition_set(video, caption, settings, context)
-        velocity = GuidedVelocity(self.base, self.guidance(settings), conditions, controlnet=self.controlnet,
+        velocity = GuidedVelocity(self.base, settings.guidance(), conditions, controlnet=self.controlnet,
                                   batched=self.batched)
         steps = time_grid(settings.steps, device=self.device)
         bar = tqdm(total=settings.steps, desc=caption[:40], leave=False, disable=not self.progress)

@@ -1,7 +1,8 @@
 """How one track is generated: the one settings type, from the notebook to the tables.
 
-The method names, their defaults and their guidance components live here only: the flows, the CLI
-and the ``tracks`` columns derive theirs from :class:`TrackSettings` and :data:`GUIDANCE`.
+The defaults and the guidance component of each method live here only (the method names themselves in
+the torch-free :mod:`common.methods`, which storage shares): the flows, the CLI and the ``tracks``
+columns derive theirs from :class:`TrackSettings` and :data:`GUIDANCE`.
 """
 from __future__ import annotations
 
@@ -9,26 +10,27 @@ from dataclasses import dataclass, fields
 from typing import Callable, Literal
 
 from audio.loudness import DEFAULT_TARGET_LUFS
+from common.methods import INDEPENDENT, METHODS, NAG, NEGATIVE_PROMPT
+from nag_model.flow_matching import DEFAULT_STEPS
 from nag_model.guidance import (DEFAULT_ALPHA, DEFAULT_BETA, ClassifierFreeGuidance, Guidance, NegativeAudioGuidance,
                                 NegativePromptGuidance)
 
-Method = Literal["nag", "independent", "negative-prompt"]
+Method = str  # one of METHODS
 
 # method -> its guidance component, built from the settings (section 5.1 of the NAG paper)
 GUIDANCE: dict[str, Callable[["TrackSettings"], Guidance]] = {
-    "nag": lambda s: NegativeAudioGuidance(s.alpha, s.beta),  # Eq. (7)
-    "independent": lambda s: ClassifierFreeGuidance(s.alpha),  # Eq. (3), each track alone
-    "negative-prompt": lambda s: NegativePromptGuidance(s.alpha, s.negative_prompt_form),
+    NAG: lambda s: NegativeAudioGuidance(s.alpha, s.beta),  # Eq. (7)
+    INDEPENDENT: lambda s: ClassifierFreeGuidance(s.alpha),  # Eq. (3), each track alone
+    NEGATIVE_PROMPT: lambda s: NegativePromptGuidance(s.alpha, s.negative_prompt_form),
 }
-METHODS: tuple[str, ...] = tuple(GUIDANCE)
-DEFAULT_STEPS = 25
+assert tuple(GUIDANCE) == METHODS, "every method name has exactly one guidance component"
 
 
 @dataclass(frozen=True)
 class TrackSettings:
     """How one track is generated. alpha is the CFG strength of every method; beta only matters for NAG."""
 
-    method: Method = "nag"
+    method: Method = NAG
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_BETA
     steps: int = DEFAULT_STEPS

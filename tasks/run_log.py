@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import tables, versions
 from storage.root import open_root
-from tasks.cleanup import sweep_table_temporaries
+from storage.cleanup import sweep_table_temporaries
 from tasks.logs import logger
 from tasks.retry_policy import IO_RETRY
 
@@ -52,7 +52,7 @@ def begin_run(storage_url: str, run_id: str, params: dict[str, Any], manifest_ur
     """Write the run's row as ``running`` (keeping the first start time on a resume).
 
     Args:
-        params: every flow parameter (stored as JSON); ``model``: :func:`tasks.models.describe_model`.
+        params: every flow parameter (stored as JSON); ``model``: :func:`tasks.model_info.describe_model`.
 
     Raises:
         RunConflict: the run exists with different values of :data:`OUTPUT_PARAMS`.

@@ -1,4 +1,5 @@
-"""The GPU slot: a named Prefect global concurrency limit that every synthesis holds.
+"""The GPU slot: a named Prefect global concurrency limit that every synthesis holds (library code;
+the task that creates the limit is :func:`tasks.gpu_slot.ensure_gpu_slots`).
 
 One limit (``gpu`` by default, one slot per GPU) is shared by every worker process on the Prefect
 server. Within a process, syntheses queue on a local lock and the process holds one slot for as long
@@ -9,7 +10,7 @@ releasing and re-acquiring between consecutive videos left the GPU idle that lon
 
 Slots are leased for :data:`GPU_LEASE_S` and renewed while held: on a Prefect server, the slot of a
 killed worker comes back when its lease expires. The ephemeral server expires no leases (see
-:func:`ensure_gpu_slots`).
+:func:`ensure_limit`).
 """
 from __future__ import annotations
 
@@ -18,17 +19,12 @@ import contextlib
 import threading
 from typing import Iterator
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency.sync import concurrency
 from prefect.context import SettingsContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
-
-from tasks.logs import logger
-from tasks.retry_policy import IO_RETRY
 
 GPU_SLOT = "gpu"
 GPU_LEASE_S = 60  # a killed holder's slot returns this long after its last renewal (on a full server)
@@ -37,18 +33,17 @@ RESERVE_S = 5.0  # a flow reserves the slot this long at its start, before its f
 RESERVE_WAIT_S = 1.0  # and waits this long at most for it, before its tasks start (see SlotHolder.reserve)
 
 
-@task(name="ensure-gpu-slots", cache_policy=NO_CACHE, **IO_RETRY)
-def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1, reserve_s: float = 0.0) -> int:
-    """Create the global concurrency limit ``name`` with ``slots`` slots if it does not exist.
+def ensure_limit(name: str = GPU_SLOT, slots: int = 1) -> tuple[int, int]:
+    """Create the global concurrency limit ``name`` with ``slots`` slots if it does not exist; returns its
+    size and how many slots left taken by a killed earlier run were released.
 
-    An existing limit keeps its size (an operator may have sized it to the GPUs); returns it. Without
-    the limit, Prefect's ``concurrency()`` would silently not limit anything. ``reserve_s`` > 0 starts
-    acquiring a slot for this process now (:meth:`SlotHolder.reserve`).
-
-    Prefect's ephemeral server (no ``PREFECT_API_URL``: a local ``foley run``) runs no lease
-    expiry, and a fresh one cannot hold leases of other processes, so there the slots still counted
-    as taken by an earlier run that was killed are released here.
+    An existing limit keeps its size (an operator may have sized it to the GPUs). Without the limit,
+    Prefect's ``concurrency()`` would silently not limit anything. Prefect's ephemeral server (no
+    ``PREFECT_API_URL``: a local ``foley run``) runs no lease expiry, and a fresh one cannot hold leases
+    of other processes, so there the slots still counted as taken by an earlier run that was killed are
+    released here.
     """
+    released = 0
     with get_client(sync_client=True) as client:
         try:
             limit = client.read_global_concurrency_limit_by_name(name)
@@ -58,13 +53,10 @@ def ensure_gpu_slots(name: str = GPU_SLOT, slots: int = 1, reserve_s: float = 0.
             except ObjectAlreadyExists:  # created concurrently
                 pass
             limit = client.read_global_concurrency_limit_by_name(name)
-        if PREFECT_API_URL.value() is None and limit.active_slots and not _holder(name).holding:
+        if PREFECT_API_URL.value() is None and limit.active_slots and not holder(name).holding:
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-            logger().warning("released %d slot(s) of %r left taken by an earlier run that was killed",
-                             limit.active_slots, name)
-    if reserve_s > 0:
-        _holder(name).reserve(reserve_s)
-    return limit.limit
+            released = limit.active_slots
+    return limit.limit, released
 
 
 class _Attempt:
@@ -182,7 +174,8 @@ _holders: dict[str, SlotHolder] = {}
 _holders_lock = threading.Lock()
 
 
-def _holder(name: str) -> SlotHolder:
+def holder(name: str) -> SlotHolder:
+    """This process's holder of the limit ``name``."""
     with _holders_lock:
         if name not in _holders:
             _holders[name] = SlotHolder(name)
@@ -196,5 +189,5 @@ def gpu_slot(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    with _holder(name).hold():
+    with holder(name).hold():
         yield

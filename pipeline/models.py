@@ -1,4 +1,5 @@
-"""Model loading with a per-process cache, and the video-feature cache next to it.
+"""Model loading with a per-process cache, and the video-feature cache next to it (library code; the
+task is :func:`tasks.model_info.describe_model`).
 
 A worker process loads each (model, duration) once; every task in that process reuses it. The
 ``model`` string names what to load:
@@ -16,19 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from cachetools import LRUCache
 
 import nag_model
 from media.decode import FrameRequest, decode_frames
 from nag_model.bundle import FoleyBundle, load_bundle, random_bundle
 from nag_model.checkpoint import state_fingerprint
+from nag_model.config import CLIP_FPS, SYNC_FPS
 from nag_model.generator import VideoFeatures
-from tasks.objects import open_input
+from pipeline.objects import open_input
 
 DEMO_MODEL = "demo"
 DEMO_MODEL_DIR = Path(nag_model.__file__).resolve().parent / "weights" / "demo"
@@ -38,7 +38,7 @@ FEATURE_CACHE_SIZE = 64
 _lock = threading.Lock()
 _bundles: dict[tuple[str, float], FoleyBundle] = {}
 _ids: dict[int, str] = {}
-_features: OrderedDict[tuple[str, str, float], tuple[VideoFeatures, float]] = OrderedDict()
+_features: LRUCache[tuple[str, str, float], tuple[VideoFeatures, float]] = LRUCache(maxsize=FEATURE_CACHE_SIZE)
 
 
 class ModelNotFound(FileNotFoundError):
@@ -116,8 +116,9 @@ def encoder_id(bundle: FoleyBundle) -> str:
 
 
 def frame_requests(bundle: FoleyBundle) -> tuple[FrameRequest, FrameRequest]:
-    """8 fps frames for the CLIP-rate stream and 25 fps for the sync stream, at the encoder's sizes."""
-    return FrameRequest(8, tuple(bundle.video_encoder.clip_size)), FrameRequest(25, tuple(bundle.video_encoder.sync_size))
+    """Frames at the CLIP rate and at the sync rate (``nag_model.config``), at the encoder's sizes."""
+    return (FrameRequest(CLIP_FPS, tuple(bundle.video_encoder.clip_size)),
+            FrameRequest(SYNC_FPS, tuple(bundle.video_encoder.sync_size)))
 
 
 def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: float) -> tuple[VideoFeatures, float]:
@@ -129,7 +130,6 @@ def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: flo
     key = (encoder_id(bundle), sha256, float(duration))
     with _lock:
         if key in _features:
-            _features.move_to_end(key)
             return _features[key]
     with open_input(video_uri) as source:
         decoded = decode_frames(source, frame_requests(bundle), duration=duration)
@@ -137,8 +137,6 @@ def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: flo
     value = (bundle.video_features(clip.frames, sync.frames), min(float(decoded.duration), float(duration)))
     with _lock:
         _features[key] = value
-        while len(_features) > FEATURE_CACHE_SIZE:
-            _features.popitem(last=False)
     return value
 
 
@@ -170,11 +168,10 @@ class ModelInfo:
     has_evaluator: bool
 
 
-@task(name="describe-model", cache_policy=NO_CACHE)
-def describe_model(model: str, duration: float) -> dict:
-    """Load the model in this worker (once) and describe it; fails the run early with a clear error."""
+def describe(model: str, duration: float) -> ModelInfo:
+    """Load the model in this process (once) and describe it."""
     bundle = load_model(model, duration)
-    return asdict(ModelInfo(model=model, model_id=model_id(bundle), sample_rate=bundle.sample_rate,
-                            duration=bundle.duration, encoder_id=encoder_id(bundle),
-                            has_controlnet=bundle.controlnet is not None, has_scorer=bundle.scorer is not None,
-                            has_captioner=bundle.captioner is not None, has_evaluator=bundle.evaluator is not None))
+    return ModelInfo(model=model, model_id=model_id(bundle), sample_rate=bundle.sample_rate,
+                     duration=bundle.duration, encoder_id=encoder_id(bundle),
+                     has_controlnet=bundle.controlnet is not None, has_scorer=bundle.scorer is not None,
+                     has_captioner=bundle.captioner is not None, has_evaluator=bundle.evaluator is not None)

@@ -16,9 +16,9 @@ import numpy as np
 
 from media.audio_io import DELIVERY_RATE, audio_from_bytes, audio_to_bytes
 from media.errors import MediaUnreadable
-from storage.keys import validate_key
+from storage import keys
 from storage.root import Root, input_options
-from tasks.params import AudioOutput
+from pipeline.params import AudioOutput
 
 
 def local_path(uri: str) -> str | None:
@@ -51,10 +51,7 @@ def open_input(uri: str) -> Iterator[str | BinaryIO]:
 
 def key_of(root: Root, uri: str) -> str:
     """The key of an object URI written under ``root`` (``root.uri(key)`` backwards)."""
-    prefix = root.url.rstrip("/") + "/"
-    if not uri.startswith(prefix):
-        raise ValueError(f"{uri!r} is not under the storage root {root.url!r}")
-    return validate_key(uri[len(prefix):])
+    return keys.key_of(root.url, uri)
 
 
 def write_audio(root: Root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:

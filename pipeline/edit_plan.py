@@ -8,21 +8,19 @@
   ``track_ids``).
 
 Every edit makes version ``n + 1`` of the video (``n``: its latest committed version) and mix version
-``n + 1`` superseding the current mix; earlier rows are never changed.
+``n + 1`` superseding the current mix; earlier rows are never changed. (Library code; the task is
+:func:`tasks.plan.plan_edit`.)
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
+from pipeline.tracks import track_id_for, track_seed
 from storage import tables, versions
 from storage.root import open_root
-from tasks.retry_policy import IO_RETRY
-from tasks.synthesis import track_id_for, track_seed
 
 ACTIONS = ("add", "regenerate", "remove")
 _TRACK_NUMBER = re.compile(r"t(\d+)")
@@ -32,6 +30,47 @@ class EditError(ValueError):
     """The edit cannot be made (unknown run, video or track; missing caption; last track)."""
 
 
+@dataclass(frozen=True)
+class NewTrack:
+    """The track an edit generates: its id, version (``supersedes`` the one it replaces), mix position,
+    caption and seed."""
+
+    track_id: str
+    version: int
+    supersedes: int | None
+    position: int
+    caption: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """An edit as data: the run's parameters, the new version of the video and of its mix, the track to
+    generate (if any) and the rows it is generated against, and the tracks of the new mix.
+
+    The new mix is ``kept`` (``tracks`` rows, in order) with the generated track at index ``new_at``
+    (None: the edit generates nothing); :meth:`tracks_after` puts its row there.
+    """
+
+    params: dict[str, Any]
+    version: int
+    supersedes_mix: int
+    video: dict[str, Any]
+    generate: NewTrack | None
+    context: tuple[dict, ...]
+    kept: tuple[dict, ...]
+    new_at: int | None
+
+    def tracks_after(self, new_row: dict | None = None) -> list[dict]:
+        """The ``tracks`` rows of the new mix in order, ``new_row`` (the generated track's row) included."""
+        if (new_row is None) != (self.new_at is None):
+            raise ValueError("the generated track's row is needed exactly when the edit generates one")
+        rows = list(self.kept)
+        if new_row is not None:
+            rows.insert(self.new_at, new_row)  # type: ignore[arg-type]
+        return rows
+
+
 def _rows(root, table: str, run_id: str, video_id: str) -> list[dict]:
     return tables.read_video(root, table, run_id, video_id).to_pylist()
 
@@ -39,7 +78,7 @@ def _rows(root, table: str, run_id: str, video_id: str) -> list[dict]:
 def load_video_state(storage_url: str, run_id: str, video_id: str) -> dict[str, Any]:
     """The committed state of a video: run parameters, latest ok ``videos`` row, current mix and tracks.
 
-    Call it after :func:`tasks.cleanup.reset_video_state`, which removes uncommitted rows.
+    Call it after :func:`storage.cleanup.reset_video_state`, which removes uncommitted rows.
     """
     root = open_root(storage_url)
     runs = tables.read_table(root, "runs", run_id).to_pylist()
@@ -70,20 +109,16 @@ def load_video_state(storage_url: str, run_id: str, video_id: str) -> dict[str, 
 
 
 def make_plan(state: dict[str, Any], action: str, *, caption: str | None = None, track_id: str | None = None,
-              seed: int | None = None) -> dict[str, Any]:
-    """The edit as data (pure function): the new version, the track to generate (if any) and its context.
-
-    Returns ``{"version", "supersedes_mix", "generate": {...} | None, "context": [track rows],
-    "tracks_after": [track rows or "<new>"], "video": video row}``.
-    """
+              seed: int | None = None) -> EditPlan:
+    """The edit as data (pure function; ``state`` from :func:`load_video_state`)."""
     if action not in ACTIONS:
         raise EditError(f"action must be one of {ACTIONS}, got {action!r}")
     tracks, video_id = state["tracks"], state["video"]["video_id"]
     version = int(state["video"]["version"]) + 1
     run_seed = int(state["params"].get("seed", 0))
     ids = [t["track_id"] for t in tracks]
-    plan: dict[str, Any] = {"version": version, "supersedes_mix": int(state["mix"]["version"]), "generate": None,
-                            "context": [], "tracks_after": list(tracks), "video": state["video"]}
+    common = {"params": state["params"], "version": version, "supersedes_mix": int(state["mix"]["version"]),
+              "video": state["video"]}
     if action == "add":
         if not caption or not caption.strip():
             raise EditError("adding a track needs a caption")
@@ -92,33 +127,20 @@ def make_plan(state: dict[str, Any], action: str, *, caption: str | None = None,
         while new_id in state["used_track_ids"]:
             new_id += "x"
         position = max((int(t["position"]) for t in tracks), default=-1) + 1
-        plan["generate"] = {"track_id": new_id, "version": 1, "supersedes": None, "position": position,
-                            "caption": caption.strip(),
-                            "seed": track_seed(run_seed, video_id, new_id, 1) if seed is None else int(seed)}
-        plan["context"] = list(tracks)
-        plan["tracks_after"] = [*tracks, "<new>"]
-        return plan
+        new = NewTrack(new_id, 1, None, position, caption.strip(),
+                       track_seed(run_seed, video_id, new_id, 1) if seed is None else int(seed))
+        return EditPlan(**common, generate=new, context=tuple(tracks), kept=tuple(tracks), new_at=len(tracks))
     if track_id not in ids:
         raise EditError(f"track {track_id!r} is not in the current mix of {video_id!r}; its tracks are {ids}")
     old = tracks[ids.index(track_id)]
     if action == "remove":
         if len(tracks) == 1:
             raise EditError(f"{track_id!r} is the only track of {video_id!r}; a video keeps at least one track")
-        plan["tracks_after"] = [t for t in tracks if t["track_id"] != track_id]
-        return plan
+        kept = tuple(t for t in tracks if t["track_id"] != track_id)
+        return EditPlan(**common, generate=None, context=(), kept=kept, new_at=None)
     new_version = int(old["version"]) + 1
     text = caption.strip() if caption and caption.strip() else old["caption"]
-    plan["generate"] = {"track_id": track_id, "version": new_version, "supersedes": int(old["version"]),
-                        "position": int(old["position"]), "caption": text,
-                        "seed": track_seed(run_seed, video_id, track_id, new_version) if seed is None else int(seed)}
-    plan["context"] = [t for t in tracks if t["track_id"] != track_id]
-    plan["tracks_after"] = [t if t["track_id"] != track_id else "<new>" for t in tracks]
-    return plan
-
-
-@task(name="plan-edit", cache_policy=NO_CACHE, task_run_name="plan-{video_id}-{action}", **IO_RETRY)
-def plan_edit(storage_url: str, run_id: str, video_id: str, action: str, caption: str | None = None,
-              track_id: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Read the video's committed state and plan the edit: ``{"params", "plan"}`` (see :func:`make_plan`)."""
-    state = load_video_state(storage_url, run_id, video_id)
-    return {"params": state["params"], "plan": make_plan(state, action, caption=caption, track_id=track_id, seed=seed)}
+    new = NewTrack(track_id, new_version, int(old["version"]), int(old["position"]), text,
+                   track_seed(run_seed, video_id, track_id, new_version) if seed is None else int(seed))
+    others = tuple(t for t in tracks if t["track_id"] != track_id)
+    return EditPlan(**common, generate=new, context=others, kept=others, new_at=ids.index(track_id))

@@ -20,14 +20,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from storage import keys, tables, versions
-from storage.root import Root, open_root
-from tasks.logs import logger
-from tasks.objects import key_of
-from tasks.retry_policy import IO_RETRY
+from storage.root import Root
 
 ROW_TABLES = ("tracks", "mixes", "metrics")  # tables written before the videos row of a version
 
@@ -68,14 +63,14 @@ def committed_keys(root: Root, run_id: str, video_id: str) -> set[str]:
     expected: set[str] = set()
     tracks = tables.read_video(root, "tracks", run_id, video_id)
     for row in tracks.select(["track_id", "version", "uri"]).to_pylist():
-        expected.add(key_of(root, row["uri"]))
+        expected.add(keys.key_of(root.url, row["uri"]))
         expected.add(keys.spectrogram_key(run_id, video_id, row["version"], row["track_id"]))
     mixes = tables.read_video(root, "mixes", run_id, video_id)
     for row in mixes.select(["version", "uri", "muxed_uri"]).to_pylist():
-        expected.add(key_of(root, row["uri"]))
+        expected.add(keys.key_of(root.url, row["uri"]))
         expected.add(keys.spectrogram_key(run_id, video_id, row["version"]))
         if row["muxed_uri"]:
-            expected.add(key_of(root, row["muxed_uri"]))
+            expected.add(keys.key_of(root.url, row["muxed_uri"]))
     return expected
 
 
@@ -89,8 +84,6 @@ def reset_video_state(root: Root, run_id: str, video_id: str, committed: int | N
         clear_unit(root, table, run_id, unit(video_id, n + 1))
     keep = committed_keys(root, run_id, video_id) if n else set()
     removed = root.delete_prefix(keys.video_prefix(run_id, video_id), keep=keep)
-    if removed:
-        logger().info("removed %d object(s) of an unfinished attempt of %r", len(removed), video_id)
     return {"committed_version": n, "removed": removed}
 
 
@@ -101,9 +94,3 @@ def sweep_table_temporaries(root: Root, run_id: str) -> list[str]:
         prefix = keys.partition_prefix(table, run_id)
         removed += root.delete_prefix(prefix, keep=root.list(prefix))
     return removed
-
-
-@task(name="reset-video", cache_policy=NO_CACHE, task_run_name="reset-{video_id}", **IO_RETRY)
-def reset_video(storage_url: str, run_id: str, video_id: str, committed: int | None = None) -> dict:
-    """Clear an unfinished attempt of ``video_id`` (see :func:`reset_video_state`)."""
-    return reset_video_state(open_root(storage_url), run_id, video_id, committed)
