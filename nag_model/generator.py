@@ -18,19 +18,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nag_model.codec import AudioCodec
+from nag_model.codecs.base import AudioCodec
 from nag_model.controlnet import AudioControlNet, ReferenceTokens
-from nag_model.features import TextEncoder
+from nag_model.encoders.base import TextEncoder
 from nag_model.flow_matching import euler, time_grid
-from nag_model.guidance import (DEFAULT_CFG_STRENGTH, DEFAULT_NAG_BETA, ClassifierFreeGuidance, ConditionSet,
-                                NegativeAudioGuidance, NegativePromptGuidance)
-from nag_model.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
+from nag_model.guidance import NEGATIVE, REFERENCE, ConditionSet
+from audio.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
 from nag_model.network import MMAudio, PreprocessedConditions
+from nag_model.settings import METHODS, Method, TrackSettings  # noqa: F401  (re-exported)
 from nag_model.track_batch import PreparedTrack, TrackBatch, host_tensor
 from nag_model.velocity import GuidedVelocity
 
-Method = Literal["nag", "independent", "negative-prompt"]
-METHODS: tuple[str, ...] = ("nag", "independent", "negative-prompt")
 BatchMode = Literal["auto", "fused", "exact"]
 DEFAULT_MAX_BATCH = {"cuda": 128, "cpu": 8}  # tracks per guided forward, by device type
 _MIX_POOL: ThreadPoolExecutor | None = None  # the condition mixes of a batch are made in parallel (numpy, scipy)
@@ -54,24 +52,6 @@ class VideoFeatures:
     @classmethod
     def none(cls) -> "VideoFeatures":
         return cls(None, None)
-
-
-@dataclass(frozen=True)
-class TrackSettings:
-    """How one track is generated. alpha is the CFG strength of every method; beta only matters for NAG."""
-
-    method: Method = "nag"
-    alpha: float = DEFAULT_CFG_STRENGTH
-    beta: float = DEFAULT_NAG_BETA
-    steps: int = 25
-    target_lufs: float = DEFAULT_TARGET_LUFS
-    negative_prompt_form: Literal["paper", "mmaudio"] = "paper"
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -212,21 +192,20 @@ class StepByStepGenerator:
         return normalize_loudness(total, self.codec.sample_rate, target_lufs).astype(np.float32)
 
     def _needs_mix(self, settings: TrackSettings, context: Sequence[Track]) -> bool:
-        return bool(context) and settings.method == "nag" and settings.beta != 0
+        return REFERENCE in settings.guidance().needs(has_context=bool(context))
 
     def condition_set(self, video: VideoFeatures, caption: str, settings: TrackSettings,
                       context: Sequence[Track] = (), mix: np.ndarray | None = None) -> ConditionSet:
-        """Preprocess everything this track's guidance needs, once (`mix`: the context's
-        `mix_condition`, when already made)."""
+        """Preprocess the conditions this track's guidance component declares it needs, once (`mix`:
+        the context's `mix_condition`, when already made)."""
+        needs = settings.guidance().needs(has_context=bool(context))
         full = self._conditions(video, self.text_encoder([caption]))
         empty = self._empty_conditions()
-        if not context:
-            return ConditionSet(full=full, empty=empty)
-        if settings.method == "negative-prompt":
+        negative = video_only = reference = None
+        if NEGATIVE in needs:
             negative_text = self._to_device(self.text_encoder([" ".join(t.caption for t in context)]))
-            return ConditionSet(full=full, empty=empty,
-                                negative=self.base.get_empty_conditions(1, negative_text_features=negative_text))
-        if settings.method == "nag" and settings.beta != 0:
+            negative = self.base.get_empty_conditions(1, negative_text_features=negative_text)
+        if REFERENCE in needs:
             if self.controlnet is None:
                 raise ValueError("method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'")
             if mix is None:
@@ -234,9 +213,8 @@ class StepByStepGenerator:
             mix = torch.from_numpy(mix)
             ref_latent = self.base.normalize(self.codec.encode(self._to_device(mix[None])))  # (1, N, C)
             video_only = self._conditions(video, self.base.empty_string_feat[None])
-            return ConditionSet(full=full, empty=empty, video_only=video_only,
-                                reference=self.controlnet.preprocess_reference(ref_latent))
-        return ConditionSet(full=full, empty=empty)
+            reference = self.controlnet.preprocess_reference(ref_latent)
+        return ConditionSet(full=full, empty=empty, video_only=video_only, negative=negative, reference=reference)
 
     def condition_sets(self, requests: Sequence["TrackRequest"],
                        mixes: Sequence[np.ndarray | None] | None = None) -> list[ConditionSet]:
@@ -252,8 +230,9 @@ class StepByStepGenerator:
         clip, sync = torch.cat(clips), torch.cat(syncs)  # (n, Lc, Dc), (n, Ls, Ds)
         full = base.preprocess_conditions(clip, sync, self._to_device(self.text_encoder([r.caption for r in requests])))
         empty = self._empty_conditions()
-        negative_rows = [i for i, r in enumerate(requests) if r.context and r.settings.method == "negative-prompt"]
-        reference_rows = [i for i, r in enumerate(requests) if self._needs_mix(r.settings, r.context)]
+        needs = [r.settings.guidance().needs(has_context=bool(r.context)) for r in requests]
+        negative_rows = [i for i, need in enumerate(needs) if NEGATIVE in need]
+        reference_rows = [i for i, need in enumerate(needs) if REFERENCE in need]
         negative = video_only = reference = None
         if negative_rows:
             texts = self.text_encoder([" ".join(t.caption for t in requests[i].context) for i in negative_rows])
@@ -282,14 +261,6 @@ class StepByStepGenerator:
             else:
                 sets.append(ConditionSet(full=_select(full, i), empty=empty))
         return sets
-
-    @staticmethod
-    def guidance(settings: TrackSettings):
-        if settings.method == "nag":
-            return NegativeAudioGuidance(settings.alpha, settings.beta)
-        if settings.method == "negative-prompt":
-            return NegativePromptGuidance(settings.alpha, settings.negative_prompt_form)
-        return ClassifierFreeGuidance(settings.alpha)
 
     # ------------------------------------------------------------ generation
     def initial_noise(self, seed: int) -> torch.Tensor:
@@ -361,13 +332,13 @@ class StepByStepGenerator:
         else:
             sets = [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
         if not self.batched:  # branches one by one: the reference path of GuidedVelocity
-            x1 = torch.cat([euler(GuidedVelocity(self.base, self.guidance(r.settings), c, controlnet=self.controlnet,
+            x1 = torch.cat([euler(GuidedVelocity(self.base, r.settings.guidance(), c, controlnet=self.controlnet,
                                                  batched=False), self.initial_noise(r.seed),
                                   time_grid(steps, device=self.device)) for r, c in zip(requests, sets)])
             order = list(range(len(requests)))
         else:
             noise = self._initial_noises([r.seed for r in requests])
-            prepared = [PreparedTrack.from_condition_set(self.guidance(r.settings), c, noise[i:i + 1])
+            prepared = [PreparedTrack.from_condition_set(r.settings.guidance(), c, noise[i:i + 1])
                         for i, (r, c) in enumerate(zip(requests, sets))]
             batch = TrackBatch(self.base, self.controlnet, prepared)
             grid = time_grid(steps, device=self.device)

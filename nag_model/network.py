@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -190,11 +190,17 @@ class MMAudio(nn.Module):
         self._check("latent", latent, self.seq.latent, self.config.latent_dim)
         return self.audio_input_proj(latent.to(self.dtype))
 
-    def condition_vectors(self, t: torch.Tensor, conditions: PreprocessedConditions) -> tuple[torch.Tensor, torch.Tensor]:
-        """global_c (B, 1, D) from time, CLIP and text; extended_c (B, N, D) adds the sync features."""
-        global_c = self.global_cond_mlp(conditions.clip_f_c + conditions.text_f_c)  # (B, D)
+    def condition_vectors(self, t: torch.Tensor, conditions: PreprocessedConditions,
+                          global_cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """global_c (B, 1, D) from time, CLIP and text; extended_c (B, N, D) adds the sync features.
+        `global_cond` (B, D): the time-free part, `global_cond(conditions)`, when computed beforehand."""
+        global_c = self.global_cond(conditions) if global_cond is None else global_cond  # (B, D)
         global_c = self.t_embed(t).unsqueeze(1) + global_c.unsqueeze(1)  # (B, 1, D)
         return global_c, global_c + conditions.sync_f
+
+    def global_cond(self, conditions: PreprocessedConditions) -> torch.Tensor:
+        """The time-free part of the global condition vector (B, D): it depends on the conditions only."""
+        return self.global_cond_mlp(conditions.clip_f_c + conditions.text_f_c)
 
     def run_blocks(self, x: torch.Tensor, conditions: PreprocessedConditions, global_c: torch.Tensor,
                    extended_c: torch.Tensor, control: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
@@ -213,12 +219,30 @@ class MMAudio(nn.Module):
                 x = _add_control(x, control[(j + self.config.joint_depth) // interval])
         return self.final_layer(x, global_c)
 
+    def velocity(self, tokens: torch.Tensor, t: torch.Tensor | float, conditions: PreprocessedConditions,
+                 control: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None, *,
+                 global_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """One velocity evaluation from embedded audio tokens: the one place the trunk is run.
+
+        Args:
+            tokens: `embed_latent(latent)`, (B, N, D); embedded once and shared by guidance branches.
+            t: flow time, a scalar or (B,) in [0, 1] (0 is noise, 1 is data).
+            conditions: preprocessed conditions of batch B.
+            control: a ControlNet hook: global_c (B, 1, D) -> residuals, each (B, N, D), or (R, N, D)
+                for the last R rows only (see `run_blocks`).
+            global_cond: `global_cond(conditions)` (B, D), when computed once for many steps.
+
+        Returns:
+            The velocity (B, N, C).
+        """
+        # Time stays float32 whatever the weights' precision (the embedder computes in float32).
+        global_c, extended_c = self.condition_vectors(self.flow_time(t, tokens, torch.float32), conditions, global_cond)
+        residuals = None if control is None else control(global_c)
+        return self.run_blocks(tokens, conditions, global_c, extended_c, residuals)
+
     def predict_flow(self, latent: torch.Tensor, t: torch.Tensor, conditions: PreprocessedConditions) -> torch.Tensor:
         """Velocity (B, N, C) at flow time t (B,) in [0, 1] (0 is noise, 1 is data)."""
-        t = self._time(t, latent)
-        x = self.embed_latent(latent)
-        global_c, extended_c = self.condition_vectors(t, conditions)
-        return self.run_blocks(x, conditions, global_c, extended_c)
+        return self.velocity(self.embed_latent(latent), t, conditions)
 
     def forward(self, latent: torch.Tensor, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
                 t: torch.Tensor) -> torch.Tensor:
@@ -226,14 +250,14 @@ class MMAudio(nn.Module):
         return self.predict_flow(latent, t, self.preprocess_conditions(clip_f, sync_f, text_f))
 
     @staticmethod
-    def _time(t: torch.Tensor | float, latent: torch.Tensor) -> torch.Tensor:
-        """Broadcast t to (B,) in the latent's dtype, as the official sampler does."""
-        t = torch.as_tensor(t, device=latent.device)
+    def flow_time(t: torch.Tensor | float, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Broadcast t to (B,) in `dtype`, by default the dtype of `like` (B, ...), as the official sampler does."""
+        t = torch.as_tensor(t, device=like.device)
         if t.ndim == 0:
-            t = t.expand(latent.shape[0])
-        if t.shape != (latent.shape[0],):
-            raise ValueError(f"t must be a scalar or shape ({latent.shape[0]},), got {tuple(t.shape)}")
-        return t.to(latent.dtype)
+            t = t.expand(like.shape[0])
+        if t.shape != (like.shape[0],):
+            raise ValueError(f"t must be a scalar or shape ({like.shape[0]},), got {tuple(t.shape)}")
+        return t.to(like.dtype if dtype is None else dtype)
 
 
 def _add_control(x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

@@ -38,12 +38,14 @@ _CONDITION_FIELDS = [f.name for f in dataclasses.fields(PreprocessedConditions)]
 class PreparedTrack:
     """One track's guided sampling inputs.
 
-    guidance: the component whose formula combines the branches; conditions: (n_branches, ...) one
-    row per branch in `guidance.branches` order; reference: the last branch's ControlNet reference
-    (batch 1) or None; x0: the initial noise (1, N, C) float32.
+    guidance: the component whose formula combines the branches; names: the branch names, in
+    `guidance.branches` order; conditions: (n_branches, ...) one row per branch in that order;
+    reference: the last branch's ControlNet reference (batch 1) or None; x0: the initial noise
+    (1, N, C) float32.
     """
 
     guidance: Guidance
+    names: tuple[str, ...]
     conditions: PreprocessedConditions
     reference: ReferenceTokens | None
     x0: torch.Tensor
@@ -51,13 +53,14 @@ class PreparedTrack:
     @classmethod
     def from_condition_set(cls, guidance: Guidance, conditions: ConditionSet, x0: torch.Tensor) -> "PreparedTrack":
         """Lay out the branches `guidance` asks of `conditions` (each of batch 1)."""
-        branches = guidance.branches(conditions)
+        named = guidance.branches(conditions)
+        branches = list(named.values())
         if any(b.conditions.batch_size != 1 for b in branches):
             raise ValueError("a prepared track holds one track: every branch must have batch 1")
         refs = [i for i, b in enumerate(branches) if b.reference is not None]
         if refs and refs != [len(branches) - 1]:
             raise ValueError("only the last branch of a track may carry a ControlNet reference")
-        return cls(guidance, PreprocessedConditions.cat([b.conditions for b in branches]),
+        return cls(guidance, tuple(named), PreprocessedConditions.cat([b.conditions for b in branches]),
                    branches[-1].reference if refs else None, x0)
 
     @property
@@ -69,7 +72,7 @@ class PreparedTrack:
         """Tracks with equal keys combine their branches with one vectorised formula."""
         g = self.guidance
         fixed = tuple((f.name, getattr(g, f.name)) for f in dataclasses.fields(g) if not _is_strength(getattr(g, f.name)))
-        return (self.reference is not None, type(g).__name__, fixed, self.num_branches)
+        return (self.reference is not None, type(g).__name__, fixed, self.names)
 
 
 def _is_strength(value) -> bool:
@@ -81,6 +84,7 @@ class _Group:
     kind: type
     fixed: dict  # non-numeric fields of the guidance (e.g. the negative-prompt form)
     strengths: tuple[str, ...]  # numeric fields, held as (tracks, 1, 1) tensors in TrackBatch.tensors
+    names: tuple[str, ...]  # the branch names, in row-block order
     first_row: int
     num_branches: int
     first_track: int
@@ -127,7 +131,7 @@ class TrackBatch:
             for name in strengths:  # float32 (tracks, 1, 1), exactly the Python float rounded as a scalar is
                 values = [float(getattr(t.guidance, name)) for t in members]
                 self.tensors[f"g{gi}.{name}"] = host_tensor(device, values, torch.float32).view(-1, 1, 1)
-            self.groups.append(_Group(type(g0), fixed, strengths, len(rows), nb, start, end - start))
+            self.groups.append(_Group(type(g0), fixed, strengths, members[0].names, len(rows), nb, start, end - start))
             for j in range(nb):  # branch-major rows
                 for m, t in enumerate(members):
                     rows.append(_row(t.conditions, j))
@@ -138,8 +142,8 @@ class TrackBatch:
         for name in _CONDITION_FIELDS:
             self.tensors[name] = getattr(conditions, name)
         # The global vector without time (rows, D): it depends on the conditions only, so it is
-        # computed once here instead of at every step (same arithmetic as MMAudio.condition_vectors).
-        self.tensors["global_cond"] = base.global_cond_mlp(conditions.clip_f_c + conditions.text_f_c)
+        # computed once here instead of at every step and handed to MMAudio.velocity.
+        self.tensors["global_cond"] = base.global_cond(conditions)
         self.tensors["row_track"] = host_tensor(device, row_track, torch.long)
         self.tensors["x0"] = torch.cat([t.x0 for t in ordered]).float()
         refs = [t.reference for t in ordered if t.reference is not None]
@@ -154,7 +158,7 @@ class TrackBatch:
     @property
     def signature(self) -> tuple:
         """Everything that decides the sequence of kernels the sampler runs (not the values)."""
-        groups = tuple((g.kind.__name__, tuple(sorted(g.fixed.items())), g.num_branches, g.num_tracks) for g in self.groups)
+        groups = tuple((g.kind.__name__, tuple(sorted(g.fixed.items())), g.names, g.num_tracks) for g in self.groups)
         tensors = tuple((k, tuple(v.shape), v.dtype, str(v.device)) for k, v in self.tensors.items())
         return groups, tensors, self.base.dtype
 
@@ -192,20 +196,19 @@ class TrackBatch:
         conditions = self._conditions()
         h = base.embed_latent(x)  # (T, N, D), once per track, shared by its branches
         hh = h.index_select(0, tensors["row_track"])  # (rows, N, D)
-        tt = torch.as_tensor(t, device=x.device).float().expand(self.num_rows)
-        global_c = base.t_embed(tt).unsqueeze(1) + tensors["global_cond"].unsqueeze(1)  # (rows, 1, D)
-        extended_c = global_c + conditions.sync_f  # (rows, N, D)
         control = None
         if self.num_ref:  # the ControlNet runs on the reference rows only: the last num_ref rows and tracks
-            r = self.num_ref
-            control = self.controlnet(h[-r:], global_c[-r:], base.latent_rot, self._reference())
-        out = base.run_blocks(hh, conditions, global_c, extended_c, control).float()  # (rows, N, C)
+            r, reference = self.num_ref, self._reference()
+
+            def control(global_c):  # (rows, 1, D) -> residuals (r, N, D) for the tail rows
+                return self.controlnet(h[-r:], global_c[-r:], base.latent_rot, reference)
+        out = base.velocity(hh, t, conditions, control, global_cond=tensors["global_cond"]).float()  # (rows, N, C)
         velocities = []
         for gi, g in enumerate(self.groups):
             n = g.num_tracks
             branches = out[g.first_row:g.first_row + g.num_branches * n].unflatten(0, (g.num_branches, n)).unbind(0)
             guidance = g.kind(**g.fixed, **{name: tensors[f"g{gi}.{name}"] for name in g.strengths})
-            velocities.append(guidance.combine(list(branches)))
+            velocities.append(guidance.combine(dict(zip(g.names, branches, strict=True))))
         return velocities[0] if len(velocities) == 1 else torch.cat(velocities)
 
     def sample(self, timesteps: torch.Tensor) -> torch.Tensor:

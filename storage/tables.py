@@ -37,7 +37,7 @@ tracks    supersedes       int32                     the version this one replac
 tracks    position         int32                 NN  order of the track in the video (0-based)
 tracks    caption          string                NN  the text prompt
 tracks    seed             int64                 NN
-tracks    method           string                NN  'nag' | 'independent' | 'negative-prompt'
+tracks    method           string                NN  one of common.methods.METHODS
 tracks    alpha            float64                   NAG alpha (null when not used)
 tracks    beta             float64                   NAG beta (null when not used)
 tracks    steps            int32                 NN  sampler steps
@@ -118,6 +118,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.methods import METHODS
 from storage import keys
 from storage.root import Root
 
@@ -209,7 +210,7 @@ TABLES: tuple[str, ...] = tuple(SCHEMAS)
 ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("runs", "status"): frozenset({"running", "completed", "failed"}),
     ("videos", "status"): frozenset({"ok", "failed"}),
-    ("tracks", "method"): frozenset({"nag", "independent", "negative-prompt"}),
+    ("tracks", "method"): frozenset(METHODS),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table

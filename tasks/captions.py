@@ -23,8 +23,9 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from nag_model.features import tokenize
-from tasks.models import load_model, model_id, video_features
+from nag_model.encoders.demo import tokenize
+from pipeline.handoffs import Captions, PreparedVideo
+from pipeline.models import load_model, model_id, video_features
 
 MAX_CAPTIONS = 5
 CACHE_VERSION = 1  # bump when the rules below change: cached results name it
@@ -61,17 +62,17 @@ def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     bundle = load_model(parameters["model"], parameters["duration"])
     given = parameters["entry"].get("captions")
     source = "captioner" if given is None else hashlib.sha256(json.dumps(list(given)).encode()).hexdigest()[:16]
-    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video']['sha256']}-{parameters['duration']}-"
+    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video'].sha256}-{parameters['duration']}-"
             f"{parameters.get('max_caption_chars', DEFAULT_MAX_CAPTION_CHARS)}-{source}")
 
 
 @task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry[video_id]}")
-def resolve_captions(entry: dict, video: dict, model: str, duration: float,
-                     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> dict:
-    """Captions for one manifest entry (a :class:`tasks.manifest.ManifestEntry` dict).
+def resolve_captions(entry: dict, video: PreparedVideo, model: str, duration: float,
+                     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> Captions:
+    """Captions for one manifest entry (a :class:`storage.manifest.ManifestEntry` dict).
 
     Returns:
-        ``{"captions": [...], "source": "manifest" | "captioner"}``.
+        The checked :class:`Captions` and their source (``"manifest"`` or ``"captioner"``).
 
     Raises:
         CaptionError: see the module docstring.
@@ -79,12 +80,11 @@ def resolve_captions(entry: dict, video: dict, model: str, duration: float,
     bundle = load_model(model, duration)
     max_words = bundle.base.config.text_seq_len
     if entry.get("captions") is not None:
-        return {"captions": check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words),
-                "source": "manifest"}
+        checked = check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words)
+        return Captions(tuple(checked), "manifest")
     if bundle.captioner is None:
         raise CaptionError(f"the manifest gives no captions for {entry['video_id']!r} and the model "
                            f"{bundle.name!r} has no captioner; add captions to the manifest")
-    features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+    features = video_features(bundle, video.video_uri, video.sha256, duration)
     proposed = list(bundle.captioner.propose(features.clip_f, features.sync_f, max_captions=MAX_CAPTIONS))
-    return {"captions": check_captions(proposed, max_chars=max_caption_chars, max_words=max_words),
-            "source": "captioner"}
+    return Captions(tuple(check_captions(proposed, max_chars=max_caption_chars, max_words=max_words)), "captioner")

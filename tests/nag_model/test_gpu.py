@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from nag_model.bundle import FoleyBundle, random_bundle
-from nag_model.codec import MelCodec, MelCodecConfig
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.cuda_graphs import GraphedSampler
-from nag_model.features import PixelVideoEncoder, PixelVideoEncoderConfig
+from nag_model.encoders.demo import PixelVideoEncoder, PixelVideoEncoderConfig
 from nag_model.flow_matching import time_grid
 from nag_model.generator import StepByStepGenerator, TrackRequest, TrackSettings, VideoFeatures, VideoJob
 from nag_model.track_batch import PreparedTrack, TrackBatch
@@ -59,7 +59,7 @@ def _requests(base, context):
 def _x1(bundle, requests, fused=True):
     """x1 of every request (request order), sampled eagerly: together (fused) or one by one."""
     gen = bundle.generator()
-    prepared = [PreparedTrack.from_condition_set(gen.guidance(r.settings),
+    prepared = [PreparedTrack.from_condition_set(r.settings.guidance(),
                                                  gen.condition_set(r.video, r.caption, r.settings, r.context),
                                                  gen.initial_noise(r.seed)) for r in requests]
     grid = time_grid(3, device=bundle.device)
@@ -134,7 +134,7 @@ def test_graph_replay_equals_eager_sampling(demo_parts, context):
     sampler, grid = GraphedSampler(), time_grid(3, device="cuda")
 
     def batch(seed_offset):
-        prepared = [PreparedTrack.from_condition_set(gen.guidance(r.settings),
+        prepared = [PreparedTrack.from_condition_set(r.settings.guidance(),
                                                      gen.condition_set(r.video, r.caption, r.settings, r.context),
                                                      gen.initial_noise(r.seed + seed_offset)) for r in requests]
         return TrackBatch(bundle.base, bundle.controlnet, prepared)

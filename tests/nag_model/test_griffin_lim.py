@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from nag_model.codec import MelCodec, MelCodecConfig
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.griffin_lim import griffin_lim
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nag_model.codec import MelCodec, MelCodecConfig
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.flow_matching import euler, time_grid
 from nag_model.generator import StepByStepGenerator, TrackRequest, TrackSettings, VideoFeatures, VideoJob
 from nag_model.guidance import ClassifierFreeGuidance, NegativeAudioGuidance, NegativePromptGuidance
@@ -53,7 +53,7 @@ def _mixed_requests(base, contexts):
 
 
 def _prepared(gen, requests):
-    return [PreparedTrack.from_condition_set(gen.guidance(r.settings),
+    return [PreparedTrack.from_condition_set(r.settings.guidance(),
                                              gen.condition_set(r.video, r.caption, r.settings, r.context),
                                              gen.initial_noise(r.seed)) for r in requests]
 
