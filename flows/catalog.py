@@ -38,7 +38,7 @@ from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
 from storage.manifest import ManifestEntry
 from tasks.manifest import read_manifest
 from tasks.mixing import mix_video
-from tasks.models import describe_model
+from tasks.models import check_method, describe_model
 from tasks.ordering import order_captions
 from tasks.params import AudioOutput, TrackSettings, check_order
 from tasks.prepare import prepare_video
@@ -148,6 +148,7 @@ def catalog_run(
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration)
+    check_method(model_info, method)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
         entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]
