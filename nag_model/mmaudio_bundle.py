@@ -299,3 +299,21 @@ def load_mmaudio_bundle(name: str, weights: str, *, duration: float = 8.0, contr
             "controlnet": net is not None}
     return FoleyBundle(name, base, codec, CLIPTextEncoder(clip), MMAudioVideoEncoder(clip, sync, weights_id=weights_id),
                        net, card=card)
+
+
+def load_bundle_network(name: str, weights: str, *, duration: float = 8.0,
+                        storage_options: Mapping | None = None):
+    """Only the (checked) network of bundle `name`: what training a ControlNet on extracted features needs."""
+    if name not in BUNDLES:
+        raise ValueError(f"unknown MMAudio bundle {name!r}; known: {', '.join(BUNDLES)}")
+    spec = BUNDLES[name]
+    row = check_file(weights, name, "network", REGISTRY[spec.network], storage_options)
+    if row.status == "missing":
+        known = REGISTRY[spec.network]
+        raise WeightsNotFound(f"{name}: network weights {known.filename} ({known.size}, {known.checksum}) missing in "
+                              f"{weights!r}; get it from {known.url}")
+    if row.status == "corrupt":
+        raise ChecksumMismatch(f"{name}: {row.path} ({row.nbytes} bytes) has {row.actual or '?'}, expected {row.expected}: "
+                               f"{row.note}")
+    return load_mmaudio(row.path, network_config(spec), verify_checksum=False, storage_options=dict(storage_options or {}),
+                        duration=duration)
