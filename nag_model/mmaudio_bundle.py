@@ -21,8 +21,9 @@ import fsspec
 from nag_model.bundle import FoleyBundle
 from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, WeightsNotFound, file_digest, load_controlnet,
                                   load_mmaudio)
-from nag_model.codecs.mmaudio import CODEC_FILES, load_codec
+from nag_model.codecs.mmaudio import CODEC_FILES, MMAudioCodecConfig, load_codec
 from nag_model.config import PRESETS, MMAudioConfig
+from nag_model.encoders.clip import get_clip_config, load_clip
 from nag_model.encoders.mmaudio import CLIPTextEncoder, MMAudioVideoEncoder
 from nag_model.encoders.synchformer import get_synchformer_config, load_synchformer
 
@@ -61,17 +62,10 @@ def _codec(mode: str, role: str) -> RegisteredFile:
     return RegisteredFile(c.filename, c.algorithm, c.digest, c.size, c.url, nbytes)
 
 
-# open_clip's checkpoint of apple/DFN5B-CLIP-ViT-H-14-384 (the CLIP loader's registry entry: sha256 of
-# the Git LFS object and its exact size).
-_CLIP = RegisteredFile(
-    "open_clip_pytorch_model.bin", "sha256", "c07a17b547d461c60a3cce5062b26bf8545b13de602c4c59d8490361eb716033",
-    "3.9G", "https://huggingface.co/apple/DFN5B-CLIP-ViT-H-14-384/resolve/main/open_clip_pytorch_model.bin",
-    3_947_081_637)
-
 #: Every file of every bundle, by key. Tests replace it (monkeypatch) with checksums of small files.
 REGISTRY: dict[str, RegisteredFile] = {
     **{key: _official(key, "weights") for key in ("small_16k", "small_44k", "medium_44k", "large_44k_v2")},
-    "clip": _official("clip", "ext_weights") if "clip" in OFFICIAL_WEIGHTS else _CLIP,
+    "clip": _official("clip", "ext_weights"),
     "synchformer": _official("synchformer", "ext_weights"),
     "vae_16k": _codec("16k", "vae"),
     "vae_44k": _codec("44k", "vae"),
@@ -250,9 +244,6 @@ def network_config(spec: BundleSpec) -> MMAudioConfig:
     tiny CLIP, Synchformer and codec (the official sequence arithmetic of the bundle's mode)."""
     if spec.size == "full":
         return PRESETS[spec.network]
-    from nag_model.codecs.mmaudio import MMAudioCodecConfig
-    from nag_model.encoders.clip import get_clip_config
-
     clip, codec = get_clip_config("tiny"), MMAudioCodecConfig.preset(spec.mode, "tiny")
     full = PRESETS[spec.network]
     return replace(PRESETS["tiny"], name=f"tiny_{spec.mode}", latent_dim=codec.vae.embed_dim, clip_dim=clip.embed_dim,
@@ -272,8 +263,6 @@ def load_mmaudio_bundle(name: str, weights: str, *, duration: float = 8.0, contr
     Raises:
         WeightsNotFound, ChecksumMismatch, CorruptWeights, IncompatibleWeights (`nag_model.checkpoint`).
     """
-    from nag_model.encoders.clip import load_clip
-
     if name not in BUNDLES:
         raise ValueError(f"unknown MMAudio bundle {name!r}; known: {', '.join(BUNDLES)}")
     spec = BUNDLES[name]

@@ -3,8 +3,8 @@ and Synchformer, as the pipeline feeds them.
 
 The pipeline decodes 8 fps frames stretched to 384x384 for CLIP and 25 fps frames with the short
 side at 224, centre-cropped to 224x224, for Synchformer (`clip_fit` / `sync_fit` tell it how). The
-encoders also accept frames of any other size and apply MMAudio's own transforms (CLIP: bicubic
-resize to 384x384, [0, 1]; Synchformer: `preprocess_frames`, [-1, 1]).
+encoders also accept frames of any other size and apply MMAudio's own transforms (CLIP: `resize_frames`,
+384x384 in [0, 1]; Synchformer: `preprocess_frames`, 224x224 in [-1, 1]).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from nag_model.encoders.clip import resize_frames
 from nag_model.encoders.synchformer import SynchformerEncoder, preprocess_frames
 
 
@@ -25,18 +25,6 @@ class CLIPModel(Protocol):
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor: ...
 
     def encode_text(self, captions: Sequence[str]) -> torch.Tensor: ...
-
-
-def clip_input(frames: np.ndarray, size: int) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> (T, 3, size, size) float32 in [0, 1]: MMAudio's CLIP frame transform
-    (bicubic, antialiased, aspect ratio not kept, computed on uint8 as torchvision does on the CPU)."""
-    x = torch.as_tensor(np.ascontiguousarray(frames))
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {x.dtype} {tuple(x.shape)}")
-    x = x.permute(0, 3, 1, 2)  # (T, 3, H, W)
-    if tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-    return x.to(torch.float32).mul_(1.0 / 255)
 
 
 class CLIPTextEncoder:
@@ -77,7 +65,7 @@ class MMAudioVideoEncoder:
     @torch.inference_mode()
     def encode_clip(self, frames: np.ndarray) -> torch.Tensor:
         """8 fps frames (T, H, W, 3) uint8 -> clip_f (1, T, clip_dim), each frame L2-normalised."""
-        x = clip_input(frames, self.clip_size[0])[None]  # (1, T, 3, 384, 384) in [0, 1]
+        x = resize_frames(np.ascontiguousarray(frames), self.clip_size[0])[None]  # (1, T, 3, 384, 384) in [0, 1]
         return self.clip.encode_video(x, batch_size=self.batch_size).float()
 
     @torch.inference_mode()

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from flows.cli import app
 from storage.query import connect
 
-pytest.importorskip("nag_model.encoders.clip")
 _spec = importlib.util.spec_from_file_location(
     "tiny_mmaudio", Path(__file__).resolve().parents[1] / "nag_model" / "tiny_mmaudio.py")
 tiny_mmaudio = importlib.util.module_from_spec(_spec)

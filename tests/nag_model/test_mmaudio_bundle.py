@@ -16,7 +16,6 @@ from nag_model.checkpoint import ChecksumMismatch, WeightsNotFound, save_control
 from nag_model.controlnet import AudioControlNet
 from nag_model.settings import TrackSettings
 
-pytest.importorskip("nag_model.encoders.clip")
 _spec = importlib.util.spec_from_file_location("tiny_mmaudio", Path(__file__).resolve().parent / "tiny_mmaudio.py")
 tiny_mmaudio = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tiny_mmaudio)

@@ -13,7 +13,6 @@ from safetensors import safe_open
 import nag_model.mmaudio_bundle as mb
 from training import features as tf
 
-pytest.importorskip("nag_model.encoders.clip")
 _TESTS = Path(__file__).resolve().parents[1]
 
 
