@@ -129,3 +129,17 @@ def test_the_controlnet_file_in_the_folder_enables_nag(tiny_folder, tmp_path, mo
     rows = {r.role: r for r in mb.check_weights(str(folder), ["mmaudio-small-16k"])}
     assert rows["controlnet (NAG)"].status == "unverified" and rows["controlnet (NAG)"].actual.startswith("sha256 ")
     assert mb.bundle_complete(list(rows.values()), "mmaudio-small-16k")
+
+
+def test_check_weights_reads_an_fsspec_url(monkeypatch):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/weights-check/ext_weights/synchformer_state_dict.pth", b"sync bytes")
+    digest = hashlib.md5(b"sync bytes").hexdigest()
+    monkeypatch.setitem(mb.REGISTRY, "synchformer", replace(mb.REGISTRY["synchformer"], digest=digest))
+    rows = {r.role: r for r in mb.check_weights("memory://weights-check", ["mmaudio-small-16k"])}
+    assert rows["synchformer"].status == "ok" and rows["synchformer"].nbytes == 10
+    assert rows["synchformer"].path == "memory://weights-check/ext_weights/synchformer_state_dict.pth"
+    assert rows["clip"].status == "missing"
+    fs.rm("/weights-check", recursive=True)
