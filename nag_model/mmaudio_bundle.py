@@ -140,7 +140,7 @@ class FileStatus:
     note: str = ""
 
 
-_digests: dict[tuple[str, int, str], str] = {}  # (url, size, mtime/etag, algorithm) -> digest, per process
+_digests: dict[tuple[str, int, str], str] = {}  # (url, size, mtime or etag + algorithm) -> digest, per process
 _digest_lock = threading.Lock()
 
 
