@@ -32,6 +32,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
+from pipeline.models import check_method
 from pipeline.params import AudioOutput, TrackSettings, check_order
 from storage.manifest import ManifestEntry
 from storage.root import open_root
@@ -169,6 +170,7 @@ def catalog_run(
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration)
+    check_method(model_info, method)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
         entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]

@@ -2,6 +2,8 @@
 
     foley demo                                   # the bundled demo catalog, end to end, under ./foley-out
     foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ... [--dask local:2]
+    foley run MANIFEST --model mmaudio-small-16k --weights s3://models/mmaudio/   # real MMAudio weights
+    foley weights check DIR [--model mmaudio-small-16k]                            # present / missing / corrupt
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
@@ -168,6 +170,20 @@ def _catalog_flow(dask: Optional[str]):
         _fail(str(exc))
 
 
+def _model(model: str, weights: Optional[str]) -> str:
+    """The pipeline's model string: a real MMAudio bundle needs ``--weights``, the others take none."""
+    from nag_model.mmaudio_bundle import BUNDLES, model_string
+
+    if model in BUNDLES:
+        if not weights:
+            _fail(f"--model {model} needs --weights DIR (a local folder or fsspec URL with the official files; "
+                  f"see `foley weights check DIR`)")
+        return model_string(model, weights)
+    if weights:
+        _fail(f"--weights is for the MMAudio bundles ({', '.join(BUNDLES)}), not for --model {model}")
+    return model
+
+
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
                  **params: Any) -> None:
     from flows.catalog import absolute_uri, new_run_id
@@ -209,7 +225,11 @@ def run(
     manifest: str = typer.Argument(..., help="CSV, JSONL or Parquet manifest (id, video_uri[, captions]), any fsspec URL"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL (file://, s3://, memory://)"),
     run_id: Optional[str] = typer.Option(None, help="resume this run id (default: a new one)"),
-    model: str = typer.Option("demo", help="'demo', a bundle folder/URL, or 'random:<preset>'"),
+    model: str = typer.Option("demo", help="'demo', an MMAudio bundle (mmaudio-small-16k, mmaudio-small-44k, "
+                                            "mmaudio-medium-44k, mmaudio-large-44k-v2: needs --weights), a bundle "
+                                            "folder/URL, or 'random:<preset>'"),
+    weights: Optional[str] = typer.Option(None, help="folder or fsspec URL of the official MMAudio weight files "
+                                                     "(with an MMAudio --model)"),
     method: Method = typer.Option(Method(DEFAULTS.method)),
     alpha: float = typer.Option(DEFAULTS.alpha, help="CFG strength (all methods)"),
     beta: float = typer.Option(DEFAULTS.beta, help="negative audio guidance strength (NAG)"),
@@ -227,7 +247,7 @@ def run(
                                                   "address (tcp://host:8786), or local:N for N worker processes here"),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
-    _run_catalog(manifest, storage, run_id, progress, dask, model=model, method=method.value, alpha=alpha, beta=beta,
+    _run_catalog(manifest, storage, run_id, progress, dask, model=_model(model, weights), method=method.value, alpha=alpha, beta=beta,
                  steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
                  max_caption_chars=max_caption_chars)
@@ -303,6 +323,40 @@ def report(
     from storage.query import connect
 
     typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
+
+
+# ------------------------------------------------------------------ weights
+weights_app = typer.Typer(help="Check the official MMAudio weight files in a folder or bucket.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("check")
+def weights_check(
+    folder: str = typer.Argument(..., help="local folder or fsspec URL holding the weight files"),
+    model: Optional[str] = typer.Option(None, help="only this bundle; the exit code is non-zero when it is incomplete"),
+) -> None:
+    """For each MMAudio bundle, which files are present (checksum ok), missing or corrupt, with sizes and checksums.
+
+    Exit code 1 when the asked bundle (or, without --model, every bundle) is incomplete."""
+    import pyarrow as pa
+
+    from nag_model.mmaudio_bundle import BUNDLES, bundle_complete, check_weights
+
+    if model is not None and model not in BUNDLES:
+        _fail(f"unknown MMAudio bundle {model!r}; known: {', '.join(BUNDLES)}")
+    names = [model] if model else list(BUNDLES)
+    try:
+        rows = check_weights(folder, names)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {folder}: {exc}")
+    table = pa.Table.from_pylist([{"bundle": r.bundle, "role": r.role, "file": r.filename, "status": r.status,
+                                   "bytes": r.nbytes, "expected": r.expected, "actual": r.actual, "note": r.note}
+                                  for r in rows])
+    typer.echo(format_table(table, max_rows=len(rows), max_width=None))
+    complete = [n for n in names if bundle_complete(rows, n)]
+    typer.echo("\n" + "\n".join(f"{n}: {'complete' if n in complete else 'incomplete'}" for n in names))
+    if not complete:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
