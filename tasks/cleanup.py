@@ -29,7 +29,7 @@ from tasks.logs import logger
 from tasks.objects import key_of
 from tasks.retry_policy import IO_RETRY
 
-ROW_TABLES = ("tracks", "mixes", "metrics")  # tables written before the videos row of a version
+ROW_TABLES = ("tracks", "mixes", "metrics", "captions")  # tables written before the videos row of a version
 
 
 unit = tables.video_unit  # the write unit of one version of one video

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from captioning.two_step import CaptionerAnswerError
 from storage import tables
 from storage.root import Root, open_root
 from tasks.cleanup import clear_unit, reset_video_state, unit
@@ -61,6 +62,29 @@ def video_row(run_id: str, entry: dict, version: int, status: str, *, video: dic
             "height": video.get("height"), "has_audio": video.get("has_audio"), "n_captions": n_captions}
 
 
+def captions_row(run_id: str, video_id: str, version: int, captions: Any) -> dict | None:
+    """The ``captions`` row of a video from the captions stage's outcome (its result, or a
+    :class:`~captioning.two_step.CaptionerAnswerError` carrying the model's answers); None when there is
+    nothing to trace (the stage did not run or failed otherwise)."""
+    if isinstance(captions, CaptionerAnswerError):
+        trace, kept, error = captions.trace.to_dict(), None, describe_error("captions", captions)
+    elif isinstance(captions, dict):
+        trace, kept, error = captions.get("trace") or {}, captions["captions"], None
+    else:
+        return None
+    source = "manifest" if isinstance(captions, dict) and captions.get("source") == "manifest" else trace["backend"]
+    return {"run_id": run_id, "video_id": video_id, "version": version, "source": source, "model": trace.get("model"),
+            "captions": kept, "prompt": trace.get("prompt"), "raw_answer": trace.get("raw_answer"),
+            "structured_answer": trace.get("structured_answer"), "dropped": trace.get("dropped"),
+            "attempts": trace.get("attempts"), "error": error}
+
+
+def write_captions_row(root: Root, run_id: str, video_id: str, version: int, captions: Any) -> None:
+    row = captions_row(run_id, video_id, version, captions)
+    if row is not None:
+        tables.write_rows(root, "captions", run_id, [row], unit=unit(video_id, version))
+
+
 def commit_version(root: Root, run_id: str, video_id: str, version: int, video: dict, track_rows: list[dict],
                    mix_row: dict, metric_rows: list[dict]) -> None:
     """Write one version's rows, ``videos`` last (tables without rows get their unit emptied)."""
@@ -88,12 +112,14 @@ def record_video(storage_url: str, run_id: str, entry: dict, reset: Any, video: 
     if failure is not None:
         error = describe_error(*failure)
         reset_video_state(root, run_id, entry["video_id"], committed=0)
+        write_captions_row(root, run_id, entry["video_id"], 1, captions)
         n = len(captions["captions"]) if isinstance(captions, dict) else None
         tables.write_rows(root, "videos", run_id, [video_row(run_id, entry, 1, "failed", error=error, n_captions=n,
                                                              video=video if isinstance(video, dict) else None)],
                           unit=unit(entry["video_id"], 1))
         logger().warning("video %r failed: %s", entry["video_id"], error)
         return {"video_id": entry["video_id"], "status": "failed", "error": error}
+    write_captions_row(root, run_id, entry["video_id"], 1, captions)
     commit_version(root, run_id, entry["video_id"], 1,
                    video_row(run_id, entry, 1, "ok", video=video, n_captions=len(tracks)), tracks, mix, metrics)
     return {"video_id": entry["video_id"], "status": "ok", "error": None}
