@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow
 
 from storage.root import open_root
+from tasks.report import publish_report
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.edit_plan import plan_edit
@@ -83,5 +84,6 @@ def edit_video(
         with contextlib.suppress(Exception):  # the first error is the one to report
             reset_video(storage_url, run_id, video_id)  # no partial version stays behind
         raise
+    publish_report(storage_url, run_id, return_state=True)  # the report shows the new version and its history
     return {"run_id": run_id, "video_id": video_id, "version": version, "action": action,
             "track_id": new["track_id"] if new else track_id, "track_ids": [t["track_id"] for t in tracks]}
