@@ -1,7 +1,7 @@
 """The run report: one self-contained HTML page per run, written into the run's storage.
 
-``foley report html RUN_ID`` writes it, and every catalog run writes it when it ends, to
-``storage.keys.report_key(run_id)`` (``runs/<run>/report/index.html``). It shows
+``foley report html RUN_ID`` writes it, and every catalog run (and edit) writes it when it ends, to
+``storage.keys.report_key(run_id)`` (``reports/<run>/index.html``). It shows
 
 * per run: status, model and parameters; the mean of every track metric by method with a 95% confidence
   interval (Student t over the track versions measured); the failed videos with their errors; the loudness

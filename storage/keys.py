@@ -7,8 +7,8 @@ Layout (relative to the storage root)::
     runs/<run>/videos/<video>/muxed/v<version>.<ext>               video with the mix muxed in
     runs/<run>/videos/<video>/spectrograms/mix/v<version>.png
     runs/<run>/videos/<video>/spectrograms/tracks/<track>/v<version>.png
-    runs/<run>/report/index.html                                   the run's HTML report
     cache/features/<encoder>/<video sha256>-<ms>ms.<ext>           video features, shared by runs
+    reports/<run>/index.html                                       the run's HTML report (reports.html)
     tables/<table>/run=<run>/part-<unit>.parquet                   rows of one write unit
     tables/<table>/run=<run>/compacted.parquet                     see storage.tables.compact
 
@@ -123,8 +123,10 @@ def spectrogram_key(run_id: str, video_id: str, version: int, track_id: str | No
 
 
 def report_key(run_id: str) -> str:
-    """Key of a run's HTML report (its media links are relative to it, see :mod:`reports.html`)."""
-    return f"runs/{id_segment(run_id)}/report/index.html"
+    """Key of a run's HTML report (its media links are relative to it, see :mod:`reports.html`).
+
+    It lives outside ``runs/<run>/`` because it is derived from the whole run, not from one video's rows."""
+    return f"reports/{id_segment(run_id)}/index.html"
 
 
 def features_key(encoder_id: str, video_sha256: str, duration: float, ext: str = "npz") -> str:
