@@ -119,16 +119,22 @@ def _history(tracks: list[dict], mixes: list[dict]) -> list[str]:
     by_version = {(t["track_id"], t["version"]): t for t in tracks}
     ordered = sorted(mixes, key=lambda m: m["version"])
     for before, after in zip(ordered, ordered[1:]):
-        old = dict(zip(before["track_ids"], before["track_versions"] or [1] * len(before["track_ids"])))
-        new = dict(zip(after["track_ids"], after["track_versions"] or [1] * len(after["track_ids"])))
+        # rows written before track_versions existed do not say which version of a track they hold
+        old = dict(zip(before["track_ids"], before["track_versions"] or [None] * len(before["track_ids"])))
+        new = dict(zip(after["track_ids"], after["track_versions"] or [None] * len(after["track_ids"])))
+
+        def named(tid: str, version: int | None) -> str:
+            return tid if version is None else f"{tid} v{version}"
+
         changes = []
         for tid, version in new.items():
-            caption = by_version.get((tid, version), {}).get("caption", "?")
+            caption = by_version.get((tid, version), {}).get("caption")
+            label = named(tid, version) + (f" “{caption}”" if caption else "")
             if tid not in old:
-                changes.append(f"added {tid} v{version} “{caption}”")
-            elif old[tid] != version:
-                changes.append(f"regenerated {tid}: v{old[tid]} → v{version} “{caption}”")
-        changes += [f"removed {tid} v{old[tid]}" for tid in old if tid not in new]
+                changes.append(f"added {label}")
+            elif None not in (old[tid], version) and old[tid] != version:
+                changes.append(f"regenerated {tid}: v{old[tid]} → v{version}" + (f" “{caption}”" if caption else ""))
+        changes += [f"removed {named(tid, old[tid])}" for tid in old if tid not in new]
         lines.append(f"mix v{after['version']}: " + ("; ".join(changes) or "rebuilt with the same tracks"))
     return lines
 
@@ -160,8 +166,10 @@ def gather(root: Root, run_id: str, links) -> dict[str, Any]:
         tracks = tracks_by_video.get(vid, [])
         if mixes and v["status"] == "ok":
             active = mixes[0]
-            versions = active["track_versions"] or [1] * len(active["track_ids"])
             index = {(t["track_id"], t["version"]): t for t in tracks}
+            versions = active["track_versions"] or [  # older rows: the newest version made before the mix
+                max(t["version"] for t in tracks if t["track_id"] == tid and t["created_at"] <= active["created_at"])
+                for tid in active["track_ids"]]
             for tid, version in zip(active["track_ids"], versions):
                 t = dict(index[(tid, version)])
                 t["metrics"] = sorted(metrics.get((vid, tid, version), []), key=lambda m: m["metric"])

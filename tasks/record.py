@@ -72,7 +72,7 @@ def captions_row(run_id: str, video_id: str, version: int, captions: Any) -> dic
         trace, kept, error = captions.get("trace") or {}, captions["captions"], None
     else:
         return None
-    source = "manifest" if isinstance(captions, dict) and captions.get("source") == "manifest" else trace["backend"]
+    source = trace.get("backend") or "manifest"  # only proposed captions carry a trace
     return {"run_id": run_id, "video_id": video_id, "version": version, "source": source, "model": trace.get("model"),
             "captions": kept, "prompt": trace.get("prompt"), "raw_answer": trace.get("raw_answer"),
             "structured_answer": trace.get("structured_answer"), "dropped": trace.get("dropped"),

@@ -118,7 +118,7 @@ def _errors(events: list[dict]) -> list[str]:
 
 
 def inspect_page(url: str, *, width: int = 1280, height: int = 900, binary: str | None = None,
-                 timeout_s: float = 60.0) -> PageReport:
+                 timeout_s: float = 60.0, scroll_to: str | None = None) -> PageReport:
     """Load ``url`` in headless Chromium and check its media, images and console (see the module docstring)."""
     binary = binary or find_chromium()
     if binary is None:
@@ -152,6 +152,8 @@ def inspect_page(url: str, *, width: int = 1280, height: int = 900, binary: str 
             if "exceptionDetails" in result:
                 raise RuntimeError(f"the page script failed: {result['exceptionDetails']}")
             value = result["result"]["value"]
+            if scroll_to:
+                s.call("Runtime.evaluate", expression=f"document.querySelector({json.dumps(scroll_to)}).scrollIntoView()")
             shot = s.call("Page.captureScreenshot", format="png")
             import base64
 
@@ -166,10 +168,10 @@ def inspect_page(url: str, *, width: int = 1280, height: int = 900, binary: str 
         shutil.rmtree(profile, ignore_errors=True)
 
 
-if __name__ == "__main__":  # python tests/reports/chromium.py URL [screenshot.png]
+if __name__ == "__main__":  # python tests/reports/chromium.py URL [screenshot.png [CSS selector to scroll to]]
     import sys
 
-    report = inspect_page(sys.argv[1])
+    report = inspect_page(sys.argv[1], scroll_to=sys.argv[3] if len(sys.argv) > 3 else None)
     print(json.dumps({"title": report.title, "media": report.media, "errors": report.errors}, indent=1))
     if len(sys.argv) > 2:
         Path(sys.argv[2]).write_bytes(report.screenshot)
