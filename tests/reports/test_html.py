@@ -33,3 +33,26 @@ def test_history_names_added_regenerated_and_removed_tracks():
     assert _history(tracks, list(reversed(mixes))) == [
         "mix v2: added t2 v1 “B”", "mix v3: regenerated t1: v1 → v2 “Wind blows.”",
         "mix v4: removed t0 v1"]
+
+
+def test_s3_links_are_presigned_and_local_links_relative(monkeypatch, tmp_path):
+    from reports.html import _Links
+    from storage import keys
+    from storage.root import open_root
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    monkeypatch.setenv("FOLEY_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    root = open_root("s3://studio/out")  # presigning is local: no request is made
+    key = keys.mix_key("r", "v", 1)
+    link = _Links(root, keys.report_key("r"), 3600)(root.uri(key))
+    import re
+    import time
+
+    assert link.startswith("http://127.0.0.1:9/studio/out/runs/") and "Signature=" in link  # SigV2 or SigV4 query auth
+    expires = re.search(r"(?:X-Amz-)?Expires=(\d+)", link).group(1)
+    assert int(expires) == 3600 or abs(int(expires) - (time.time() + 3600)) < 120
+    assert "not-a-real-secret" not in link
+    local = open_root(f"file://{tmp_path}")
+    assert _Links(local, keys.report_key("r"), 3600)(local.uri(key)) == "../../" + key
+    assert _Links(local, keys.report_key("r"), 3600)("https://elsewhere/x.mp4") == "https://elsewhere/x.mp4"
