@@ -14,7 +14,6 @@ from typing import Any
 from prefect import flow
 
 from storage.root import open_root
-from tasks.report import publish_report
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.edit_plan import plan_edit
@@ -23,6 +22,7 @@ from tasks.mixing import mix_video
 from tasks.params import AudioOutput, SynthesisParams
 from tasks.prepare import prepare_video
 from tasks.record import record_edit
+from tasks.report import publish_report
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_track
 
