@@ -32,6 +32,18 @@ def h():
     return H
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny VLM decodes one token at a time: two OpenMP threads on a busy 2-core machine spend ~20x longer
+    waiting for each other than computing."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory) -> Path:
     pytest.importorskip("transformers", reason="the VLM backends need the captions-local extra")
