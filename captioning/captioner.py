@@ -16,9 +16,10 @@ from typing import Literal
 import numpy as np
 
 from captioning.prompt import MAX_CAPTION_CHARS, MAX_CAPTIONS
+from common.captioners import CAPTIONERS
 
 Kind = Literal["demo", "endpoint", "local"]
-KINDS = ("demo", "endpoint", "local")
+KINDS = CAPTIONERS
 DEFAULT_API_KEY_ENV = "FOLEY_VLM_API_KEY"
 FRAME_LONG_SIDE = 448  # px; Qwen2.5-VL reads ~(448/28)^2 = 256 tokens per frame at this size
 

@@ -40,7 +40,7 @@ class CaptionTrace:
 
     backend: str  # 'endpoint' | 'local' | 'demo'
     model: str
-    prompt: str  # the step-1 prompt
+    prompt: str | None = None  # the step-1 prompt (None for the bundle's own captioner, which takes no prompt)
     raw_answer: str | None = None  # step 1, free form
     structured_answer: str | None = None  # the last step-2 answer
     captions: tuple[str, ...] = ()

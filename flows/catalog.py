@@ -10,7 +10,7 @@ synthesis holds the GPU slot.
 
 Failures are data: a video that cannot be processed gets a ``videos`` row with its error and the
 rest of the catalog goes on. A run id can be run again: finished videos are skipped and unfinished
-ones start clean (:mod:`tasks.cleanup`), so a killed run resumes without duplicate rows or orphaned
+ones start clean (:mod:`storage.cleanup`), so a killed run resumes without duplicate rows or orphaned
 objects.
 
 The tasks run on this process's threads by default, or on a Dask cluster (:mod:`flows.dask_cluster`);
@@ -23,7 +23,7 @@ import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from prefect import flow
 from prefect.context import FlowRunContext
@@ -31,23 +31,44 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from captioning.captioner import CaptionerSettings
+from nag_model.settings import DEFAULTS
+from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
+from pipeline.params import AudioOutput, TrackSettings, check_order
+from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
-from tasks.cleanup import reset_video
-from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
-from tasks.manifest import ManifestEntry, read_manifest
+from tasks.gpu_slot import ensure_gpu_slots
+from tasks.manifest import read_manifest
 from tasks.mixing import mix_video
-from tasks.models import describe_model
+from tasks.model_info import describe_model
 from tasks.ordering import order_captions
-from tasks.params import AudioOutput, SynthesisParams, check_order
 from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
 from tasks.report import publish_report
+from tasks.reset import reset_video
 from tasks.run_log import begin_run, finish_run, finished_videos
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
+_listeners: list[Callable[[], None]] = []  # on_video_done listeners of this process
+
+
+@contextlib.contextmanager
+def on_video_done(listener: Callable[[], None]) -> Iterator[None]:
+    """Call ``listener()`` once per video of the catalog runs started in this process (the flow runs here
+    even when its tasks run on Dask) as soon as it is done: skipped as already finished, rejected by the
+    manifest, or all its stages over (its row is written next). The CLI's progress bar."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _video_done() -> None:
+    for listener in list(_listeners):
+        listener()
 
 
 def new_run_id() -> str:
@@ -75,10 +96,10 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 
 
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
-               seed: int, synthesis: SynthesisParams, output: AudioOutput, max_caption_chars: int,
+               seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
                gpu_slot: str | None, resumed: bool,
                captioner: CaptionerSettings | None = None) -> tuple[PrefectFuture | dict, ...]:
-    """Submit the stages of one video, in :data:`tasks.record.STAGES` order (the last depends on all).
+    """Submit the stages of one video, in :data:`pipeline.outcomes.STAGES` order (the last depends on all).
 
     Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
     so only a resumed run resets videos first."""
@@ -107,10 +128,10 @@ def catalog_run(
     storage_url: str = "file://./out",
     run_id: str | None = None,
     model: str = "demo",
-    method: str = "nag",
-    alpha: float = 4.5,
-    beta: float = 1.5,
-    steps: int = 25,
+    method: str = DEFAULTS.method,
+    alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta,
+    steps: int = DEFAULTS.steps,
     order: str = "descending",
     seed: int = 0,
     duration: float = 8.0,
@@ -147,15 +168,17 @@ def catalog_run(
         ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``
         and ``report_uri`` (None without ``report``).
     """
-    params = dict(locals())
-    params["captioner"] = captioner.to_dict() if captioner is not None else None
-    synthesis = SynthesisParams(method, alpha, beta, steps)
+    synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
     check_order(order)
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
     run_id = run_id or new_run_id()
-    params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
+    params = {"manifest_uri": manifest_uri, "storage_url": storage_url, "run_id": run_id, "model": model,
+              "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
+              "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
+              "gpu_slot": gpu_slot, "captioner": captioner.to_dict() if captioner is not None else None,
+              "report": report}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
@@ -168,9 +191,11 @@ def catalog_run(
         records, videos = [], {}
         for entry in entries:
             if entry.video_id in finished:
+                _video_done()
                 continue
             if entry.error:
                 records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
+                _video_done()
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
                                 order=order, seed=seed, synthesis=synthesis, output=output,
@@ -180,6 +205,7 @@ def catalog_run(
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
             records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
+            _video_done()
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)
     except Exception:

@@ -22,12 +22,15 @@ env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
 import contextlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
+
+from captioning.captioner import KINDS as CAPTIONER_KINDS  # noqa: E402
+from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
+from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
 DEFAULT_STORAGE = "file://./out"
 DEMO_STORAGE = "file://./foley-out"
@@ -38,22 +41,15 @@ app = typer.Typer(help="Step-by-step video-to-audio with Negative Audio Guidance
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
-class Method(str, Enum):
-    nag = "nag"
-    independent = "independent"
-    negative_prompt = "negative-prompt"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of the allowed values (typer shows and checks them); members named like the values."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
 
 
-class Order(str, Enum):
-    descending = "descending"
-    ascending = "ascending"
-    random = "random"
-    given = "given"
-
-
-class AudioFormat(str, Enum):
-    flac = "flac"
-    wav = "wav"
+Method = _choices("Method", METHODS)
+Order = _choices("Order", ORDERS)
+AudioFormat = _choices("AudioFormat", AUDIO_FORMATS)
+Captioner = _choices("Captioner", CAPTIONER_KINDS)
 
 
 class Action(str, Enum):
@@ -69,19 +65,10 @@ class Report(str, Enum):
     html = "html"
 
 
-class Captioner(str, Enum):
-    demo = "demo"
-    endpoint = "endpoint"
-    local = "local"
-
-
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
 
 SUMMARY_SQL = """
-WITH latest AS (
-    SELECT * FROM videos WHERE run_id = $run_id
-    QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1
-)
+WITH latest AS (SELECT * FROM latest_videos WHERE run_id = $run_id)
 SELECT (SELECT count(*) FROM latest) AS videos,
        (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
        (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
@@ -94,8 +81,7 @@ SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
 FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT 20
 """
 FAILURES_SQL = """
-SELECT video_id, error FROM videos WHERE run_id = $run_id
-QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1 AND status = 'failed'
+SELECT video_id, error FROM latest_videos WHERE run_id = $run_id AND status = 'failed'
 ORDER BY video_id LIMIT 20
 """
 
@@ -131,41 +117,25 @@ def _fail(message: str, code: int = 2) -> None:
 
 # ------------------------------------------------------------------ progress
 class _Progress:
-    """A tqdm bar of finished videos, read from the run's ``videos`` part files while the flow runs."""
+    """A tqdm bar of finished videos, moved by the catalog flow as it records each video
+    (:func:`flows.catalog.on_video_done`)."""
 
-    def __init__(self, storage_url: str, run_id: str, total: int, enabled: bool):
-        self.storage_url, self.run_id, self.total, self.enabled = storage_url, run_id, total, enabled
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+    def __init__(self, run_id: str, total: int, enabled: bool):
+        self.run_id, self.total, self.enabled = run_id, total, enabled
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            self._thread.start()
+            from tqdm import tqdm
+
+            from flows.catalog import on_video_done
+
+            bar = self._stack.enter_context(tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr))
+            self._stack.enter_context(on_video_done(lambda: bar.update(1)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _poll(self) -> None:
-        from tqdm import tqdm
-
-        from storage import tables
-        from storage.root import open_root
-
-        root = open_root(self.storage_url)
-        with tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr) as bar:
-            while True:
-                stopping = self._stop.wait(0.5)
-                try:
-                    done = len(tables.table_files(root, "videos", self.run_id).parts)
-                except Exception:  # the folder may not exist yet; the bar is best effort
-                    done = bar.n
-                if done > bar.n:
-                    bar.update(min(done, self.total) - bar.n)
-                if stopping:
-                    return
+        self._stack.close()
 
 
 # ------------------------------------------------------------------ summary
@@ -219,13 +189,13 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
                  **params: Any) -> None:
     from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
-    from tasks.manifest import ManifestError, load_manifest
-    from tasks.models import ModelNotFound
-    from tasks.params import AudioOutput, SynthesisParams
+    from storage.manifest import ManifestError, load_manifest
+    from pipeline.models import ModelNotFound
+    from pipeline.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
     try:
-        SynthesisParams(params["method"], params["alpha"], params["beta"], params["steps"])
+        TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
         storage_url = open_root(storage).url
     except (ValueError, StorageConfigError) as exc:
@@ -240,7 +210,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
                err=True)
     try:
-        with _Progress(storage_url, run_id, total, progress), env.local_run_settings(), \
+        with _Progress(run_id, total, progress), env.local_run_settings(), \
                 (env.shared_api() if dask else contextlib.nullcontext()):
             result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
     except (ModelNotFound, RunConflict, ManifestError) as exc:
@@ -257,14 +227,14 @@ def run(
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL (file://, s3://, memory://)"),
     run_id: Optional[str] = typer.Option(None, help="resume this run id (default: a new one)"),
     model: str = typer.Option("demo", help="'demo', a bundle folder/URL, or 'random:<preset>'"),
-    method: Method = typer.Option(Method.nag),
-    alpha: float = typer.Option(4.5, help="CFG strength (all methods)"),
-    beta: float = typer.Option(1.5, help="negative audio guidance strength (NAG)"),
-    steps: int = typer.Option(25, help="Euler steps"),
-    order: Order = typer.Option(Order.descending, help="caption order"),
+    method: Method = typer.Option(Method(DEFAULTS.method)),
+    alpha: float = typer.Option(DEFAULTS.alpha, help="CFG strength (all methods)"),
+    beta: float = typer.Option(DEFAULTS.beta, help="negative audio guidance strength (NAG)"),
+    steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
+    order: Order = typer.Option(Order("descending"), help="caption order"),
     seed: int = typer.Option(0, help="run seed"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
-    audio_format: AudioFormat = typer.Option(AudioFormat.flac),
+    audio_format: AudioFormat = typer.Option(AudioFormat("flac")),
     bit_depth: int = typer.Option(16, help="16 or 24"),
     resample_48k: bool = typer.Option(False, help="deliver stems and mix at 48 kHz"),
     stems_in_video: bool = typer.Option(False, help="also mux each stem into the video"),
@@ -301,12 +271,12 @@ def run(
 def demo(
     storage: str = typer.Option(DEMO_STORAGE, help="storage root URL"),
     model: str = typer.Option("demo", help="the bundled demo model by default"),
-    steps: int = typer.Option(25, help="Euler steps"),
+    steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Run the bundled demo catalog end to end (local storage, Prefect's embedded server, the demo model)."""
-    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method="nag", alpha=4.5, beta=1.5,
+    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method=DEFAULTS.method, alpha=DEFAULTS.alpha, beta=DEFAULTS.beta,
                  steps=steps, duration=duration, audio_format="flac", bit_depth=16)
 
 
@@ -320,12 +290,12 @@ def edit(
     seed: Optional[int] = typer.Option(None, help="seed of the new track (default: derived, new per version)"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     model: Optional[str] = typer.Option(None, help="default: the run's model"),
-    method: Method = typer.Option(Method.nag),
+    method: Method = typer.Option(Method(DEFAULTS.method)),
 ) -> None:
     """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
     from flows.edit import edit_video
-    from tasks.edit_plan import EditError
-    from tasks.models import ModelNotFound
+    from pipeline.edit_plan import EditError
+    from pipeline.models import ModelNotFound
 
     try:
         with env.local_run_settings():

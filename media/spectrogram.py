@@ -16,11 +16,12 @@ import io
 import math
 from typing import Sequence
 
+import librosa
 import numpy as np
 import scipy.fft
 from PIL import Image, ImageDraw, ImageFont
 
-from nag_model.loudness import as_float_audio
+from audio.loudness import as_float_audio
 
 __all__ = ["log_mel", "mel_filterbank", "spectrogram_png", "spectrogram_grid_png"]
 
@@ -36,21 +37,16 @@ _LEVELS = 254  # palette entries of the colour map; the last two are the backgro
 _BACKGROUND, _INK = _LEVELS, _LEVELS + 1
 
 
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)  # HTK mel scale
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
-
-
+@functools.lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Triangular HTK-mel filters from 0 Hz to Nyquist: ``(n_mels, n_fft // 2 + 1)`` weights and centre Hz."""
-    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2), n_mels + 2))
-    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    weights = np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
-    return weights, edges[1:-1]
+    """Triangular HTK-mel filters from 0 Hz to Nyquist (librosa, peak 1, no area norm): ``(n_mels, n_fft // 2
+    + 1)`` weights and centre Hz."""
+    weights = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sample_rate / 2,
+                                  htk=True, norm=None, dtype=np.float32)
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sample_rate / 2, htk=True)[1:-1]
+    weights.setflags(write=False)  # shared by every call (cached)
+    centres.setflags(write=False)
+    return weights, centres
 
 
 def log_mel(wav: np.ndarray, sample_rate: int, *, n_mels: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,9 +108,9 @@ def _panel(canvas: Image.Image, box: tuple[int, int, int, int], db: np.ndarray, 
     image = Image.fromarray(levels.astype(np.uint8), mode="L").resize((width, bottom - top), Image.Resampling.NEAREST)
     canvas.paste(image, (left, top))
     draw = ImageDraw.Draw(canvas)
-    mels = _hz_to_mel(centres)
+    mels = librosa.hz_to_mel(centres, htk=True)
     for hz in (f for f in _TICKS_HZ if centres[0] <= f <= centres[-1]):
-        y = bottom - (np.interp(_hz_to_mel(hz), mels, np.arange(len(mels))) + 0.5) / len(mels) * (bottom - top)
+        y = bottom - (np.interp(librosa.hz_to_mel(hz, htk=True), mels, np.arange(len(mels))) + 0.5) / len(mels) * (bottom - top)
         draw.line((left - 3, y, left - 1, y), fill=_INK)
         draw.text((left - 5, y), f"{hz // 1000}k" if hz >= 1000 else str(hz), font=_font(), fill=_INK, anchor="rm")
 

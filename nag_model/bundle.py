@@ -17,9 +17,11 @@ import numpy as np
 import torch
 
 from nag_model.checkpoint import load_controlnet, load_network, read_bytes, save_controlnet, save_network
-from nag_model.codec import AudioCodec, MelCodec, MelCodecConfig
+from nag_model.codecs.base import AudioCodec
+from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.controlnet import AudioControlNet
-from nag_model.features import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
+from nag_model.encoders.demo import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
                                 TextEncoder, VideoEncoder)
 from nag_model.generator import StepByStepGenerator, VideoFeatures
 from nag_model.network import MMAudio, build_mmaudio
@@ -79,12 +81,14 @@ class FoleyBundle:
 
     @torch.inference_mode()
     def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:
-        """Frames at 8 fps and 25 fps (uint8, (T, H, W, 3)) -> features padded/trimmed to the model's lengths.
+        """Frames at ``config.CLIP_FPS`` and ``config.SYNC_FPS`` (uint8, (T, H, W, 3)) -> features
+        padded/trimmed to the model's lengths.
 
         Short videos repeat their last frame (the model always generates its full duration)."""
         seq = self.base.seq
         clip = self.video_encoder.encode_clip(_fit(clip_frames, seq.clip))
-        sync_frames_needed = (seq.sync // 8 - 1) * 8 + 16
+        segments = seq.sync // SYNC_TOKENS_PER_SEGMENT
+        sync_frames_needed = (segments - 1) * SYNC_STEP + SYNC_SEGMENT
         sync = self.video_encoder.encode_sync(_fit(sync_frames, sync_frames_needed))
         return VideoFeatures(clip, sync)
 
@@ -143,7 +147,7 @@ def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: 
     """Load a bundle folder written by `save_bundle` (or by the demo trainer); "demo" is the committed demo.
 
     When the card names evaluators (`"evaluators": "<stem>"`), `<stem>.safetensors/.json` are loaded as the
-    demo's scorer, captioner and audio evaluator (`nag_model.evaluators`)."""
+    demo's scorer, captioner and audio evaluator (`nag_model.demo.evaluators`)."""
     path = resolve_bundle_path(path).rstrip("/")
     card = json.loads(read_bytes(f"{path}/bundle.json", "model bundle card", storage_options=storage_options))
     base = load_network(f"{path}/base", storage_options=storage_options, duration=duration)
@@ -154,7 +158,7 @@ def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: 
     video = PixelVideoEncoder(PixelVideoEncoderConfig(**{k: v for k, v in card["video_encoder"].items() if k != "kind"}))
     scorer = captioner = evaluator = None
     if card.get("evaluators"):
-        from nag_model.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, load_evaluators
+        from nag_model.demo.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, load_evaluators
 
         audio_tagger, video_tagger = load_evaluators(f"{path}/{card['evaluators']}", storage_options=storage_options)
         evaluator = DemoAudioEvaluator(audio_tagger, codec, text)

@@ -154,8 +154,5 @@ class AudioControlNet(nn.Module):
     def predict_flow(self, base: MMAudio, latent: torch.Tensor, t: torch.Tensor, conditions,
                      reference: ReferenceTokens) -> torch.Tensor:
         """Audio-conditioned velocity u_psi (B, N, C) of the frozen base plus this ControlNet."""
-        t = base._time(t, latent)
-        x = base.embed_latent(latent)
-        global_c, extended_c = base.condition_vectors(t, conditions)
-        control = self(x, global_c, base.latent_rot, reference)
-        return base.run_blocks(x, conditions, global_c, extended_c, control)
+        tokens = base.embed_latent(latent)  # (B, N, D)
+        return base.velocity(tokens, t, conditions, control=lambda g: self(tokens, g, base.latent_rot, reference))

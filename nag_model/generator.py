@@ -9,25 +9,21 @@ against any set of other tracks, which is how a track is added, regenerated or r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nag_model.codec import AudioCodec
+from nag_model.codecs.base import AudioCodec
 from nag_model.controlnet import AudioControlNet
-from nag_model.features import TextEncoder
+from nag_model.encoders.base import TextEncoder
 from nag_model.flow_matching import euler, time_grid
-from nag_model.guidance import (DEFAULT_CFG_STRENGTH, DEFAULT_NAG_BETA, ClassifierFreeGuidance, ConditionSet,
-                                NegativeAudioGuidance, NegativePromptGuidance)
-from nag_model.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
+from nag_model.guidance import NEGATIVE, REFERENCE, ConditionSet
+from audio.loudness import DEFAULT_TARGET_LUFS, normalize_loudness
 from nag_model.network import MMAudio, PreprocessedConditions
+from nag_model.settings import METHODS, Method, TrackSettings  # noqa: F401  (re-exported)
 from nag_model.velocity import GuidedVelocity
-
-Method = Literal["nag", "independent", "negative-prompt"]
-METHODS: tuple[str, ...] = ("nag", "independent", "negative-prompt")
-
 
 @dataclass(frozen=True)
 class VideoFeatures:
@@ -40,24 +36,6 @@ class VideoFeatures:
     @classmethod
     def none(cls) -> "VideoFeatures":
         return cls(None, None)
-
-
-@dataclass(frozen=True)
-class TrackSettings:
-    """How one track is generated. alpha is the CFG strength of every method; beta only matters for NAG."""
-
-    method: Method = "nag"
-    alpha: float = DEFAULT_CFG_STRENGTH
-    beta: float = DEFAULT_NAG_BETA
-    steps: int = 25
-    target_lufs: float = DEFAULT_TARGET_LUFS
-    negative_prompt_form: Literal["paper", "mmaudio"] = "paper"
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -119,32 +97,22 @@ class StepByStepGenerator:
 
     def condition_set(self, video: VideoFeatures, caption: str, settings: TrackSettings,
                       context: Sequence[Track] = ()) -> ConditionSet:
-        """Preprocess everything this track's guidance needs, once."""
+        """Preprocess the conditions this track's guidance component declares it needs, once."""
+        needs = settings.guidance().needs(has_context=bool(context))
         full = self._conditions(video, self.text_encoder([caption]))
         empty = self.base.get_empty_conditions(1)
-        if not context:
-            return ConditionSet(full=full, empty=empty)
-        if settings.method == "negative-prompt":
+        negative = video_only = reference = None
+        if NEGATIVE in needs:
             negative_text = self.text_encoder([" ".join(t.caption for t in context)]).to(self.device)
-            return ConditionSet(full=full, empty=empty,
-                                negative=self.base.get_empty_conditions(1, negative_text_features=negative_text))
-        if settings.method == "nag" and settings.beta != 0:
+            negative = self.base.get_empty_conditions(1, negative_text_features=negative_text)
+        if REFERENCE in needs:
             if self.controlnet is None:
                 raise ValueError("method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'")
             mix = torch.from_numpy(self.mix_condition([t.waveform for t in context], settings.target_lufs))
             ref_latent = self.base.normalize(self.codec.encode(mix[None].to(self.device)))  # (1, N, C)
             video_only = self._conditions(video, self.base.empty_string_feat[None])
-            return ConditionSet(full=full, empty=empty, video_only=video_only,
-                                reference=self.controlnet.preprocess_reference(ref_latent))
-        return ConditionSet(full=full, empty=empty)
-
-    @staticmethod
-    def guidance(settings: TrackSettings):
-        if settings.method == "nag":
-            return NegativeAudioGuidance(settings.alpha, settings.beta)
-        if settings.method == "negative-prompt":
-            return NegativePromptGuidance(settings.alpha, settings.negative_prompt_form)
-        return ClassifierFreeGuidance(settings.alpha)
+            reference = self.controlnet.preprocess_reference(ref_latent)
+        return ConditionSet(full=full, empty=empty, video_only=video_only, negative=negative, reference=reference)
 
     # ------------------------------------------------------------ generation
     def initial_noise(self, seed: int) -> torch.Tensor:
@@ -160,7 +128,7 @@ class StepByStepGenerator:
         if not caption or not caption.strip():
             raise ValueError("caption must be a non-empty string")
         conditions = self.condition_set(video, caption, settings, context)
-        velocity = GuidedVelocity(self.base, self.guidance(settings), conditions, controlnet=self.controlnet,
+        velocity = GuidedVelocity(self.base, settings.guidance(), conditions, controlnet=self.controlnet,
                                   batched=self.batched)
         steps = time_grid(settings.steps, device=self.device)
         bar = tqdm(total=settings.steps, desc=caption[:40], leave=False, disable=not self.progress)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -206,12 +206,26 @@ class MMAudio(nn.Module):
                 x = x + control[(j + self.config.joint_depth) // interval]
         return self.final_layer(x, global_c)
 
+    def velocity(self, tokens: torch.Tensor, t: torch.Tensor | float, conditions: PreprocessedConditions,
+                 control: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None) -> torch.Tensor:
+        """One velocity evaluation from embedded audio tokens: the one place the trunk is run.
+
+        Args:
+            tokens: `embed_latent(latent)`, (B, N, D); embedded once and shared by guidance branches.
+            t: flow time, a scalar or (B,) in [0, 1] (0 is noise, 1 is data).
+            conditions: preprocessed conditions of batch B.
+            control: a ControlNet hook: global_c (B, 1, D) -> residuals, each (B, N, D).
+
+        Returns:
+            The velocity (B, N, C).
+        """
+        global_c, extended_c = self.condition_vectors(self.flow_time(t, tokens), conditions)
+        residuals = None if control is None else control(global_c)
+        return self.run_blocks(tokens, conditions, global_c, extended_c, residuals)
+
     def predict_flow(self, latent: torch.Tensor, t: torch.Tensor, conditions: PreprocessedConditions) -> torch.Tensor:
         """Velocity (B, N, C) at flow time t (B,) in [0, 1] (0 is noise, 1 is data)."""
-        t = self._time(t, latent)
-        x = self.embed_latent(latent)
-        global_c, extended_c = self.condition_vectors(t, conditions)
-        return self.run_blocks(x, conditions, global_c, extended_c)
+        return self.velocity(self.embed_latent(latent), t, conditions)
 
     def forward(self, latent: torch.Tensor, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
                 t: torch.Tensor) -> torch.Tensor:
@@ -219,14 +233,14 @@ class MMAudio(nn.Module):
         return self.predict_flow(latent, t, self.preprocess_conditions(clip_f, sync_f, text_f))
 
     @staticmethod
-    def _time(t: torch.Tensor | float, latent: torch.Tensor) -> torch.Tensor:
-        """Broadcast t to (B,) in the latent's dtype, as the official sampler does."""
-        t = torch.as_tensor(t, device=latent.device)
+    def flow_time(t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+        """Broadcast t to (B,) in the dtype of `like` (B, ...), as the official sampler does."""
+        t = torch.as_tensor(t, device=like.device)
         if t.ndim == 0:
-            t = t.expand(latent.shape[0])
-        if t.shape != (latent.shape[0],):
-            raise ValueError(f"t must be a scalar or shape ({latent.shape[0]},), got {tuple(t.shape)}")
-        return t.to(latent.dtype)
+            t = t.expand(like.shape[0])
+        if t.shape != (like.shape[0],):
+            raise ValueError(f"t must be a scalar or shape ({like.shape[0]},), got {tuple(t.shape)}")
+        return t.to(like.dtype)
 
 
 def build_mmaudio(preset: str | MMAudioConfig = "small_16k", duration: float | None = None) -> MMAudio:

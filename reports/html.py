@@ -33,6 +33,7 @@ from scipy import stats
 
 from storage import keys, tables
 from storage.root import Root
+from storage.versions import VIDEO_KEY, latest_rows
 
 LUFS_TARGET = -20.0
 LUFS_TOLERANCE = 0.5  # LU
@@ -105,12 +106,9 @@ class _Links:
         return uri
 
 
-def _latest(rows: list[dict], key: str = "video_id") -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for row in rows:
-        if row[key] not in out or row["version"] > out[row[key]]["version"]:
-            out[row[key]] = row
-    return out
+def _latest(rows: list[dict]) -> dict[str, dict]:
+    """The latest-version row of each video of one run (:func:`storage.versions.latest_rows`), by video id."""
+    return {row["video_id"]: row for row in latest_rows(rows, VIDEO_KEY).values()}
 
 
 def _history(tracks: list[dict], mixes: list[dict]) -> list[str]:

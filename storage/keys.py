@@ -82,6 +82,14 @@ def validate_key(key: str) -> str:
     return key
 
 
+def key_of(root_url: str, uri: str) -> str:
+    """The key of an object URI written under the root at ``root_url`` (``Root.uri(key)`` backwards)."""
+    prefix = root_url.rstrip("/") + "/"
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri!r} is not under the storage root {root_url!r}")
+    return validate_key(uri[len(prefix):])
+
+
 def _version(version: int) -> str:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be an int >= 1, got {version!r}")

@@ -37,7 +37,7 @@ tracks    supersedes       int32                     the version this one replac
 tracks    position         int32                 NN  order of the track in the video (0-based)
 tracks    caption          string                NN  the text prompt
 tracks    seed             int64                 NN
-tracks    method           string                NN  'nag' | 'independent' | 'negative-prompt'
+tracks    method           string                NN  one of common.methods.METHODS
 tracks    alpha            float64                   NAG alpha (null when not used)
 tracks    beta             float64                   NAG beta (null when not used)
 tracks    steps            int32                 NN  sampler steps
@@ -71,7 +71,7 @@ metrics   created_at       timestamp[us, UTC]    NN
 captions  run_id           string                NN
 captions  video_id         string                NN
 captions  version          int32                 NN  the video version the captions were resolved for
-captions  source           string                NN  'manifest' | 'demo' | 'endpoint' | 'local'
+captions  source           string                NN  'manifest' or one of common.captioners.CAPTIONERS
 captions  model            string                    the captioning model (null for the manifest)
 captions  captions         list<string>              the captions, in the captioner's order
 captions  prompt           string                    the step-1 prompt sent with the frames (VLM captioners)
@@ -131,6 +131,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.captioners import CAPTIONERS
+from common.methods import METHODS
 from storage import keys
 from storage.root import Root
 
@@ -237,8 +239,8 @@ TABLES: tuple[str, ...] = tuple(SCHEMAS)
 ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("runs", "status"): frozenset({"running", "completed", "failed"}),
     ("videos", "status"): frozenset({"ok", "failed"}),
-    ("tracks", "method"): frozenset({"nag", "independent", "negative-prompt"}),
-    ("captions", "source"): frozenset({"manifest", "demo", "endpoint", "local"}),
+    ("tracks", "method"): frozenset(METHODS),
+    ("captions", "source"): frozenset({"manifest", *CAPTIONERS}),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table

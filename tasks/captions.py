@@ -1,12 +1,13 @@
-"""The captions of one video: from the manifest, else proposed by the bundle's captioner.
+"""The captions of one video: from the manifest, else proposed by a captioner.
 
 Rules (a broken caption list fails that video with a clear error; the catalog goes on):
 
 * none in the manifest (missing or empty field): the captioner proposes up to 5 (the paper's
   Multi-Caps count): the bundle's own (``--captioner demo``, the default; a bundle without one fails
   the video), or a VLM asked with the paper's two-step prompt (``--captioner endpoint|local``,
-  :mod:`captioning`), whose prompt, model and raw answers come back in ``trace`` for the ``captions``
-  table, also when its answer was unusable (:class:`captioning.two_step.CaptionerAnswerError`);
+  :mod:`captioning`, :mod:`pipeline.captioner`), whose prompt, model and raw answers come back in the
+  :class:`Captions`' ``trace`` for the ``captions`` table, also when its answer was unusable
+  (:class:`captioning.two_step.CaptionerAnswerError` carries them);
 * an explicit empty list, or a blank caption, fails the video;
 * over-long captions fail the video rather than being cut: a caption longer than
   ``max_caption_chars``, or with more words than the model's text window
@@ -21,21 +22,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
 
-from captioning.captioner import CaptionerSettings, frame_size, make_chat, sample_frames
-from captioning.two_step import two_step_captions
-from nag_model.features import tokenize
-from tasks.models import load_model, model_id, video_features
-from tasks.objects import open_input
+from captioning.captioner import CaptionerSettings
+from common.captioners import DEMO
+from nag_model.encoders.demo import tokenize
+from pipeline.captioner import bundle_captions, vlm_captions
+from pipeline.handoffs import Captions, PreparedVideo
+from pipeline.models import load_model, model_id
 
 MAX_CAPTIONS = 5
-CACHE_VERSION = 1  # bump when the rules below change: cached results name it
+CACHE_VERSION = 2  # bump when the rules below change: cached results name it
 DEFAULT_MAX_CAPTION_CHARS = 300
 
 
@@ -65,56 +65,26 @@ def check_captions(captions: list[str], *, max_chars: int, max_words: int | None
 
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """The result is a function of the video's content, the model, the manifest's captions and the limit."""
+    """The result is a function of the video's content, the model, the manifest's captions (else the
+    captioner's identity) and the limit."""
     bundle = load_model(parameters["model"], parameters["duration"])
     given = parameters["entry"].get("captions")
     captioner = parameters.get("captioner") or CaptionerSettings()
     source = (f"captioner-{captioner.identity()}" if given is None
               else hashlib.sha256(json.dumps(list(given)).encode()).hexdigest()[:16])
-    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video']['sha256']}-{parameters['duration']}-"
+    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video'].sha256}-{parameters['duration']}-"
             f"{parameters.get('max_caption_chars', DEFAULT_MAX_CAPTION_CHARS)}-{source}")
 
 
-_chats: dict[str, Any] = {}
-_chats_lock = threading.Lock()
-
-
-def api_key(settings: CaptionerSettings) -> str | None:
-    """The endpoint's API key: from the Prefect ``Secret`` block named in the settings, else the environment."""
-    if settings.api_key_block:
-        from prefect.blocks.system import Secret
-
-        return Secret.load(settings.api_key_block).get()
-    return os.environ.get(settings.api_key_env) or None
-
-
-def vlm_chat(settings: CaptionerSettings):
-    """The chat backend of ``settings``, made once per process (a local model loads once)."""
-    key = json.dumps(settings.to_dict(), sort_keys=True)
-    with _chats_lock:
-        if key not in _chats:
-            _chats[key] = make_chat(settings, api_key(settings) if settings.kind == "endpoint" else None)
-        return _chats[key]
-
-
-def vlm_captions(settings: CaptionerSettings, video: dict, duration: float):
-    """The two-step VLM captions of a prepared video (:func:`captioning.two_step.two_step_captions`)."""
-    with open_input(video["video_uri"]) as source:
-        frames = sample_frames(source, min(duration, video.get("duration_s") or duration), settings.n_frames,
-                               frame_size(video.get("width"), video.get("height")))
-    return two_step_captions(vlm_chat(settings), frames, backend=settings.kind, max_captions=settings.max_captions,
-                             max_chars=settings.max_chars, max_tokens=settings.max_tokens)
-
-
 @task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry[video_id]}")
-def resolve_captions(entry: dict, video: dict, model: str, duration: float,
+def resolve_captions(entry: dict, video: PreparedVideo, model: str, duration: float,
                      max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
-                     captioner: CaptionerSettings | None = None) -> dict:
-    """Captions for one manifest entry (a :class:`tasks.manifest.ManifestEntry` dict).
+                     captioner: CaptionerSettings | None = None) -> Captions:
+    """Captions for one manifest entry (a :class:`storage.manifest.ManifestEntry` dict).
 
     Returns:
-        ``{"captions": [...], "source": "manifest" | "captioner"}``, plus ``"trace"`` (a
-        :class:`captioning.two_step.CaptionTrace` dict) when a captioner proposed them.
+        The checked :class:`Captions` and their source (``"manifest"`` or ``"captioner"``); proposed
+        captions carry the captioner's :class:`captioning.two_step.CaptionTrace`.
 
     Raises:
         CaptionError: see the module docstring.
@@ -122,17 +92,13 @@ def resolve_captions(entry: dict, video: dict, model: str, duration: float,
     bundle = load_model(model, duration)
     max_words = bundle.base.config.text_seq_len
     if entry.get("captions") is not None:
-        return {"captions": check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words),
-                "source": "manifest"}
+        checked = check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words)
+        return Captions(tuple(checked), "manifest")
     captioner = captioner or CaptionerSettings()
-    if captioner.kind != "demo":
-        trace = vlm_captions(captioner, video, duration)
-        return {"captions": check_captions(list(trace.captions), max_chars=max_caption_chars, max_words=max_words),
-                "source": "captioner", "trace": trace.to_dict()}
-    if bundle.captioner is None:
+    if captioner.kind == DEMO and bundle.captioner is None:
         raise CaptionError(f"the manifest gives no captions for {entry['video_id']!r} and the model "
                            f"{bundle.name!r} has no captioner; add captions to the manifest")
-    features = video_features(bundle, video["video_uri"], video["sha256"], duration)
-    proposed = list(bundle.captioner.propose(features.clip_f, features.sync_f, max_captions=MAX_CAPTIONS))
-    return {"captions": check_captions(proposed, max_chars=max_caption_chars, max_words=max_words),
-            "source": "captioner", "trace": {"backend": "demo", "model": model_id(bundle), "captions": proposed}}
+    trace = (bundle_captions(bundle, video, duration, MAX_CAPTIONS) if captioner.kind == DEMO
+             else vlm_captions(captioner, video, duration))
+    checked = check_captions(list(trace.captions), max_chars=max_caption_chars, max_words=max_words)
+    return Captions(tuple(checked), "captioner", trace)

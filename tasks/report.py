@@ -13,7 +13,8 @@ from tasks.retry_policy import IO_RETRY
 
 @task(name="publish-report", cache_policy=NO_CACHE, **IO_RETRY)
 def publish_report(storage_url: str, run_id: str) -> dict:
-    """Write ``runs/<run>/report/index.html`` and publish the run summary as a Markdown artifact.
+    """Write the run's HTML report (at :func:`storage.keys.report_key`) and publish the run summary as a
+    Markdown artifact.
 
     Returns ``{"report_uri", "artifact_key"}``.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,11 @@ def test_the_captions_task_uses_the_endpoint_and_keeps_the_trace(vlm_server, mon
                                  api_key_env="TEST_VLM_KEY", max_tokens=300)
     entry = {"row": 1, "video_id": "v", "video_uri": str(DEMO_VIDEO), "captions": None, "error": None}
     out = resolve_captions.fn(entry, video, h.MODEL, h.DURATION, 300, settings)
-    assert out["source"] == "captioner" and out["captions"] == out["trace"]["captions"]
-    assert out["trace"]["backend"] == "endpoint" and out["trace"]["model"] == "tiny-qwen"
-    assert out["trace"]["prompt"].startswith("Task:") and out["trace"]["raw_answer"] is not None
-    assert vlm_server["key"] not in json.dumps(out) and "TEST_VLM_KEY" not in json.dumps(out)
+    assert out.source == "captioner" and out.captions == out.trace.captions
+    assert out.trace.backend == "endpoint" and out.trace.model == "tiny-qwen"
+    assert out.trace.prompt.startswith("Task:") and out.trace.raw_answer is not None
+    stored = json.dumps(asdict(out))  # what Prefect's result storage and the captions table get
+    assert vlm_server["key"] not in stored and "TEST_VLM_KEY" not in stored
 
 
 def test_settings_reject_incomplete_backends():

@@ -6,7 +6,7 @@ import json
 from prefect.blocks.system import Secret
 
 from captioning.captioner import CaptionerSettings
-from tasks.captions import api_key
+from pipeline.captioner import api_key
 
 
 def test_the_key_comes_from_a_secret_block_or_the_environment(monkeypatch):

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from flows import env
 from flows.cli import app
-from tasks import models
+from pipeline import models
 
 runner = CliRunner()
 
