@@ -9,6 +9,8 @@
     foley edit RUN_ID VIDEO_ID remove --track t2
     foley query "SELECT video_id, status, error FROM videos" [--storage URL]
     foley report {methods|failures|captions} [--run-id ID]
+    foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
+    foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
 Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
 ``PREFECT_HOME`` defaults to a writable folder (see :mod:`flows.env`).
@@ -28,6 +30,7 @@ from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from captioning.captioner import KINDS as CAPTIONER_KINDS  # noqa: E402
 from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
 from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
@@ -48,6 +51,7 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 Method = _choices("Method", METHODS)
 Order = _choices("Order", ORDERS)
 AudioFormat = _choices("AudioFormat", AUDIO_FORMATS)
+Captioner = _choices("Captioner", CAPTIONER_KINDS)
 
 
 class Action(str, Enum):
@@ -60,6 +64,7 @@ class Report(str, Enum):
     methods = "methods"
     failures = "failures"
     captions = "captions"
+    html = "html"
 
 
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
@@ -151,7 +156,19 @@ def print_summary(storage_url: str, run_id: str) -> None:
     if failures.num_rows:
         typer.echo("\nfailed videos:")
         typer.echo(format_table(failures))
+    report = report_uri(storage_url, run_id)
+    if report:
+        typer.echo(f"\nreport: {report}")
     typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
+
+
+def report_uri(storage_url: str, run_id: str) -> str | None:
+    """The URI of the run's HTML report, when it exists."""
+    from storage.keys import report_key
+    from storage.root import open_root
+
+    root = open_root(storage_url)
+    return root.uri(report_key(run_id)) if root.exists(report_key(run_id)) else None
 
 
 def _catalog_flow(dask: Optional[str]):
@@ -245,12 +262,29 @@ def run(
     progress: bool = typer.Option(True, help="show a progress bar"),
     dask: Optional[str] = typer.Option(None, help="run the tasks on a Dask cluster (prefect-dask): a scheduler "
                                                   "address (tcp://host:8786), or local:N for N worker processes here"),
+    captioner: Captioner = typer.Option(Captioner.demo, help="who proposes captions for videos without any: the "
+                                        "model's own (demo), a VLM behind an OpenAI-compatible endpoint, or a local "
+                                        "transformers VLM folder"),
+    captioner_url: Optional[str] = typer.Option(None, help="endpoint base URL, e.g. http://vlm:8000/v1"),
+    captioner_model: Optional[str] = typer.Option(None, help="the model name the endpoint serves"),
+    captioner_path: Optional[str] = typer.Option(None, help="local VLM folder (--captioner local)"),
+    captioner_frames: int = typer.Option(4, help="frames sent to the VLM per video"),
+    captioner_key_env: str = typer.Option("FOLEY_VLM_API_KEY", help="environment variable with the endpoint's key"),
+    captioner_key_block: Optional[str] = typer.Option(None, help="Prefect Secret block with the endpoint's key"),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
-    _run_catalog(manifest, storage, run_id, progress, dask, model=_model(model, weights), method=method.value, alpha=alpha, beta=beta,
-                 steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
+    from captioning.captioner import CaptionerSettings
+
+    try:
+        settings = CaptionerSettings(kind=captioner.value, url=captioner_url, model=captioner_model,
+                                     path=captioner_path, n_frames=captioner_frames, api_key_env=captioner_key_env,
+                                     api_key_block=captioner_key_block)
+    except ValueError as exc:
+        _fail(str(exc))
+    _run_catalog(manifest, storage, run_id, progress, dask, model=_model(model, weights), method=method.value,
+                 alpha=alpha, beta=beta, steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
-                 max_caption_chars=max_caption_chars)
+                 max_caption_chars=max_caption_chars, captioner=None if captioner is Captioner.demo else settings)
 
 
 @app.command()
@@ -314,13 +348,28 @@ def query(
 
 @app.command()
 def report(
-    name: Report = typer.Argument(..., help="methods | failures | captions"),
+    name: Report = typer.Argument(..., help="methods | failures | captions | html"),
+    run: Optional[str] = typer.Argument(None, help="the run (html: required)"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     run_id: Optional[str] = typer.Option(None, help="one run (default: all runs)"),
 ) -> None:
-    """Canned reports: metric means per method, failed videos with their errors, tracks per caption."""
+    """Canned reports: metric means per method, failed videos with their errors, tracks per caption; or the
+    run's HTML report (``html RUN_ID``), written into the run's storage."""
     from storage.query import REPORTS as CANNED
     from storage.query import connect
+
+    run_id = run or run_id
+    if name is Report.html:
+        from reports.html import write_report
+        from storage.root import open_root
+
+        if not run_id:
+            _fail("foley report html needs a run id: foley report html RUN_ID")
+        try:
+            typer.echo(write_report(open_root(storage), run_id))
+        except LookupError as exc:
+            _fail(str(exc))
+        return
 
     typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
 
