@@ -30,8 +30,10 @@ from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from captioning.captioner import CaptionerSettings
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
+from pipeline.models import check_method
 from pipeline.params import AudioOutput, TrackSettings, check_order
 from storage.manifest import ManifestEntry
 from storage.root import open_root
@@ -43,6 +45,7 @@ from tasks.model_info import describe_model
 from tasks.ordering import order_captions
 from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
+from tasks.report import publish_report
 from tasks.reset import reset_video
 from tasks.run_log import begin_run, finish_run, finished_videos
 from tasks.scoring import score_video
@@ -95,7 +98,8 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
                seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
-               gpu_slot: str | None, resumed: bool) -> tuple[PrefectFuture | dict, ...]:
+               gpu_slot: str | None, resumed: bool,
+               captioner: CaptionerSettings | None = None) -> tuple[PrefectFuture | dict, ...]:
     """Submit the stages of one video, in :data:`pipeline.outcomes.STAGES` order (the last depends on all).
 
     Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
@@ -104,13 +108,19 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     reset = (reset_video.submit(storage_url, run_id, vid, committed=0) if resumed  # start clean (after a kill)
              else {"committed_version": 0, "removed": []})
     video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset] if resumed else None)
-    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars)
+    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars, captioner)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
                                       seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
     mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)  # sum, -20 LUFS, ceiling; mux
     metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered)
     return reset, video, captions, ordered, tracks, mix, metrics
+
+
+def _report(storage_url: str, run_id: str) -> str | None:
+    """Publish the run report; a report that cannot be written is logged, not a failed run."""
+    state = publish_report(storage_url, run_id, return_state=True)
+    return state.result()["report_uri"] if state.is_completed() else None
 
 
 @flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
@@ -133,6 +143,8 @@ def catalog_run(
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     compact: bool = True,
     gpu_slot: str | None = GPU_SLOT,
+    captioner: CaptionerSettings | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Generate, mix, score and record Foley for every video of a manifest.
 
@@ -150,9 +162,12 @@ def catalog_run(
         max_caption_chars: longer captions fail their video (see :mod:`tasks.captions`).
         compact: merge the run's small Parquet files when it completes.
         gpu_slot: the global concurrency limit the synthesis holds (created with 1 slot if missing).
+        captioner: who proposes captions for videos without any (default: the model's own; see :mod:`captioning`).
+        report: write the HTML run report when the run ends and publish a Markdown artifact pointing to it.
 
     Returns:
-        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``.
+        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``
+        and ``report_uri`` (None without ``report``).
     """
     synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
@@ -163,12 +178,14 @@ def catalog_run(
     params = {"manifest_uri": manifest_uri, "storage_url": storage_url, "run_id": run_id, "model": model,
               "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
               "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
-              "gpu_slot": gpu_slot}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
+              "gpu_slot": gpu_slot, "captioner": captioner.to_dict() if captioner is not None else None,
+              "report": report}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration)
+    check_method(model_info, method)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
         entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]
@@ -184,7 +201,8 @@ def catalog_run(
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
                                 order=order, seed=seed, synthesis=synthesis, output=output,
-                                max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed)
+                                max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed,
+                                captioner=captioner)
             videos[stages[-1]] = (entry, stages)
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
@@ -197,4 +215,6 @@ def catalog_run(
             finish_run(storage_url, run_id, "failed", compact=False)
         raise
     skipped = sum(1 for e in entries if e.video_id in finished)
-    return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"]}
+    report_uri = _report(storage_url, run_id) if report else None
+    return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"],
+            "report_uri": report_uri}

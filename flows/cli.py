@@ -2,11 +2,15 @@
 
     foley demo                                   # the bundled demo catalog, end to end, under ./foley-out
     foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ... [--dask local:2]
+    foley run MANIFEST --model mmaudio-small-16k --weights s3://models/mmaudio/   # real MMAudio weights
+    foley weights check DIR [--model mmaudio-small-16k]                            # present / missing / corrupt
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
     foley query "SELECT video_id, status, error FROM videos" [--storage URL]
     foley report {methods|failures|captions} [--run-id ID]
+    foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
+    foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
 Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
 ``PREFECT_HOME`` defaults to a writable folder (see :mod:`flows.env`).
@@ -26,6 +30,7 @@ from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from captioning.captioner import KINDS as CAPTIONER_KINDS  # noqa: E402
 from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
 from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
@@ -46,6 +51,7 @@ def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
 Method = _choices("Method", METHODS)
 Order = _choices("Order", ORDERS)
 AudioFormat = _choices("AudioFormat", AUDIO_FORMATS)
+Captioner = _choices("Captioner", CAPTIONER_KINDS)
 
 
 class Action(str, Enum):
@@ -58,6 +64,7 @@ class Report(str, Enum):
     methods = "methods"
     failures = "failures"
     captions = "captions"
+    html = "html"
 
 
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
@@ -149,7 +156,19 @@ def print_summary(storage_url: str, run_id: str) -> None:
     if failures.num_rows:
         typer.echo("\nfailed videos:")
         typer.echo(format_table(failures))
+    report = report_uri(storage_url, run_id)
+    if report:
+        typer.echo(f"\nreport: {report}")
     typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
+
+
+def report_uri(storage_url: str, run_id: str) -> str | None:
+    """The URI of the run's HTML report, when it exists."""
+    from storage.keys import report_key
+    from storage.root import open_root
+
+    root = open_root(storage_url)
+    return root.uri(report_key(run_id)) if root.exists(report_key(run_id)) else None
 
 
 def _catalog_flow(dask: Optional[str]):
@@ -166,6 +185,20 @@ def _catalog_flow(dask: Optional[str]):
         return catalog_run.with_options(task_runner=dask_task_runner(dask))
     except ValueError as exc:
         _fail(str(exc))
+
+
+def _model(model: str, weights: Optional[str]) -> str:
+    """The pipeline's model string: a real MMAudio bundle needs ``--weights``, the others take none."""
+    from nag_model.mmaudio_bundle import BUNDLES, model_string
+
+    if model in BUNDLES:
+        if not weights:
+            _fail(f"--model {model} needs --weights DIR (a local folder or fsspec URL with the official files; "
+                  f"see `foley weights check DIR`)")
+        return model_string(model, weights)
+    if weights:
+        _fail(f"--weights is for the MMAudio bundles ({', '.join(BUNDLES)}), not for --model {model}")
+    return model
 
 
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
@@ -209,7 +242,11 @@ def run(
     manifest: str = typer.Argument(..., help="CSV, JSONL or Parquet manifest (id, video_uri[, captions]), any fsspec URL"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL (file://, s3://, memory://)"),
     run_id: Optional[str] = typer.Option(None, help="resume this run id (default: a new one)"),
-    model: str = typer.Option("demo", help="'demo', a bundle folder/URL, or 'random:<preset>'"),
+    model: str = typer.Option("demo", help="'demo', an MMAudio bundle (mmaudio-small-16k, mmaudio-small-44k, "
+                                            "mmaudio-medium-44k, mmaudio-large-44k-v2: needs --weights), a bundle "
+                                            "folder/URL, or 'random:<preset>'"),
+    weights: Optional[str] = typer.Option(None, help="folder or fsspec URL of the official MMAudio weight files "
+                                                     "(with an MMAudio --model)"),
     method: Method = typer.Option(Method(DEFAULTS.method)),
     alpha: float = typer.Option(DEFAULTS.alpha, help="CFG strength (all methods)"),
     beta: float = typer.Option(DEFAULTS.beta, help="negative audio guidance strength (NAG)"),
@@ -225,12 +262,29 @@ def run(
     progress: bool = typer.Option(True, help="show a progress bar"),
     dask: Optional[str] = typer.Option(None, help="run the tasks on a Dask cluster (prefect-dask): a scheduler "
                                                   "address (tcp://host:8786), or local:N for N worker processes here"),
+    captioner: Captioner = typer.Option(Captioner.demo, help="who proposes captions for videos without any: the "
+                                        "model's own (demo), a VLM behind an OpenAI-compatible endpoint, or a local "
+                                        "transformers VLM folder"),
+    captioner_url: Optional[str] = typer.Option(None, help="endpoint base URL, e.g. http://vlm:8000/v1"),
+    captioner_model: Optional[str] = typer.Option(None, help="the model name the endpoint serves"),
+    captioner_path: Optional[str] = typer.Option(None, help="local VLM folder (--captioner local)"),
+    captioner_frames: int = typer.Option(4, help="frames sent to the VLM per video"),
+    captioner_key_env: str = typer.Option("FOLEY_VLM_API_KEY", help="environment variable with the endpoint's key"),
+    captioner_key_block: Optional[str] = typer.Option(None, help="Prefect Secret block with the endpoint's key"),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
-    _run_catalog(manifest, storage, run_id, progress, dask, model=model, method=method.value, alpha=alpha, beta=beta,
-                 steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
+    from captioning.captioner import CaptionerSettings
+
+    try:
+        settings = CaptionerSettings(kind=captioner.value, url=captioner_url, model=captioner_model,
+                                     path=captioner_path, n_frames=captioner_frames, api_key_env=captioner_key_env,
+                                     api_key_block=captioner_key_block)
+    except ValueError as exc:
+        _fail(str(exc))
+    _run_catalog(manifest, storage, run_id, progress, dask, model=_model(model, weights), method=method.value,
+                 alpha=alpha, beta=beta, steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
-                 max_caption_chars=max_caption_chars)
+                 max_caption_chars=max_caption_chars, captioner=None if captioner is Captioner.demo else settings)
 
 
 @app.command()
@@ -294,15 +348,64 @@ def query(
 
 @app.command()
 def report(
-    name: Report = typer.Argument(..., help="methods | failures | captions"),
+    name: Report = typer.Argument(..., help="methods | failures | captions | html"),
+    run: Optional[str] = typer.Argument(None, help="the run (html: required)"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     run_id: Optional[str] = typer.Option(None, help="one run (default: all runs)"),
 ) -> None:
-    """Canned reports: metric means per method, failed videos with their errors, tracks per caption."""
+    """Canned reports: metric means per method, failed videos with their errors, tracks per caption; or the
+    run's HTML report (``html RUN_ID``), written into the run's storage."""
     from storage.query import REPORTS as CANNED
     from storage.query import connect
 
+    run_id = run or run_id
+    if name is Report.html:
+        from reports.html import write_report
+        from storage.root import open_root
+
+        if not run_id:
+            _fail("foley report html needs a run id: foley report html RUN_ID")
+        try:
+            typer.echo(write_report(open_root(storage), run_id))
+        except LookupError as exc:
+            _fail(str(exc))
+        return
+
     typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
+
+
+# ------------------------------------------------------------------ weights
+weights_app = typer.Typer(help="Check the official MMAudio weight files in a folder or bucket.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("check")
+def weights_check(
+    folder: str = typer.Argument(..., help="local folder or fsspec URL holding the weight files"),
+    model: Optional[str] = typer.Option(None, help="only this bundle; the exit code is non-zero when it is incomplete"),
+) -> None:
+    """For each MMAudio bundle, which files are present (checksum ok), missing or corrupt, with sizes and checksums.
+
+    Exit code 1 when the asked bundle (or, without --model, every bundle) is incomplete."""
+    import pyarrow as pa
+
+    from nag_model.mmaudio_bundle import BUNDLES, bundle_complete, check_weights
+
+    if model is not None and model not in BUNDLES:
+        _fail(f"unknown MMAudio bundle {model!r}; known: {', '.join(BUNDLES)}")
+    names = [model] if model else list(BUNDLES)
+    try:
+        rows = check_weights(folder, names)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {folder}: {exc}")
+    table = pa.Table.from_pylist([{"bundle": r.bundle, "role": r.role, "file": r.filename, "status": r.status,
+                                   "bytes": r.nbytes, "expected": r.expected, "actual": r.actual, "note": r.note}
+                                  for r in rows])
+    typer.echo(format_table(table, max_rows=len(rows), max_width=None))
+    complete = [n for n in names if bundle_complete(rows, n)]
+    typer.echo("\n" + "\n".join(f"{n}: {'complete' if n in complete else 'incomplete'}" for n in names))
+    if not complete:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

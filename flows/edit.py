@@ -23,6 +23,7 @@ from tasks.mixing import mix_video
 from tasks.plan import plan_edit
 from tasks.prepare import prepare_video
 from tasks.record import record_edit
+from tasks.report import publish_report
 from tasks.reset import reset_video
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_track
@@ -84,5 +85,6 @@ def edit_video(
         with contextlib.suppress(Exception):  # the first error is the one to report
             reset_video(storage_url, run_id, video_id)  # no partial version stays behind
         raise
+    publish_report(storage_url, run_id, return_state=True)  # the report shows the new version and its history
     return {"run_id": run_id, "video_id": video_id, "version": version, "action": action,
             "track_id": new.track_id if new else track_id, "track_ids": [t["track_id"] for t in tracks]}

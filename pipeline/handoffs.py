@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from captioning.two_step import CaptionTrace
+
 
 @dataclass(frozen=True)
 class PreparedVideo:
@@ -33,10 +35,15 @@ class PreparedVideo:
 
 @dataclass(frozen=True)
 class Captions:
-    """A video's captions, checked, and where they came from (``"manifest"`` or ``"captioner"``)."""
+    """A video's captions, checked, and where they came from (``"manifest"`` or ``"captioner"``).
+
+    ``trace`` is the captioner's account of proposed captions (which captioner and model, its prompt and
+    raw answers; :mod:`pipeline.captioner`), None for the manifest's; it goes to the ``captions`` table.
+    """
 
     captions: tuple[str, ...]
     source: str
+    trace: CaptionTrace | None = None
 
 
 @dataclass(frozen=True)

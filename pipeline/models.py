@@ -7,6 +7,8 @@ A worker process loads each (model, duration) once; every task in that process r
 * ``"random:<preset>"`` or ``"random:<preset>:<seed>"``: random weights (tests, benchmarks);
 * ``"demo"``: the bundled demo model in ``nag_model/weights/demo/`` (a clear ``ModelNotFound`` while
   its files are missing; nothing is ever downloaded);
+* ``"<mmaudio bundle>:<weights folder or URL>"``, e.g. ``"mmaudio-small-16k:s3://models/mmaudio/"``:
+  a real MMAudio bundle assembled from the official files (``nag_model.mmaudio_bundle``);
 * anything else: a bundle folder, local path or fsspec URL (``nag_model.bundle.load_bundle``).
 
 Video features (``bundle.video_features``) are cached per process by (video sha256, encoder identity,
@@ -28,6 +30,7 @@ from nag_model.bundle import FoleyBundle, load_bundle, random_bundle
 from nag_model.checkpoint import state_fingerprint
 from nag_model.config import CLIP_FPS, SYNC_FPS
 from nag_model.generator import VideoFeatures
+from nag_model.mmaudio_bundle import load_mmaudio_bundle, parse_model_string
 from pipeline.objects import open_input
 
 DEMO_MODEL = "demo"
@@ -64,6 +67,12 @@ def _load(model: str, duration: float) -> FoleyBundle:
             raise ValueError(f"random models are 'random:<preset>' or 'random:<preset>:<seed>', got {model!r}")
         seed = int(parts[2]) if len(parts) == 3 else 0
         return random_bundle(parts[1], seed=seed, duration=duration)
+    real = parse_model_string(model)
+    if real is not None:
+        try:
+            return load_mmaudio_bundle(*real, duration=duration)
+        except (FileNotFoundError, ValueError) as exc:  # missing, corrupt or mismatched weight files
+            raise ModelNotFound(f"cannot load model {real[0]!r} from {real[1]!r}: {exc}") from exc
     path = _demo_path() if model == DEMO_MODEL else model
     try:
         return load_bundle(path, duration=duration)
@@ -116,9 +125,11 @@ def encoder_id(bundle: FoleyBundle) -> str:
 
 
 def frame_requests(bundle: FoleyBundle) -> tuple[FrameRequest, FrameRequest]:
-    """Frames at the CLIP rate and at the sync rate (``nag_model.config``), at the encoder's sizes."""
-    return (FrameRequest(CLIP_FPS, tuple(bundle.video_encoder.clip_size)),
-            FrameRequest(SYNC_FPS, tuple(bundle.video_encoder.sync_size)))
+    """Frames at the CLIP rate and at the sync rate (``nag_model.config``), at the encoder's sizes and fits
+    (stretched unless the encoder says otherwise: MMAudio's Synchformer frames are centre-cropped)."""
+    enc = bundle.video_encoder
+    return (FrameRequest(CLIP_FPS, tuple(enc.clip_size), getattr(enc, "clip_fit", "stretch")),
+            FrameRequest(SYNC_FPS, tuple(enc.sync_size), getattr(enc, "sync_fit", "stretch")))
 
 
 def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: float) -> tuple[VideoFeatures, float]:
@@ -166,6 +177,21 @@ class ModelInfo:
     has_scorer: bool
     has_captioner: bool
     has_evaluator: bool
+
+
+def check_method(info: dict, method: str) -> None:
+    """Refuse NAG up front on a model without an audio ControlNet (the other methods need none).
+
+    ``info`` is :class:`ModelInfo` as a dict (what the ``describe-model`` task returns).
+
+    Raises:
+        ModelNotFound: ``method`` needs the ControlNet file the model lacks.
+    """
+    if method == "nag" and not info["has_controlnet"]:
+        raise ModelNotFound(
+            f"model {info['model']!r} has no audio ControlNet, which method 'nag' needs: put "
+            f"controlnet_<network>.safetensors + .json (written by `python -m training.features train`) in its "
+            f"weights folder, or use --method independent or negative-prompt")
 
 
 def describe(model: str, duration: float) -> ModelInfo:

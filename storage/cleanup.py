@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from storage import keys, tables, versions
 from storage.root import Root
 
-ROW_TABLES = ("tracks", "mixes", "metrics")  # tables written before the videos row of a version
+ROW_TABLES = ("tracks", "mixes", "metrics", "captions")  # tables written before the videos row of a version
 
 
 unit = tables.video_unit  # the write unit of one version of one video

@@ -1,5 +1,5 @@
 """Rows last: a video's rows are written only after all its objects exist, and its ``videos`` row, which
-commits the version, after its ``tracks``, ``mixes`` and ``metrics`` rows (:mod:`storage.commit`).
+commits the version, after its ``tracks``, ``mixes``, ``metrics`` and ``captions`` rows (:mod:`storage.commit`).
 
 A failed video gets a ``videos`` row with ``status = 'failed'`` and ``error = "<stage>: <ErrorType>:
 <message>"`` (:mod:`pipeline.outcomes`), and whatever its attempt had stored is removed
@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.handoffs import Captions, PreparedVideo
-from pipeline.outcomes import describe_error, first_failure
+from pipeline.outcomes import captions_outcome_row, describe_error, first_failure
 from storage.commit import commit_version, record_failure, video_row
 from storage.root import open_root
 from tasks.logs import logger
@@ -29,17 +29,19 @@ def record_video(storage_url: str, run_id: str, entry: dict, reset: Any, video: 
     Returns ``{"video_id", "status", "error"}``.
     """
     root = open_root(storage_url)
+    traced = captions_outcome_row(run_id, entry["video_id"], 1, captions)  # also when the video failed
     failure = first_failure({"reset": reset, "prepare": video, "captions": captions, "ordering": ordered,
                              "synthesis": tracks, "mixing": mix, "scoring": metrics})
     if failure is not None:
         error = describe_error(*failure)
         record_failure(root, run_id, entry, error,
                        n_captions=len(captions.captions) if isinstance(captions, Captions) else None,
-                       video_fields=video.row_fields() if isinstance(video, PreparedVideo) else None)
+                       video_fields=video.row_fields() if isinstance(video, PreparedVideo) else None,
+                       captions=traced)
         logger().warning("video %r failed: %s", entry["video_id"], error)
         return {"video_id": entry["video_id"], "status": "failed", "error": error}
     row = video_row(run_id, entry, 1, "ok", video_fields=video.row_fields(), n_captions=len(tracks))
-    commit_version(root, run_id, entry["video_id"], 1, row, tracks, mix, metrics)
+    commit_version(root, run_id, entry["video_id"], 1, row, tracks, mix, metrics, captions=traced)
     return {"video_id": entry["video_id"], "status": "ok", "error": None}
 
 

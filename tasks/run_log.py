@@ -25,7 +25,7 @@ from tasks.retry_policy import IO_RETRY
 
 # Parameters that change what a run writes; a resumed run must repeat them exactly.
 OUTPUT_PARAMS = ("model", "method", "alpha", "beta", "steps", "order", "seed", "duration", "audio_format",
-                 "bit_depth", "resample_48k", "stems_in_video", "max_caption_chars")
+                 "bit_depth", "resample_48k", "stems_in_video", "max_caption_chars", "captioner")
 
 
 class RunConflict(ValueError):

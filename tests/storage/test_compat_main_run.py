@@ -14,6 +14,7 @@ from storage.root import open_root
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run_main"
 RUN = "run-fixture"
+NEWER_TABLES = ("captions",)  # added after cd225a3 (issue 14): the old run has no files of it and reads empty
 
 
 @pytest.fixture()
@@ -26,7 +27,7 @@ def test_every_table_reads_with_the_current_schema(root):
     for table in tables.TABLES:
         data = tables.read_table(root, table, RUN)
         assert data.schema.names == tables.schema(table).names, table
-        assert data.num_rows > 0, table
+        assert (data.num_rows == 0) if table in NEWER_TABLES else (data.num_rows > 0), table
 
 
 def test_rows_name_the_keys_the_current_key_builder_makes(root):

@@ -39,7 +39,8 @@ def test_no_captions_and_no_captioner_is_an_error(h, video):
 
 def test_the_captioner_fills_in_missing_captions(video, evaluated_model, h):
     out = resolve_captions.fn(entry(None), video, evaluated_model, h.DURATION)
-    assert out == Captions(("A motor hums steadily.", "A lamp beeps softly."), "captioner")
+    assert out == Captions(("A motor hums steadily.", "A lamp beeps softly."), "captioner", trace=out.trace)
+    assert out.trace.backend == "demo" and out.trace.model.startswith("random-tiny-evaluated@")
 
 
 def test_check_captions_limits_are_inclusive():
