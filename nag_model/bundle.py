@@ -21,6 +21,7 @@ from nag_model.codecs.base import AudioCodec
 from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
 from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.controlnet import AudioControlNet
+from nag_model.device import cast_weights, configure_cuda_backends, resolve_device, resolve_dtype
 from nag_model.encoders.demo import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
                                 TextEncoder, VideoEncoder)
 from nag_model.generator import StepByStepGenerator, VideoFeatures
@@ -66,18 +67,63 @@ class FoleyBundle:
     captioner: Captioner | None = None
     evaluator: AudioEvaluator | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    _sampler: Any = field(default=None, init=False, repr=False, compare=False)  # CUDA graphs, shared by generators
 
     @property
     def sample_rate(self) -> int:
         return self.codec.sample_rate
 
     @property
+    def device(self) -> torch.device:
+        return self.base.latent_mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the network's and the ControlNet's weights."""
+        return self.base.dtype
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> "FoleyBundle":
+        """Move every model component to `device` ("auto", "cpu", "cuda", "cuda:N" or a torch.device)
+        and put the network's and the ControlNet's weights in `dtype` (torch.bfloat16 / torch.float32, or
+        "bf16" / "fp32" / "auto": bf16 on CUDA, fp32 elsewhere).
+
+        The latent statistics stay float32 (the sampler's state is float32 whatever the weights'
+        precision), and so do the codec, the encoders and the evaluators. Components without a
+        `to` (the demo's hash text encoder and pixel video encoder) produce host tensors that the
+        generator moves. In place; returns the bundle. On CUDA it also lets cuDNN pick the fastest
+        convolution algorithm per shape (`nag_model.device.configure_cuda_backends`).
+        """
+        device = None if device is None else resolve_device(device)
+        for net in (self.base, self.controlnet):
+            if net is None:
+                continue
+            if device is not None:
+                net.to(device)
+            if dtype is not None:
+                cast_weights(net, resolve_dtype(dtype, device or self.device))
+        if device is not None:
+            for part in (self.codec, self.text_encoder, self.video_encoder, self.scorer, self.captioner, self.evaluator):
+                if callable(getattr(part, "to", None)):
+                    part.to(device)
+            if device.type == "cuda":
+                configure_cuda_backends()
+        self._sampler = None  # captured graphs belong to the old placement
+        return self
+
+    @property
     def duration(self) -> float:
         return self.base.seq.latent * self.codec.samples_per_latent / self.codec.sample_rate
 
-    def generator(self, *, progress: bool = False) -> StepByStepGenerator:
+    def generator(self, *, progress: bool = False, batch_mode: str = "auto",
+                  max_batch: int | None = None) -> StepByStepGenerator:
+        """A step-by-step generator over this bundle. Generators of one bundle share its CUDA graphs."""
+        if self.device.type == "cuda" and self._sampler is None:
+            from nag_model.cuda_graphs import GraphedSampler
+
+            self._sampler = GraphedSampler()
         return StepByStepGenerator(self.base, self.codec, self.text_encoder, controlnet=self.controlnet,
-                                   progress=progress)
+                                   progress=progress, batch_mode=batch_mode, max_batch=max_batch,
+                                   sampler=self._sampler)
 
     @torch.inference_mode()
     def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:

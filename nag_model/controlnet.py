@@ -136,6 +136,7 @@ class AudioControlNet(nn.Module):
         c = self.base_config.latent_dim
         if ref_latent.ndim != 3 or ref_latent.shape[2] != c or ref_latent.shape[1] < 1:
             raise ValueError(f"reference latent must have shape (B, Nr, {c}), got {tuple(ref_latent.shape)}")
+        ref_latent = ref_latent.to(self.ref_input_proj[0].weight.dtype)
         ref = self.ref_encoder(self.ref_input_proj(ref_latent))  # (B, Nr, D)
         keys, values = zip(*(block.reference_kv(ref) for block in self.blocks))
         return ReferenceTokens(tuple(keys), tuple(values))

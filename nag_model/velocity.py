@@ -56,12 +56,15 @@ class GuidedVelocity:
         if self._reference is not None:
             rows = torch.cat([torch.arange(i * b, (i + 1) * b) for i in self._ref_rows])
             on_rows = self._control(h.repeat(len(self._ref_rows), 1, 1), self._reference)
-
-            def control(global_c):  # zero residuals on the rows without a reference
-                out = []
-                for r in on_rows(global_c[rows]):
-                    full = torch.zeros_like(hh)
-                    full[rows] = r
-                    out.append(full)
-                return out
+            if self._ref_rows == [nb - 1]:  # the reference rows are the last ones: run_blocks adds to that tail
+                def control(global_c):
+                    return on_rows(global_c[rows])
+            else:
+                def control(global_c):  # zero residuals on the rows without a reference
+                    out = []
+                    for r in on_rows(global_c[rows]):
+                        full = torch.zeros_like(hh)
+                        full[rows] = r
+                        out.append(full)
+                    return out
         return list(self.base.velocity(hh, t, self._all_conditions, control).split(b))

@@ -204,7 +204,9 @@ class MelCodec(torch.nn.Module):
 
         Returns:
             (B, N * hop) float32 waveforms on ``latent``'s device; deterministic, each batch item
-            decoded independently of the others.
+            decoded independently of the others. A latent on a GPU is decoded there, the whole
+            batch at once (:func:`nag_model.griffin_lim.griffin_lim`, the same algorithm and initial
+            phases; it does not check for NaN, which would wait for the GPU).
         """
         cfg = self.config
         if latent.dim() != 3 or latent.shape[2] != cfg.n_mels or latent.shape[1] == 0:
@@ -212,6 +214,8 @@ class MelCodec(torch.nn.Module):
                 f"MelCodec.decode expects a (B, N, {cfg.n_mels}) latent with N >= 1, "
                 f"got shape {tuple(latent.shape)}"
             )
+        if latent.device.type != "cpu":
+            return self._decode_on_device(latent)
         if not torch.isfinite(latent).all():
             raise ValueError("MelCodec.decode got a latent with NaN or infinite values")
         n = latent.shape[1]
@@ -246,3 +250,29 @@ class MelCodec(torch.nn.Module):
             )  # (N*hop + 2*pad,): the same frames as encode's padded signal
             out[b] = wav[cfg.pad : cfg.pad + n * cfg.hop_length]
         return torch.from_numpy(out).to(latent.device)
+
+    def _decode_on_device(self, latent: Tensor) -> Tensor:
+        """`decode` for a batch on an accelerator: the same steps in torch, all items at once."""
+        from nag_model.griffin_lim import griffin_lim
+
+        cfg, n, device = self.config, latent.shape[1], latent.device
+        basis, window = self.mel_basis.to(device), self.window.to(device)
+        ceiling = torch.log10(basis.sum(dim=1) * window.sum())  # (n_mels,)
+        log_mel = torch.minimum(latent.float(), ceiling)  # (B, N, n_mels)
+        silent = log_mel <= math.log10(cfg.log_floor) + 1e-4
+        mel = torch.where(silent, 0.0, torch.pow(10.0, log_mel.double()))  # (B, N, n_mels) float64
+        inverse, phase = self._device_constants(device, n)
+        magnitude = (inverse @ mel.transpose(1, 2)).clamp(min=0.0).float()  # (B, F, N)
+        wav = griffin_lim(magnitude, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=window,
+                          init_phase=phase, n_iter=cfg.griffin_lim_iters)
+        return wav[:, cfg.pad : cfg.pad + n * cfg.hop_length]
+
+    def _device_constants(self, device: torch.device, n: int) -> tuple[Tensor, Tensor]:
+        """The mel pseudo-inverse (F, n_mels) float64 and librosa's initial phases (F, N), kept on the
+        device (copying them at every decode would make the host wait for the device)."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        key = (str(device), n)
+        if key not in cache:
+            phase = np.random.RandomState(_GRIFFIN_LIM_SEED).random_sample((self._mel_inverse.shape[0], n))
+            cache[key] = (torch.as_tensor(self._mel_inverse, device=device), torch.as_tensor(phase, device=device))
+        return cache[key]

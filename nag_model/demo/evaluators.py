@@ -138,32 +138,44 @@ class DemoAudioEvaluator:
         self.sample_rate = codec.sample_rate
         self.labels = tuple(tagger.config.labels)
 
+    def to(self, device: torch.device | str) -> "DemoAudioEvaluator":
+        """Run the tagger on `device` (inputs are moved there, results come back as numpy)."""
+        self.tagger.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.tagger.parameters()).device
+
     @torch.inference_mode()
     def _log_mel(self, wavs: np.ndarray) -> torch.Tensor:
         w = torch.from_numpy(np.array(wavs, dtype=np.float32))  # a copy: the input may be read-only
         if w.ndim == 1:
             w = w[None]
-        return self.codec.encode(w)
+        return self.codec.encode(w.to(self.device))
+
+    def _text(self, captions: Sequence[str]) -> torch.Tensor:
+        return self.text_encoder(list(captions)).to(self.device)
 
     @torch.inference_mode()
     def embed_audio(self, wavs: np.ndarray) -> np.ndarray:
         """(B, L) waveforms -> (B, E) L2-normalised embeddings."""
-        return F.normalize(self.tagger.embed_log_mel(self._log_mel(wavs)), dim=-1).numpy()
+        return F.normalize(self.tagger.embed_log_mel(self._log_mel(wavs)), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
     def embed_text(self, captions: Sequence[str]) -> np.ndarray:
         """captions -> (B, E) L2-normalised embeddings in the audio space."""
-        return F.normalize(self.tagger.embed_text_features(self.text_encoder(list(captions))), dim=-1).numpy()
+        return F.normalize(self.tagger.embed_text_features(self._text(captions)), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
     def tag(self, wavs: np.ndarray) -> np.ndarray:
         """(B, L) waveforms -> (B, K) presence probabilities, one column per label."""
-        return torch.sigmoid(self.tagger.head(self.tagger.embed_log_mel(self._log_mel(wavs)))).numpy()
+        return torch.sigmoid(self.tagger.head(self.tagger.embed_log_mel(self._log_mel(wavs)))).cpu().numpy()
 
     @torch.inference_mode()
     def labels_of(self, caption: str) -> tuple[str, ...]:
         """The labels the text tower reads in a caption (probability >= 0.5; at least the top one)."""
-        p = torch.sigmoid(self.tagger.head(self.tagger.embed_text_features(self.text_encoder([caption]))))[0]
+        p = torch.sigmoid(self.tagger.head(self.tagger.embed_text_features(self._text([caption]))))[0].cpu()
         chosen = [i for i in range(len(p)) if p[i] >= 0.5] or [int(p.argmax())]
         return tuple(self.labels[i] for i in chosen)
 
@@ -174,10 +186,16 @@ class DemoCaptionScorer:
     def __init__(self, video_tagger: VideoTagger, audio_evaluator: DemoAudioEvaluator):
         self.video_tagger, self.audio_evaluator = video_tagger.eval(), audio_evaluator
 
+    def to(self, device: torch.device | str) -> "DemoCaptionScorer":
+        self.video_tagger.to(device)
+        self.audio_evaluator.to(device)
+        return self
+
     @torch.inference_mode()
     def score(self, clip_f: torch.Tensor, captions: Sequence[str]) -> list[float]:
-        logits, _ = self.video_tagger(clip_f.reshape(1, *clip_f.shape[-2:]).float())
-        logp = F.logsigmoid(logits[0])
+        device = next(self.video_tagger.parameters()).device
+        logits, _ = self.video_tagger(clip_f.reshape(1, *clip_f.shape[-2:]).to(device, torch.float32))
+        logp = F.logsigmoid(logits[0]).cpu()
         labels = self.audio_evaluator.labels
         out = []
         for caption in captions:
@@ -195,6 +213,10 @@ class DemoCaptioner:
     def __init__(self, video_tagger: VideoTagger, threshold: float = 0.5):
         self.video_tagger, self.threshold = video_tagger.eval(), threshold
 
+    def to(self, device: torch.device | str) -> "DemoCaptioner":
+        self.video_tagger.to(device)
+        return self
+
     def caption_for(self, kind: str, gain_db: float) -> str:
         c = self.video_tagger.config
         cls = "loud" if gain_db >= c.loud_db else ("moderate" if gain_db >= c.soft_db else "soft")
@@ -202,8 +224,9 @@ class DemoCaptioner:
 
     @torch.inference_mode()
     def propose(self, clip_f: torch.Tensor, sync_f: torch.Tensor | None = None, max_captions: int = 5) -> list[str]:
-        logits, gain = self.video_tagger(clip_f.reshape(1, *clip_f.shape[-2:]).float())
-        p, gain = torch.sigmoid(logits[0]), gain[0]
+        device = next(self.video_tagger.parameters()).device
+        logits, gain = self.video_tagger(clip_f.reshape(1, *clip_f.shape[-2:]).to(device, torch.float32))
+        p, gain = torch.sigmoid(logits[0]).cpu(), gain[0].cpu()
         labels = self.video_tagger.config.labels
         chosen = [i for i in range(len(p)) if p[i] >= self.threshold] or [int(p.argmax())]
         chosen.sort(key=lambda i: -float(gain[i]))

@@ -99,8 +99,17 @@ def test_batched_and_unbatched_guidance_agree(tiny_base, randomize, guidance):
     cs = _condition_set(tiny_base, controlnet, with_negative=True)
     x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.6)
     batched = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=True)(t, x)
-    single = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)(t, x)
-    assert torch.allclose(batched, single, atol=1e-5, rtol=1e-5)
+    exact = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)
+    single = exact(t, x)
+    # One forward of all branches rounds its fp32 matrix products differently from one forward per
+    # branch (MKL picks its kernels by row count): each branch velocity (|v| ~ 4 here) agrees to
+    # ~3e-6, within the per-branch tolerance 1e-5. The guidance formula is linear in the branches,
+    # so that rounding is amplified at most by the sum of the absolute weights of the branches
+    # (2 alpha - 1 for CFG, 2 (alpha + beta) - 1 for NAG): the tolerance scales with it.
+    names = exact.names
+    weights = sum(abs(float(guidance.combine({n: torch.tensor(float(n == m)) for n in names}))) for m in names)
+    assert weights >= 1
+    assert torch.allclose(batched, single, atol=1e-5 * weights, rtol=1e-5)
 
 
 @torch.no_grad()
