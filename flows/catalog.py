@@ -33,8 +33,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from captioning.captioner import CaptionerSettings
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
-from pipeline.models import check_method
+from pipeline.models import check_method, check_placement_names
 from pipeline.params import AudioOutput, TrackSettings, check_order
+from pipeline.synthesis_batch import check_batch_videos
 from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
@@ -98,8 +99,9 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
                seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
-               gpu_slot: str | None, resumed: bool,
-               captioner: CaptionerSettings | None = None) -> tuple[PrefectFuture | dict, ...]:
+               gpu_slot: str | None, resumed: bool, captioner: CaptionerSettings | None = None,
+               device: str = "cpu", precision: str = "fp32",
+               batch_videos: int | None = None) -> tuple[PrefectFuture | dict, ...]:
     """Submit the stages of one video, in :data:`pipeline.outcomes.STAGES` order (the last depends on all).
 
     Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
@@ -111,7 +113,8 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars, captioner)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
-                                      seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
+                                      seed, gpu_slot, device, precision, batch_videos)  # track k pushed away
+    # from tracks 1..k-1 (Eq. 7), batched with the other videos whose synthesis waits at the same time
     mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)  # sum, -20 LUFS, ceiling; mux
     metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered)
     return reset, video, captions, ordered, tracks, mix, metrics
@@ -145,6 +148,9 @@ def catalog_run(
     gpu_slot: str | None = GPU_SLOT,
     captioner: CaptionerSettings | None = None,
     report: bool = True,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_videos: int | None = None,
 ) -> dict[str, Any]:
     """Generate, mix, score and record Foley for every video of a manifest.
 
@@ -164,6 +170,12 @@ def catalog_run(
         gpu_slot: the global concurrency limit the synthesis holds (created with 1 slot if missing).
         captioner: who proposes captions for videos without any (default: the model's own; see :mod:`captioning`).
         report: write the HTML run report when the run ends and publish a Markdown artifact pointing to it.
+        device: where the synthesis runs: ``auto`` (the first GPU if any, else the CPU), ``cpu``, ``cuda``,
+            ``cuda:N``; resolved where the model loads (the run fails early when CUDA is asked for and absent).
+        precision: ``auto`` (bf16 on CUDA, fp32 on the CPU), ``bf16`` or ``fp32``; the device and precision
+            used are recorded in the run's model info.
+        batch_videos: videos generated together at most (None: 1 on the CPU, 32 on CUDA;
+            :mod:`pipeline.synthesis_batch`).
 
     Returns:
         ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``
@@ -172,6 +184,8 @@ def catalog_run(
     synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
     check_order(order)
+    check_placement_names(device, precision)
+    check_batch_videos(batch_videos)
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
     run_id = run_id or new_run_id()
@@ -179,12 +193,13 @@ def catalog_run(
               "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
               "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
               "gpu_slot": gpu_slot, "captioner": captioner.to_dict() if captioner is not None else None,
-              "report": report}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
+              "report": report, "device": device, "precision": precision,
+              "batch_videos": batch_videos}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
-    model_info = describe_model(model, duration)
+    model_info = describe_model(model, duration, device, precision)  # the placement, resolved there
     check_method(model_info, method)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
@@ -202,7 +217,8 @@ def catalog_run(
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
                                 order=order, seed=seed, synthesis=synthesis, output=output,
                                 max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed,
-                                captioner=captioner)
+                                captioner=captioner, device=device, precision=precision,
+                                batch_videos=batch_videos)
             videos[stages[-1]] = (entry, stages)
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]

@@ -10,6 +10,7 @@
     foley query "SELECT video_id, status, error FROM videos" [--storage URL]
     foley report {methods|failures|captions} [--run-id ID]
     foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
+    foley run MANIFEST --device cuda --precision bf16 --batch-videos 32   # on a GPU (auto: the GPU if any)
     foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
 Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
@@ -32,6 +33,7 @@ import typer  # noqa: E402
 
 from captioning.captioner import KINDS as CAPTIONER_KINDS  # noqa: E402
 from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
+from nag_model.device import PRECISIONS  # noqa: E402
 from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
 DEFAULT_STORAGE = "file://./out"
@@ -52,6 +54,10 @@ Method = _choices("Method", METHODS)
 Order = _choices("Order", ORDERS)
 AudioFormat = _choices("AudioFormat", AUDIO_FORMATS)
 Captioner = _choices("Captioner", CAPTIONER_KINDS)
+Precision = _choices("Precision", ("auto", *PRECISIONS))
+DEVICE_HELP = "where the model runs: auto (the first GPU if there is one, else the CPU), cpu, cuda or cuda:N"
+PRECISION_HELP = "weights' precision: auto (bf16 on CUDA, fp32 on the CPU), bf16 or fp32"
+BATCH_HELP = "videos generated together at most (default: 1 on the CPU, 32 on CUDA)"
 
 
 class Action(str, Enum):
@@ -201,6 +207,19 @@ def _model(model: str, weights: Optional[str]) -> str:
     return model
 
 
+def _placement(device: str, precision: str, batch_videos: Optional[int], dask: Optional[str]) -> None:
+    """Refuse a bad --device, --precision or --batch-videos before anything starts: on this machine (CUDA
+    asked for and absent, say) unless the tasks run on Dask workers, which resolve them themselves."""
+    from pipeline.models import check_placement_names, resolve_placement
+    from pipeline.synthesis_batch import check_batch_videos
+
+    try:
+        check_batch_videos(batch_videos)
+        check_placement_names(device, precision) if dask else resolve_placement(device, precision)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
                  **params: Any) -> None:
     from flows.catalog import absolute_uri, new_run_id
@@ -210,6 +229,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     from pipeline.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
+    _placement(params["device"], params["precision"], params["batch_videos"], dask)
     try:
         TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
@@ -271,6 +291,9 @@ def run(
     captioner_frames: int = typer.Option(4, help="frames sent to the VLM per video"),
     captioner_key_env: str = typer.Option("FOLEY_VLM_API_KEY", help="environment variable with the endpoint's key"),
     captioner_key_block: Optional[str] = typer.Option(None, help="Prefect Secret block with the endpoint's key"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
+    batch_videos: Optional[int] = typer.Option(None, help=BATCH_HELP),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
     from captioning.captioner import CaptionerSettings
@@ -284,7 +307,8 @@ def run(
     _run_catalog(manifest, storage, run_id, progress, dask, model=_model(model, weights), method=method.value,
                  alpha=alpha, beta=beta, steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
-                 max_caption_chars=max_caption_chars, captioner=None if captioner is Captioner.demo else settings)
+                 max_caption_chars=max_caption_chars, captioner=None if captioner is Captioner.demo else settings,
+                 device=device, precision=precision.value, batch_videos=batch_videos)
 
 
 @app.command()
@@ -294,10 +318,14 @@ def demo(
     steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
+    batch_videos: Optional[int] = typer.Option(None, help=BATCH_HELP),
 ) -> None:
     """Run the bundled demo catalog end to end (local storage, Prefect's embedded server, the demo model)."""
     _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method=DEFAULTS.method, alpha=DEFAULTS.alpha, beta=DEFAULTS.beta,
-                 steps=steps, duration=duration, audio_format="flac", bit_depth=16)
+                 steps=steps, duration=duration, audio_format="flac", bit_depth=16, device=device,
+                 precision=precision.value, batch_videos=batch_videos)
 
 
 @app.command()
@@ -311,16 +339,20 @@ def edit(
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     model: Optional[str] = typer.Option(None, help="default: the run's model"),
     method: Method = typer.Option(Method(DEFAULTS.method)),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
 ) -> None:
     """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
     from flows.edit import edit_video
     from pipeline.edit_plan import EditError
     from pipeline.models import ModelNotFound
 
+    _placement(device, precision.value, None, None)
     try:
         with env.local_run_settings():
             result = edit_video(run_id, video_id, action.value, caption=caption, track_id=track, seed=seed,
-                                storage_url=storage, model=model, method=method.value)
+                                storage_url=storage, model=model, method=method.value, device=device,
+                                precision=precision.value)
     except (EditError, ModelNotFound) as exc:
         _fail(str(exc))
     typer.echo(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "

@@ -15,6 +15,7 @@ from prefect import flow
 
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT
+from pipeline.models import check_placement_names
 from pipeline.params import AudioOutput, TrackSettings
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
@@ -41,6 +42,8 @@ def edit_video(
     model: str | None = None,
     method: str = DEFAULTS.method,
     gpu_slot: str | None = GPU_SLOT,
+    device: str = "auto",
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Add, regenerate or remove one track of a finished video and rebuild its mix as a new version.
 
@@ -50,11 +53,13 @@ def edit_video(
         seed: the new track's seed; by default derived from the run seed, video, track and version.
         model: defaults to the run's model.
         method: how the new track is generated (NAG by default).
+        device, precision: where the new track is generated (as :func:`flows.catalog.catalog_run`'s).
 
     Returns:
         ``{"run_id", "video_id", "version", "action", "track_id", "track_ids"}``: the new video/mix version
         and the tracks of the new mix.
     """
+    check_placement_names(device, precision)
     storage_url = open_root(storage_url).url
     reset_video(storage_url, run_id, video_id)  # what an interrupted edit left behind goes first
     plan = plan_edit(storage_url, run_id, video_id, action, caption, track_id, seed)
@@ -73,7 +78,7 @@ def edit_video(
                 ensure_gpu_slots(gpu_slot)
             new_rows = [synthesize_track(storage_url, run_id, video_id, video, new, list(plan.context), model=model,
                                          duration=duration, synthesis=synthesis, output=output,
-                                         gpu_slot_name=gpu_slot)]
+                                         gpu_slot_name=gpu_slot, device=device, precision=precision)]
         tracks = plan.tracks_after(new_rows[0] if new_rows else None)
         mix = mix_video(storage_url, run_id, video_id, video, tracks, output, version=version,
                         supersedes=plan.supersedes_mix)

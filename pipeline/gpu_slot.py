@@ -8,6 +8,11 @@ after :data:`LINGER_S` seconds without work. Acquiring a slot is an API call tha
 Prefect's ephemeral (SQLite) server while the flow's other tasks were writing their states, so
 releasing and re-acquiring between consecutive videos left the GPU idle that long each time.
 
+Batched synthesis (:mod:`pipeline.synthesis_batch`): each synthesis waiting for its batch holds the
+slot without excluding the others (``gpu_slot(name, exclusive=False)``), and the batch runner takes
+the exclusive lock (:func:`exclusive`) around its GPU work, so the slot is held for as long as any
+video of a batch waits, and a batch never overlaps an unbatched synthesis (an edit) of this process.
+
 Slots are leased for :data:`GPU_LEASE_S` and renewed while held: on a Prefect server, the slot of a
 killed worker comes back when its lease expires. The ephemeral server expires no leases (see
 :func:`ensure_limit`).
@@ -84,8 +89,10 @@ class SlotHolder:
             return self._attempt is not None and self._attempt.held
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """Run the body with the slot held by this process, one body at a time."""
+    def hold(self, exclusive: bool = True) -> Iterator[None]:
+        """Run the body with the slot held by this process, one body at a time; ``exclusive=False``: the
+        slot is held while the body runs, but bodies do not exclude each other (a synthesis waiting for a
+        batch of videos, :mod:`pipeline.synthesis_batch`, whose runner takes :meth:`exclusive`)."""
         with self._cv:
             self._users += 1
             attempt = self._attempt
@@ -97,12 +104,17 @@ class SlotHolder:
                 self._users -= 1
                 raise attempt.error  # type: ignore[misc]
         try:
-            with self._run:
+            with self._run if exclusive else contextlib.nullcontext():
                 yield
         finally:
             with self._cv:
                 self._users -= 1
                 self._cv.notify_all()
+
+    def exclusive(self) -> threading.Lock:
+        """The lock of the bodies of :meth:`hold`: whoever holds it runs alone on this process's GPU work.
+        The caller must be sure the slot is held meanwhile (by syntheses inside ``hold(exclusive=False)``)."""
+        return self._run
 
     def _start(self, attempt: _Attempt) -> None:
         """Acquire and hold in a thread with the caller's Prefect settings: its API URL comes from them (a
@@ -184,10 +196,16 @@ def holder(name: str) -> SlotHolder:
 
 
 @contextlib.contextmanager
-def gpu_slot(name: str | None) -> Iterator[None]:
-    """Hold one slot of the global limit ``name`` (strict: a missing limit is an error); None: no slot."""
+def gpu_slot(name: str | None, exclusive: bool = True) -> Iterator[None]:
+    """Hold one slot of the global limit ``name`` (strict: a missing limit is an error); None: no slot.
+    ``exclusive=False``: see :meth:`SlotHolder.hold`."""
     if name is None:
         yield
         return
-    with holder(name).hold():
+    with holder(name).hold(exclusive):
         yield
+
+
+def exclusive(name: str | None) -> contextlib.AbstractContextManager:
+    """This process's GPU work alone (:meth:`SlotHolder.exclusive`); None: no slot, nothing to exclude."""
+    return contextlib.nullcontext() if name is None else holder(name).exclusive()

@@ -12,12 +12,22 @@ A worker process loads each (model, duration) once; every task in that process r
 * anything else: a bundle folder, local path or fsspec URL (``nag_model.bundle.load_bundle``).
 
 Video features (``bundle.video_features``) are cached per process by (video sha256, encoder identity,
-duration), so the captions, ordering and synthesis stages of one video encode its frames once.
+duration), so the captions, ordering and synthesis stages of one video encode its frames once. They are
+kept on the host (the generator moves them to its device), so bundles on any device can share them.
+
+Placement: ``load_model(model, duration, device, precision)`` caches one bundle per (model, duration,
+device, precision). The host fp32 bundle is loaded as is; any other placement is a fresh load (or a
+copy of a registered bundle) moved with ``FoleyBundle.to(device, dtype)``. ``device`` is ``auto``, ``cpu``,
+``cuda`` or ``cuda:N`` and ``precision`` ``auto``, ``bf16`` or ``fp32`` (``auto``: bf16 on CUDA, fp32 on the
+CPU; ``nag_model.device``), resolved in the process that loads the model (:func:`resolve_placement`).
+A bundle's :func:`model_id` names its weights as loaded, whatever its placement.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +39,7 @@ from media.decode import FrameRequest, decode_frames
 from nag_model.bundle import FoleyBundle, load_bundle, random_bundle
 from nag_model.checkpoint import state_fingerprint
 from nag_model.config import CLIP_FPS, SYNC_FPS
+from nag_model.device import PRECISIONS, precision_name, resolve_device, resolve_dtype
 from nag_model.generator import VideoFeatures
 from nag_model.mmaudio_bundle import load_mmaudio_bundle, parse_model_string
 from pipeline.objects import open_input
@@ -38,8 +49,13 @@ DEMO_MODEL_DIR = Path(nag_model.__file__).resolve().parent / "weights" / "demo"
 DEMO_MODEL_FILES = ("bundle.json", "base.json", "base.safetensors")
 FEATURE_CACHE_SIZE = 64
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # what --device takes
+PRECISION_CHOICES = ("auto", *PRECISIONS)  # what --precision takes
+HOST = ("cpu", "fp32")  # the placement models load in
+
 _lock = threading.Lock()
-_bundles: dict[tuple[str, float], FoleyBundle] = {}
+_bundles: dict[tuple[str, float, str, str], FoleyBundle] = {}
+_registered: dict[tuple[str, float], FoleyBundle] = {}
 _ids: dict[int, str] = {}
 _features: LRUCache[tuple[str, str, float], tuple[VideoFeatures, float]] = LRUCache(maxsize=FEATURE_CACHE_SIZE)
 
@@ -80,39 +96,83 @@ def _load(model: str, duration: float) -> FoleyBundle:
         raise ModelNotFound(f"cannot load model {model!r}: {exc}") from exc
 
 
-def load_model(model: str, duration: float) -> FoleyBundle:
-    """The bundle named by ``model`` at ``duration`` seconds, loaded once per process.
+def check_placement_names(device: str, precision: str) -> None:
+    """Refuse a device or precision that no machine could have (the words only: whether CUDA is there is
+    known where the model loads, :func:`resolve_placement`).
 
     Raises:
-        ModelNotFound: the files are missing (the message names them). ValueError: a bad name.
+        ValueError: naming what is allowed.
+    """
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device.strip().lower()):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
+
+
+def resolve_placement(device: str = "cpu", precision: str = "fp32") -> tuple[str, str]:
+    """``(device, precision)`` as this process runs them: ``("cuda:0", "bf16")``, ``("cpu", "fp32")``...
+
+    Raises:
+        ValueError: a bad word, or CUDA asked for where there is none (``nag_model.device.resolve_device``).
+    """
+    check_placement_names(device, precision)
+    dev = resolve_device(device)
+    return str(dev), precision_name(resolve_dtype(precision, dev))
+
+
+def load_model(model: str, duration: float, device: str = "cpu", precision: str = "fp32") -> FoleyBundle:
+    """The bundle named by ``model`` at ``duration`` seconds on ``device`` in ``precision``, loaded once per
+    process and placement (module docstring).
+
+    Raises:
+        ModelNotFound: the files are missing (the message names them). ValueError: a bad name, device or
+        precision, or CUDA asked for where there is none.
     """
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty string, got {model!r}")
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
-    key = (model, float(duration))
+    placement = resolve_placement(device, precision)
+    key = (model, float(duration), *placement)
     with _lock:
         if key not in _bundles:
-            _bundles[key] = _load(model, float(duration))
+            source = _registered.get(key[:2])
+            if placement == HOST:
+                bundle = source if source is not None else _load(model, float(duration))
+            else:
+                bundle = copy.deepcopy(source) if source is not None else _load(model, float(duration))
+                name = _fingerprint(bundle)  # of the weights as loaded, before a cast changes them
+                bundle.to(*placement)
+                _ids[id(bundle)] = name
+            _bundles[key] = bundle
         return _bundles[key]
 
 
 def register_model(name: str, bundle: FoleyBundle, duration: float) -> None:
-    """Make an in-memory bundle loadable as ``name`` in this process (notebooks, tests)."""
+    """Make an in-memory bundle loadable as ``name`` in this process (notebooks, tests); it is the host fp32
+    placement, other placements are copies of it."""
     if not name or name == DEMO_MODEL or name.startswith("random:"):
         raise ValueError(f"{name!r} is reserved; pick another name for a registered model")
     with _lock:
-        _bundles[(name, float(duration))] = bundle
+        for key in [k for k in _bundles if k[:2] == (name, float(duration))]:
+            del _bundles[key]
+        _registered[(name, float(duration))] = bundle
+        _bundles[(name, float(duration), *HOST)] = bundle
+
+
+def _fingerprint(bundle: FoleyBundle) -> str:
+    h = hashlib.sha256(state_fingerprint(bundle.base).encode())
+    if bundle.controlnet is not None:
+        h.update(state_fingerprint(bundle.controlnet).encode())
+    return f"{bundle.name}@{h.hexdigest()[:12]}"
 
 
 def model_id(bundle: FoleyBundle) -> str:
-    """``<name>@<12 hex>``: the bundle's name and a fingerprint of its base + ControlNet weights."""
+    """``<name>@<12 hex>``: the bundle's name and a fingerprint of its base + ControlNet weights (as loaded:
+    the same on every device and precision)."""
     with _lock:
         if id(bundle) not in _ids:
-            h = hashlib.sha256(state_fingerprint(bundle.base).encode())
-            if bundle.controlnet is not None:
-                h.update(state_fingerprint(bundle.controlnet).encode())
-            _ids[id(bundle)] = f"{bundle.name}@{h.hexdigest()[:12]}"
+            _ids[id(bundle)] = _fingerprint(bundle)
         return _ids[id(bundle)]
 
 
@@ -145,7 +205,9 @@ def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: flo
     with open_input(video_uri) as source:
         decoded = decode_frames(source, frame_requests(bundle), duration=duration)
     clip, sync = decoded.frame_sets
-    value = (bundle.video_features(clip.frames, sync.frames), min(float(decoded.duration), float(duration)))
+    features = bundle.video_features(clip.frames, sync.frames)
+    features = VideoFeatures(*(None if f is None else f.cpu() for f in (features.clip_f, features.sync_f)))  # host
+    value = (features, min(float(decoded.duration), float(duration)))
     with _lock:
         _features[key] = value
     return value
@@ -160,6 +222,7 @@ def clear_caches() -> None:
     """Forget every loaded model and cached feature (tests)."""
     with _lock:
         _bundles.clear()
+        _registered.clear()
         _ids.clear()
         _features.clear()
 
@@ -177,6 +240,8 @@ class ModelInfo:
     has_scorer: bool
     has_captioner: bool
     has_evaluator: bool
+    device: str = "cpu"  # where the synthesis runs, as resolved by the process that loaded it
+    precision: str = "fp32"
 
 
 def check_method(info: dict, method: str) -> None:
@@ -194,10 +259,12 @@ def check_method(info: dict, method: str) -> None:
             f"weights folder, or use --method independent or negative-prompt")
 
 
-def describe(model: str, duration: float) -> ModelInfo:
-    """Load the model in this process (once) and describe it."""
-    bundle = load_model(model, duration)
+def describe(model: str, duration: float, device: str = "cpu", precision: str = "fp32") -> ModelInfo:
+    """Load the model in this process (once per placement) and describe it."""
+    bundle = load_model(model, duration, device, precision)
+    placed, dtype = resolve_placement(device, precision)
     return ModelInfo(model=model, model_id=model_id(bundle), sample_rate=bundle.sample_rate,
                      duration=bundle.duration, encoder_id=encoder_id(bundle),
                      has_controlnet=bundle.controlnet is not None, has_scorer=bundle.scorer is not None,
-                     has_captioner=bundle.captioner is not None, has_evaluator=bundle.evaluator is not None)
+                     has_captioner=bundle.captioner is not None, has_evaluator=bundle.evaluator is not None,
+                     device=placed, precision=dtype)

@@ -10,7 +10,7 @@ from pipeline.models import describe
 
 
 @task(name="describe-model", cache_policy=NO_CACHE)
-def describe_model(model: str, duration: float) -> dict:
-    """:class:`pipeline.models.ModelInfo` as a dict (stored in the run's row); fails the run early with a
-    clear error."""
-    return asdict(describe(model, duration))
+def describe_model(model: str, duration: float, device: str = "cpu", precision: str = "fp32") -> dict:
+    """:class:`pipeline.models.ModelInfo` as a dict (stored in the run's row), with the device and precision
+    as this worker resolves them; fails the run early with a clear error (missing files, CUDA absent)."""
+    return asdict(describe(model, duration, device, precision))

@@ -23,7 +23,9 @@ from storage.cleanup import sweep_table_temporaries
 from tasks.logs import logger
 from tasks.retry_policy import IO_RETRY
 
-# Parameters that change what a run writes; a resumed run must repeat them exactly.
+# Parameters that change what a run writes; a resumed run must repeat them exactly. The device, precision
+# and videos per batch are recorded too (and the resolved device and precision in the model info), but a
+# killed run may resume on another machine: they change the audio within the bf16 tolerance only.
 OUTPUT_PARAMS = ("model", "method", "alpha", "beta", "steps", "order", "seed", "duration", "audio_format",
                  "bit_depth", "resample_48k", "stems_in_video", "max_caption_chars", "captioner")
 

@@ -9,6 +9,10 @@ the model's output would otherwise clip the 16/24-bit file; the gain is reported
 track row's ``gain_db``, its opposite, undoes it when tracks are mixed or used as NAG context). Seeds
 are derived from the run seed, the video id, the track id and the track version, so a rerun
 regenerates exactly the same stems at the same keys.
+
+The model runs on ``device`` in ``precision`` (``pipeline.models.load_model``), and the syntheses of a
+process are batched across videos, up to ``batch_videos`` per generation (:mod:`pipeline.synthesis_batch`:
+each video keeps its seeds, captions, method and settings, and a failing video fails only itself).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
-from nag_model.generator import Track
+from nag_model.generator import Track, VideoJob
 from audio.loudness import scale_under_true_peak, peak_limit_gain_db
 from storage import keys
 from storage.root import open_root
@@ -27,6 +31,7 @@ from pipeline.edit_plan import NewTrack
 from pipeline.gpu_slot import GPU_SLOT, gpu_slot
 from pipeline.handoffs import OrderedCaptions, PreparedVideo
 from pipeline.models import load_model, video_features
+from pipeline.synthesis_batch import batcher, check_batch_videos, default_batch_videos
 from pipeline.objects import read_audio, write_audio
 from pipeline.params import AudioOutput, TrackSettings
 from pipeline.tracks import track_id_for, track_seed
@@ -58,39 +63,45 @@ def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersed
 def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: PreparedVideo, ordered: OrderedCaptions,
                       model: str,
                       duration: float, synthesis: TrackSettings, output: AudioOutput, seed: int,
-                      gpu_slot_name: str | None = GPU_SLOT) -> list[dict]:
+                      gpu_slot_name: str | None = GPU_SLOT, device: str = "cpu", precision: str = "fp32",
+                      batch_videos: int | None = None) -> list[dict]:
     """Generate and store every track of one video, version 1, in the order of ``ordered.captions``.
 
     Args:
         video: :func:`tasks.prepare.prepare_video`'s description; ``ordered``: :func:`tasks.ordering.order_captions`.
         gpu_slot_name: the global concurrency limit to hold; None runs without one (notebooks, unit tests).
+        device, precision: where the model runs (``auto``, ``cpu``, ``cuda[:N]``; ``auto``, ``bf16``, ``fp32``).
+        batch_videos: videos generated together at most (None: the device's default,
+            :func:`pipeline.synthesis_batch.default_batch_videos`).
 
     Returns:
         One ``tracks`` row per caption (``gain_db`` included), plus ``generation_s`` (seconds spent
         generating it) and ``limiter_gain_db`` (the stem's ceiling gain).
     """
+    check_batch_videos(batch_videos)
     root = open_root(storage_url)
-    bundle = load_model(model, duration)
+    bundle = load_model(model, duration, device, precision)
     captions = list(ordered.captions)
     track_ids = [track_id_for(k) for k in range(len(captions))]
     seeds = [track_seed(seed, video_id, t) for t in track_ids]
     n_samples = round(min(video.covered_s, bundle.duration) * bundle.sample_rate)
-    rows: list[dict] = []
+    rows: dict[int, dict] = {}  # by position: a batch retried video by video delivers its tracks again
     clock = {"t": 0.0}
 
     def store(k: int, track: Track) -> None:  # called as soon as track k exists: objects first
-        generation_s = time.perf_counter() - clock["t"]
+        generation_s = time.perf_counter() - clock["t"]  # since the previous track (a batch's round, shared)
         key = keys.track_key(run_id, video_id, track_ids[k], 1, output.audio_format)
         stored = _store(root, key, track.waveform[:n_samples], bundle.sample_rate, output)
-        rows.append(_track_row(run_id, video_id, track_ids[k], 1, None, k, track.caption, track.seed, synthesis,
-                               stored, generation_s))
+        rows[k] = _track_row(run_id, video_id, track_ids[k], 1, None, k, track.caption, track.seed, synthesis,
+                             stored, generation_s)
         clock["t"] = time.perf_counter()
 
-    with gpu_slot(gpu_slot_name):
+    size = batch_videos or default_batch_videos(bundle.device)
+    with gpu_slot(gpu_slot_name, exclusive=False):  # held while this video waits; its batch runs exclusive
         features = video_features(bundle, video.video_uri, video.sha256, duration)
-        clock["t"] = time.perf_counter()
-        bundle.generator().generate(features, captions, seeds, synthesis, on_track=store)
-    return rows
+        batcher(bundle, size, gpu_slot_name).generate(VideoJob(features, tuple(captions), tuple(seeds), synthesis),
+                                                      on_track=store, on_start=lambda: clock.update(t=time.perf_counter()))
+    return [rows[k] for k in sorted(rows)]
 
 
 def _context_tracks(root, rows: list[dict], sample_rate: int) -> list[Track]:
@@ -110,14 +121,15 @@ def _context_tracks(root, rows: list[dict], sample_rate: int) -> list[Track]:
 @task(name="synthesize-track", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}-{new.track_id}")
 def synthesize_track(storage_url: str, run_id: str, video_id: str, video: PreparedVideo, new: NewTrack,
                      context: list[dict], *, model: str, duration: float, synthesis: TrackSettings,
-                     output: AudioOutput, gpu_slot_name: str | None = GPU_SLOT) -> dict:
+                     output: AudioOutput, gpu_slot_name: str | None = GPU_SLOT, device: str = "cpu",
+                     precision: str = "fp32") -> dict:
     """Generate the track ``new`` against ``context`` (the ``tracks`` rows of the other tracks) and store it.
 
     This is the Foley artist's edit: a new track against the existing mix, or a redo against the others.
     Returns its ``tracks`` row (plus ``generation_s`` and ``limiter_gain_db``).
     """
     root = open_root(storage_url)
-    bundle = load_model(model, duration)
+    bundle = load_model(model, duration, device, precision)
     others = _context_tracks(root, context, bundle.sample_rate)
     n_samples = round(min(video.covered_s, bundle.duration) * bundle.sample_rate)
     with gpu_slot(gpu_slot_name):
