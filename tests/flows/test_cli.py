@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from flows import env
@@ -132,3 +133,21 @@ def test_run_refuses_an_incomplete_captioner(tmp_path, h):
     code, out = invoke("run", str(h.DEMO_DIR / "manifest.csv"), "--captioner", "endpoint", "--captioner-model", "m",
                        "--storage", f"file://{tmp_path}")
     assert code == 2 and "--captioner-url" in out
+
+
+def test_run_refuses_a_bad_device_precision_or_batch_size_before_starting(tmp_path, h):
+    manifest, storage = str(h.DEMO_DIR / "manifest.csv"), f"file://{tmp_path}"
+    code, out = invoke("run", manifest, "--device", "tpu", "--storage", storage)
+    assert code == 2 and "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'" in out
+    code, out = invoke("run", manifest, "--batch-videos", "0", "--storage", storage)
+    assert code == 2 and "batch_videos must be a whole number >= 1" in out
+    code, out = invoke("run", manifest, "--precision", "fp16", "--storage", storage)
+    assert code == 2 and "fp16" in out
+    code, out = invoke("demo", "--device", "gpu", "--storage", storage)
+    assert code == 2 and "device must be" in out
+    code, out = invoke("edit", "r", "v", "remove", "--track", "t0", "--device", "cuda:x", "--storage", storage)
+    assert code == 2 and "device must be" in out
+    if not torch.cuda.is_available():
+        code, out = invoke("run", manifest, "--device", "cuda", "--storage", storage)
+        assert code == 2 and "'cuda' asked for, but CUDA is not available here" in out
+    assert not (tmp_path / "runs").exists()  # nothing started

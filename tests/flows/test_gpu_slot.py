@@ -74,3 +74,37 @@ def test_a_missing_limit_is_an_error_not_a_silent_no_op():
             pass
     with gpu.gpu_slot(None):  # no slot requested: runs as is (notebooks, unit tests)
         pass
+
+
+def test_waiting_videos_share_the_slot_and_a_batch_runs_alone():
+    """Syntheses waiting for a batch hold the slot together (exclusive=False); the batch's runner takes the
+    exclusive lock, which an unbatched synthesis (an edit) takes too."""
+    name = "gpu-test-shared"
+    ensure_gpu_slots.fn(name, 1)
+    inside, both = [], threading.Barrier(2, timeout=10)
+
+    def waiting_video():
+        with gpu.gpu_slot(name, exclusive=False):
+            assert active_slots(name) == 1
+            inside.append(1)
+            both.wait()  # both are inside at once: shared holds do not exclude each other
+
+    threads = [threading.Thread(target=waiting_video) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(inside) == 2
+    entered = threading.Event()
+
+    def edit():
+        with gpu.gpu_slot(name):
+            entered.set()
+
+    with gpu.gpu_slot(name, exclusive=False):
+        with gpu.exclusive(name):  # the batch runner
+            edit_thread = threading.Thread(target=edit)
+            edit_thread.start()
+            assert not entered.wait(0.5)  # an edit waits for the batch
+        assert entered.wait(10)
+        edit_thread.join()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pipeline import models
 from tasks.model_info import describe_model
@@ -55,3 +56,44 @@ def test_describe_model_reports_the_optional_parts(h, evaluated_model):
     assert info["sample_rate"] == 16000 and info["has_controlnet"] and not info["has_scorer"]
     rich = describe_model.fn(evaluated_model, h.DURATION)
     assert rich["has_scorer"] and rich["has_captioner"] and rich["has_evaluator"]
+
+
+def test_each_placement_is_loaded_once_and_keeps_the_weights_id(h):
+    host = models.load_model(h.MODEL, h.DURATION)
+    bf16 = models.load_model(h.MODEL, h.DURATION, "cpu", "bf16")
+    assert bf16 is not host and models.load_model(h.MODEL, h.DURATION, "cpu", "bf16") is bf16
+    assert models.load_model(h.MODEL, h.DURATION, "auto", "auto") is (host if not torch.cuda.is_available() else
+                                                                     models.load_model(h.MODEL, h.DURATION, "cuda:0", "bf16"))
+    assert bf16.dtype == torch.bfloat16 and host.dtype == torch.float32  # the host bundle is not cast
+    assert bf16.base.latent_mean.dtype == torch.float32  # the sampler's statistics stay fp32
+    assert models.model_id(bf16) == models.model_id(host)  # the weights as loaded, whatever the placement
+
+
+def test_a_registered_model_is_copied_to_other_placements(h):
+    source = models.load_model("random:tiny:5", h.DURATION)
+    models.register_model("test:placed", source, h.DURATION)
+    assert models.load_model("test:placed", h.DURATION) is source
+    bf16 = models.load_model("test:placed", h.DURATION, "cpu", "bf16")
+    assert bf16 is not source and source.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+
+
+def test_placements_are_checked_with_clear_errors():
+    assert models.resolve_placement("cpu", "auto") == ("cpu", "fp32")
+    assert models.resolve_placement("CPU", "bf16") == ("cpu", "bf16")
+    for device, precision, message in (("tpu", "auto", "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+                                       ("cuda:x", "auto", "device must be"),
+                                       ("cpu", "fp16", "precision must be one of")):
+        with pytest.raises(ValueError, match=message):
+            models.resolve_placement(device, precision)
+    models.check_placement_names("cuda:3", "bf16")  # the words only: no CUDA lookup
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available here"):
+            models.resolve_placement("cuda", "auto")
+        with pytest.raises(ValueError, match="CUDA is not available here"):
+            models.load_model("random:tiny", 2.0, "cuda:1")
+
+
+def test_describe_model_records_the_placement(h):
+    info = describe_model.fn(h.MODEL, h.DURATION, "cpu", "bf16")
+    assert (info["device"], info["precision"]) == ("cpu", "bf16")
+    assert info["model_id"] == describe_model.fn(h.MODEL, h.DURATION)["model_id"]
