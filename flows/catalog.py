@@ -53,6 +53,15 @@ from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
+TASKS_PER_VIDEO = 8  # each submitted task holds a thread while it waits for its upstream stages
+
+
+def task_threads(batch_videos: int) -> int:
+    """Task threads a run on this process's threads needs for ``batch_videos`` syntheses to wait together (a
+    batch, :mod:`pipeline.synthesis_batch`) while about three more videos go through the other stages."""
+    return max(MAX_WORKERS, TASKS_PER_VIDEO * (batch_videos + 3))
+
+
 _listeners: list[Callable[[], None]] = []  # on_video_done listeners of this process
 
 
@@ -175,7 +184,10 @@ def catalog_run(
         precision: ``auto`` (bf16 on CUDA, fp32 on the CPU), ``bf16`` or ``fp32``; the device and precision
             used are recorded in the run's model info.
         batch_videos: videos generated together at most (None: 1 on the CPU, 32 on CUDA;
-            :mod:`pipeline.synthesis_batch`).
+            :mod:`pipeline.synthesis_batch`). Every submitted task holds a task thread while it waits, so
+            a batch of B videos needs ~8 (B + 3) threads: give the flow
+            ``task_runner=ThreadPoolTaskRunner(max_workers=task_threads(B))`` (the CLI does); with the
+            default :data:`MAX_WORKERS`, about four videos meet in a batch.
 
     Returns:
         ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``

@@ -177,12 +177,17 @@ def report_uri(storage_url: str, run_id: str) -> str | None:
     return root.uri(report_key(run_id)) if root.exists(report_key(run_id)) else None
 
 
-def _catalog_flow(dask: Optional[str]):
-    """The catalog flow on this process's threads, or with its tasks on a Dask cluster."""
-    from flows.catalog import catalog_run
+def _catalog_flow(dask: Optional[str], batch_videos: int = 1):
+    """The catalog flow on this process's threads (enough of them for batches of ``batch_videos`` videos),
+    or with its tasks on a Dask cluster."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.catalog import MAX_WORKERS, catalog_run, task_threads
 
     if dask is None:
-        return catalog_run
+        threads = task_threads(batch_videos)
+        return catalog_run if threads == MAX_WORKERS else \
+            catalog_run.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))
     try:
         from flows.dask_cluster import dask_task_runner
     except ImportError as exc:
@@ -207,17 +212,22 @@ def _model(model: str, weights: Optional[str]) -> str:
     return model
 
 
-def _placement(device: str, precision: str, batch_videos: Optional[int], dask: Optional[str]) -> None:
+def _placement(device: str, precision: str, batch_videos: Optional[int], dask: Optional[str]) -> int:
     """Refuse a bad --device, --precision or --batch-videos before anything starts: on this machine (CUDA
-    asked for and absent, say) unless the tasks run on Dask workers, which resolve them themselves."""
+    asked for and absent, say) unless the tasks run on Dask workers, which resolve them themselves.
+    Returns the videos per batch (the device's default when not given; 1 on Dask)."""
     from pipeline.models import check_placement_names, resolve_placement
-    from pipeline.synthesis_batch import check_batch_videos
+    from pipeline.synthesis_batch import check_batch_videos, default_batch_videos
 
     try:
         check_batch_videos(batch_videos)
-        check_placement_names(device, precision) if dask else resolve_placement(device, precision)
+        if dask:
+            check_placement_names(device, precision)
+            return batch_videos or 1
+        placed = resolve_placement(device, precision)[0]
     except ValueError as exc:
         _fail(str(exc))
+    return batch_videos or default_batch_videos(placed)
 
 
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
@@ -229,7 +239,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     from pipeline.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
-    _placement(params["device"], params["precision"], params["batch_videos"], dask)
+    batch = _placement(params["device"], params["precision"], params["batch_videos"], dask)
     try:
         TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
@@ -242,7 +252,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     except (OSError, ValueError) as exc:
         _fail(f"cannot read the manifest {manifest_uri}: {exc}")
     run_id = run_id or new_run_id()
-    flow = _catalog_flow(dask)
+    flow = _catalog_flow(dask, batch)
     typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
                err=True)
     try:

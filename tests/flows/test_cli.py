@@ -151,3 +151,11 @@ def test_run_refuses_a_bad_device_precision_or_batch_size_before_starting(tmp_pa
         code, out = invoke("run", manifest, "--device", "cuda", "--storage", storage)
         assert code == 2 and "'cuda' asked for, but CUDA is not available here" in out
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_a_batch_of_videos_gets_the_task_threads_it_needs():
+    from flows.catalog import MAX_WORKERS, catalog_run, task_threads
+    from flows.cli import _catalog_flow
+
+    assert _catalog_flow(None, 1) is catalog_run and task_threads(1) == MAX_WORKERS
+    assert _catalog_flow(None, 32).task_runner._max_workers == task_threads(32) == 8 * 35
