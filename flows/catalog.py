@@ -25,6 +25,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Callable, Iterator
 
+import torch
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed, wait
@@ -35,7 +36,7 @@ from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
 from pipeline.models import check_method, check_placement_names
 from pipeline.params import AudioOutput, TrackSettings, check_order
-from pipeline.synthesis_batch import check_batch_videos
+from pipeline.synthesis_batch import check_batch_videos, default_batch_videos
 from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
@@ -60,6 +61,10 @@ def task_threads(batch_videos: int) -> int:
     """Task threads a run on this process's threads needs for ``batch_videos`` syntheses to wait together (a
     batch, :mod:`pipeline.synthesis_batch`) while about three more videos go through the other stages."""
     return max(MAX_WORKERS, TASKS_PER_VIDEO * (batch_videos + 3))
+
+
+# Sized for the default batch of this machine's default device: 32 threads on the CPU, 280 with a GPU.
+DEFAULT_THREADS = task_threads(default_batch_videos("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 _listeners: list[Callable[[], None]] = []  # on_video_done listeners of this process
@@ -135,7 +140,7 @@ def _report(storage_url: str, run_id: str) -> str | None:
     return state.result()["report_uri"] if state.is_completed() else None
 
 
-@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_THREADS))
 def catalog_run(
     manifest_uri: str,
     storage_url: str = "file://./out",
@@ -185,9 +190,9 @@ def catalog_run(
             used are recorded in the run's model info.
         batch_videos: videos generated together at most (None: 1 on the CPU, 32 on CUDA;
             :mod:`pipeline.synthesis_batch`). Every submitted task holds a task thread while it waits, so
-            a batch of B videos needs ~8 (B + 3) threads: give the flow
-            ``task_runner=ThreadPoolTaskRunner(max_workers=task_threads(B))`` (the CLI does); with the
-            default :data:`MAX_WORKERS`, about four videos meet in a batch.
+            a batch of B videos needs ~8 (B + 3) threads (:func:`task_threads`). The flow has enough for
+            the default batch of this machine's default device (:data:`DEFAULT_THREADS`); for another
+            size, give it ``task_runner=ThreadPoolTaskRunner(max_workers=task_threads(B))`` (the CLI does).
 
     Returns:
         ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``

@@ -182,11 +182,11 @@ def _catalog_flow(dask: Optional[str], batch_videos: int = 1):
     or with its tasks on a Dask cluster."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.catalog import MAX_WORKERS, catalog_run, task_threads
+    from flows.catalog import DEFAULT_THREADS, catalog_run, task_threads
 
     if dask is None:
         threads = task_threads(batch_videos)
-        return catalog_run if threads == MAX_WORKERS else \
+        return catalog_run if threads == DEFAULT_THREADS else \
             catalog_run.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))
     try:
         from flows.dask_cluster import dask_task_runner

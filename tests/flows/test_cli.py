@@ -154,8 +154,12 @@ def test_run_refuses_a_bad_device_precision_or_batch_size_before_starting(tmp_pa
 
 
 def test_a_batch_of_videos_gets_the_task_threads_it_needs():
-    from flows.catalog import MAX_WORKERS, catalog_run, task_threads
+    from flows.catalog import DEFAULT_THREADS, MAX_WORKERS, catalog_run, task_threads
     from flows.cli import _catalog_flow
 
-    assert _catalog_flow(None, 1) is catalog_run and task_threads(1) == MAX_WORKERS
-    assert _catalog_flow(None, 32).task_runner._max_workers == task_threads(32) == 8 * 35
+    assert task_threads(1) == MAX_WORKERS and task_threads(32) == 8 * 35
+    assert catalog_run.task_runner._max_workers == DEFAULT_THREADS == task_threads(32 if torch.cuda.is_available() else 1)
+    for batch in (1, 32):
+        flow = _catalog_flow(None, batch)
+        assert flow.task_runner._max_workers == task_threads(batch)
+        assert (flow is catalog_run) == (task_threads(batch) == DEFAULT_THREADS)
