@@ -123,7 +123,8 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     vid = entry.video_id
     reset = (reset_video.submit(storage_url, run_id, vid, committed=0) if resumed  # start clean (after a kill)
              else {"committed_version": 0, "removed": []})
-    video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset] if resumed else None)
+    video = prepare_video.submit(entry.video_uri, model, duration, device, precision,  # frames encoded on the device
+                                 wait_for=[reset] if resumed else None)
     captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars, captioner)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,

@@ -71,7 +71,7 @@ def edit_video(
     try:
         video, new_rows = plan.video["video_uri"], []
         if new is not None:
-            video = prepare_video(video, model, duration)
+            video = prepare_video(video, model, duration, device, precision)
             resolve_captions({"video_id": video_id, "captions": [new.caption]}, video, model, duration,
                              params.get("max_caption_chars", DEFAULT_MAX_CAPTION_CHARS))
             if gpu_slot:

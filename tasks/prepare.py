@@ -55,8 +55,10 @@ def file_sha256(uri: str) -> str:
     return h.hexdigest()
 
 
-def describe_video(video_uri: str, model: str, duration: float) -> PreparedVideo:
-    """Probe, hash, decode and encode (plain function; see the module docstring).
+def describe_video(video_uri: str, model: str, duration: float, device: str = "cpu",
+                   precision: str = "fp32") -> PreparedVideo:
+    """Probe, hash, decode and encode (plain function; see the module docstring), with the model's encoders
+    on ``device`` (``pipeline.models.load_model``; the features are kept on the host).
 
     Returns:
         The :class:`PreparedVideo`; its ``covered_s`` is the length of video the tracks will cover
@@ -73,7 +75,8 @@ def describe_video(video_uri: str, model: str, duration: float) -> PreparedVideo
     if info.duration is not None and info.duration <= 0:
         raise EmptyMedia(f"{video_uri}: zero-length video")
     sha256 = file_sha256(video_uri)
-    _, covered = encode_video(load_model(model, duration), video_uri, sha256, duration)  # warms the cache
+    bundle = load_model(model, duration, device, precision)
+    _, covered = encode_video(bundle, video_uri, sha256, duration)  # warms the cache
     if covered <= 0:
         raise EmptyMedia(f"{video_uri}: zero-length video (no frame before {duration} s)")
     return PreparedVideo(video_uri=video_uri, sha256=sha256, duration_s=info.duration, fps=info.fps,
@@ -81,8 +84,9 @@ def describe_video(video_uri: str, model: str, duration: float) -> PreparedVideo
 
 
 @task(name="prepare-video", cache_policy=NO_CACHE, task_run_name="prepare-{video_uri}", **IO_RETRY)
-def prepare_video(video_uri: str, model: str, duration: float) -> PreparedVideo:
+def prepare_video(video_uri: str, model: str, duration: float, device: str = "cpu",
+                  precision: str = "fp32") -> PreparedVideo:
     """Probe + sha256 + frames + features of one video (see :func:`describe_video`)."""
     if not os.fspath(video_uri):
         raise MediaUnreadable("no video URI")
-    return _one_at_a_time(describe_video, video_uri, model, duration)
+    return _one_at_a_time(describe_video, video_uri, model, duration, device, precision)

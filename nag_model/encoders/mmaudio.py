@@ -37,6 +37,11 @@ class CLIPTextEncoder:
     def __call__(self, captions: Sequence[str]) -> torch.Tensor:
         return self.clip.encode_text(list(captions)).float()
 
+    def to(self, device: torch.device | str) -> "CLIPTextEncoder":
+        """Move CLIP to ``device`` (``FoleyBundle.to``); its weights keep their precision. In place."""
+        self.clip.to(device)
+        return self
+
     def to_dict(self) -> dict:
         return {"kind": "clip_text", "preset": getattr(self.clip.config, "name", "?")}
 
@@ -73,6 +78,12 @@ class MMAudioVideoEncoder:
         """25 fps frames (T >= 16, H, W, 3) uint8 -> sync_f (1, 8 * segments, sync_dim)."""
         x = preprocess_frames(np.ascontiguousarray(frames), self.sync_size[0])[None]  # (1, T, 3, 224, 224) in [-1, 1]
         return self.synchformer.encode_video(x, batch_size=self.batch_size).float()
+
+    def to(self, device: torch.device | str) -> "MMAudioVideoEncoder":
+        """Move CLIP and Synchformer to ``device`` (``FoleyBundle.to``); their weights keep their precision."""
+        self.clip.to(device)
+        self.synchformer.to(device)
+        return self
 
     def to_dict(self) -> dict:
         return {"kind": "mmaudio_video", "clip": getattr(self.clip.config, "name", "?"),
