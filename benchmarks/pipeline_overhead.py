@@ -2,12 +2,14 @@
 
     python benchmarks/pipeline_overhead.py [--model demo|random:tiny|PATH] [--videos N] [--steps 25]
                                            [--duration 8] [--storage URL] [--repeats 1]
+                                           [--device auto|cpu|cuda[:N]] [--precision auto|bf16|fp32]
+                                           [--batch-videos B]
 
 Runs the bundled demo catalog (or N videos cycling its captioned clips) through ``catalog_run`` on
 Prefect's ephemeral server with local storage, and times:
 
-* model time inside the flow: every ``generate_track`` and ``video_features`` call (the network's
-  work), summed over the worker threads;
+* model time inside the flow: every ``generate_track``, ``generate_videos`` (a batch of videos) and
+  ``video_features`` call (the network's work), summed over the threads;
 * the same model work done directly, one video after another, with no Prefect, storage, mixing or
   scoring (the baseline a pipeline cannot beat);
 * each pair alternately ``--repeats`` times, keeping the minimum of each (a shared machine's load
@@ -24,7 +26,8 @@ Each flow run's overhead is also split by where it falls: before the first model
 row, manifest, decoding the first video), between model calls (gaps: the GPU slot hand-over,
 storing stems), after the last one (tail: the last video's mix, mux, spectrograms, scores, rows
 and compaction), and the model running slower inside the flow than alone (contention with the
-work on other videos).
+work on other videos). "Model busy" is the share of the synthesis stage (first model call to last)
+during which a model call runs: on a GPU, an upper bound of the time the GPU is busy.
 """
 from __future__ import annotations
 
@@ -77,12 +80,22 @@ class ModelClock:
             covered = max(covered, e)
         return spans[0][0] - start, gaps, end - covered
 
+    def busy(self) -> float:
+        """Share of the time from the first model call to the end of the last with a model call running."""
+        spans = sorted(self.spans)
+        busy, covered = 0.0, spans[0][0]
+        for s, e in spans:
+            busy += max(0.0, e - max(s, covered))
+            covered = max(covered, e)
+        return busy / max(covered - spans[0][0], 1e-9)
+
     @contextmanager
     def patched(self):
         from nag_model.bundle import FoleyBundle
         from nag_model.generator import StepByStepGenerator
 
         originals = {(StepByStepGenerator, "generate_track"): StepByStepGenerator.generate_track,
+                     (StepByStepGenerator, "generate_videos"): StepByStepGenerator.generate_videos,
                      (FoleyBundle, "video_features"): FoleyBundle.video_features}
 
         def timed(fn):
@@ -106,25 +119,26 @@ class ModelClock:
                 setattr(cls, name, fn)
 
 
-def baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tuple[float, int]:
+def baseline(manifest_uri: str, model: str, steps: int, duration: float, placement: tuple[str, str] = ("cpu", "fp32"),
+             ) -> tuple[float, int]:
     """The model work alone, video after video, in a worker thread as the pipeline's tasks call it
     (on a loaded 2-core machine, the same calls from the main thread ran up to 8x slower: OpenMP's
     two-thread team stalls at every barrier when a core is taken): (seconds, tracks)."""
     out: list[tuple[float, int]] = []
-    worker = threading.Thread(target=lambda: out.append(_baseline(manifest_uri, model, steps, duration)))
+    worker = threading.Thread(target=lambda: out.append(_baseline(manifest_uri, model, steps, duration, placement)))
     worker.start()
     worker.join()
     return out[0]
 
 
-def _baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tuple[float, int]:
+def _baseline(manifest_uri: str, model: str, steps: int, duration: float, placement: tuple[str, str]) -> tuple[float, int]:
     from media.decode import decode_frames
     from nag_model.generator import TrackSettings
     from storage.manifest import load_manifest
     from pipeline.models import frame_requests, load_model
     from pipeline.tracks import track_id_for, track_seed
 
-    bundle = load_model(model, duration)
+    bundle = load_model(model, duration, *placement)
     generator = bundle.generator()
     settings = TrackSettings(steps=steps)
     seconds, tracks = 0.0, 0
@@ -156,15 +170,24 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--storage", default=None, help="default: a temporary folder")
     parser.add_argument("--repeats", type=int, default=3, help="baseline + flow pairs (new run ids each)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32")
+    parser.add_argument("--batch-videos", type=int, default=None, help="videos per batch (default: the device's)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     import torch
     from prefect.client.orchestration import get_client
 
-    from flows.catalog import catalog_run
-    from pipeline.models import load_model
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.catalog import catalog_run, task_threads
+    from pipeline.models import load_model, resolve_placement
+    from pipeline.synthesis_batch import default_batch_videos
     imported = time.perf_counter() - t0
+    placement = resolve_placement(args.device, args.precision)
+    batch = args.batch_videos or default_batch_videos(placement[0])
+    flow = catalog_run.with_options(task_runner=ThreadPoolTaskRunner(max_workers=task_threads(batch)))
 
     tmp = Path(tempfile.mkdtemp(prefix="foley-bench-"))
     manifest_uri, n_videos = manifest_for(args.videos, tmp)
@@ -174,21 +197,21 @@ def main() -> None:
         client.hello()  # starts the ephemeral server (when PREFECT_API_URL is unset)
     server = time.perf_counter() - t1
     t2 = time.perf_counter()
-    load_model(args.model, args.duration)
+    load_model(args.model, args.duration, *placement)
     loaded = time.perf_counter() - t2
 
-    print(f"model {args.model}, {n_videos} videos, {args.steps} steps, {args.duration:g} s, "
-          f"torch threads {torch.get_num_threads()}, storage {storage}")
+    print(f"model {args.model} on {placement[0]} in {placement[1]}, {n_videos} videos, batches of {batch}, "
+          f"{args.steps} steps, {args.duration:g} s, torch threads {torch.get_num_threads()}, storage {storage}")
     print(f"cold start: imports {imported:.1f} s, Prefect ephemeral server {server:.1f} s, model load {loaded:.1f} s")
 
     bases, walls, inside = [], [], []
     for r in range(args.repeats):  # baseline and flow alternate; the minimum of each is the least disturbed
-        base_s, base_tracks = baseline(manifest_uri, args.model, args.steps, args.duration)
+        base_s, base_tracks = baseline(manifest_uri, args.model, args.steps, args.duration, placement)
         clock = ModelClock()
         with clock.patched(), env.local_run_settings():  # as `foley run` runs it
             start = time.perf_counter()
-            result = catalog_run(manifest_uri, storage_url=storage, model=args.model, steps=args.steps,
-                                 duration=args.duration)
+            result = flow(manifest_uri, storage_url=storage, model=args.model, steps=args.steps,
+                          duration=args.duration, device=placement[0], precision=placement[1], batch_videos=batch)
             wall = time.perf_counter() - start
         bases.append(base_s)
         walls.append(wall)
@@ -196,7 +219,8 @@ def main() -> None:
         head, gaps, tail = clock.split(start, start + wall)
         print(f"repeat {r + 1}: model alone {base_s:.1f} s ({base_tracks} tracks); flow wall {wall:.1f} s "
               f"({result['n_ok']} ok, {result['n_failed']} failed), model time inside it {clock.seconds:.1f} s; "
-              f"no model call running: head {head:.2f} s, gaps {gaps:.2f} s, tail {tail:.2f} s")
+              f"no model call running: head {head:.2f} s, gaps {gaps:.2f} s, tail {tail:.2f} s; "
+              f"model busy {100 * clock.busy():.0f}% of the synthesis stage")
     base_s, wall = min(bases), min(walls)
     cold = imported + server + loaded
     print(f"\nminimum of {args.repeats}: model alone {base_s:.1f} s ({base_s / max(base_tracks, 1):.2f} s per track), "
