@@ -33,15 +33,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
-from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
+from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots, release_gpu_slots
 from tasks.manifest import ManifestEntry, read_manifest
 from tasks.mixing import mix_video
 from tasks.models import describe_model
 from tasks.ordering import order_captions
-from tasks.params import AudioOutput, SynthesisParams, check_order
+from tasks.params import AudioOutput, SynthesisParams, check_order, check_run_id
 from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
-from tasks.run_log import begin_run, finish_run, finished_videos
+from tasks.run_log import begin_run, finish_run, finished_videos, name_flow_run
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
@@ -92,10 +92,11 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     return reset, video, captions, ordered, tracks, mix, metrics
 
 
-@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
+      on_completion=[release_gpu_slots], on_failure=[release_gpu_slots], on_crashed=[release_gpu_slots])
 def catalog_run(
     manifest_uri: str,
-    storage_url: str = "file://./out",
+    storage_url: str = "file://./foley-out",
     run_id: str | None = None,
     model: str = "demo",
     method: str = "nag",
@@ -118,12 +119,14 @@ def catalog_run(
     Args:
         manifest_uri: CSV, JSONL or Parquet at any fsspec URL (columns id, video_uri[, captions]).
         storage_url: where outputs and tables go (``file://``, ``s3://``, ``memory://``).
-        run_id: a new id by default; an existing one resumes that run (same settings required).
+        run_id: a new id by default; an existing one resumes that run (same settings required). It names
+            the Prefect flow run too, and must be a name like a video id (``tasks.params.check_run_id``).
         model: ``"demo"``, a bundle folder/URL, or ``"random:<preset>"``.
         method, alpha, beta, steps: ``nag`` (Eq. 7), ``independent`` (CFG) or ``negative-prompt``.
         order: ``descending`` (scorer; falls back to ``given`` without one), ``ascending``, ``random``, ``given``.
         seed: run seed; each track's seed derives from it, the video id and the track.
-        duration: seconds of audio to generate from the start of each video (the paper: 8).
+        duration: seconds of one generation window (the paper's 8); a longer video is covered to its end by
+            overlapping windows (``nag_model.long_form``), so every soundtrack is as long as its video.
         audio_format, bit_depth, resample_48k: stem and mix files (FLAC/WAV, 16/24 bit, model rate or 48 kHz).
         stems_in_video: also mux every stem into the video as an extra audio stream.
         max_caption_chars: longer captions fail their video (see :mod:`tasks.captions`).
@@ -139,7 +142,8 @@ def catalog_run(
     check_order(order)
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
-    run_id = run_id or new_run_id()
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+    name_flow_run(run_id)
     params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads

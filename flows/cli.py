@@ -5,11 +5,16 @@
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
-    foley query "SELECT video_id, status, error FROM videos" [--storage URL]
+    foley query "SELECT video_id, status, error FROM videos" [--storage URL] [--timeout 60]
     foley report {methods|failures|captions} [--run-id ID]
 
-Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
-``PREFECT_HOME`` defaults to a writable folder (see :mod:`flows.env`).
+Every command defaults to the same storage, ``./foley-out``, where the demo writes. ``query`` reads the
+tables and nothing else (``storage.query.connect_readonly``). An unreachable storage fails in seconds
+with one line and exit code 2. Ids and captions are printed through :func:`flows.terminal.printable`.
+
+Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one; it is started as a child
+that dies with this process. Telemetry is off and ``PREFECT_HOME`` defaults to a writable folder
+(see :mod:`flows.env`).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
 
 import contextlib  # noqa: E402
 import math  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 from enum import Enum  # noqa: E402
@@ -27,8 +33,10 @@ from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
-DEFAULT_STORAGE = "file://./out"
-DEMO_STORAGE = "file://./foley-out"
+from flows.terminal import printable  # noqa: E402
+
+DEFAULT_STORAGE = "file://./foley-out"  # every command, the demo included
+DEMO_STORAGE = DEFAULT_STORAGE
 DEMO_MANIFEST = Path(__file__).resolve().parent.parent / "synthfoley" / "demo_catalog" / "manifest.csv"
 MAX_ROWS = 50
 
@@ -78,7 +86,13 @@ SELECT (SELECT count(*) FROM latest) AS videos,
        (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
        (SELECT count(*) FROM tracks WHERE run_id = $run_id AND active) AS tracks,
        (SELECT round(avg(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS mean_mix_lufs,
-       (SELECT round(max(true_peak_db), 2) FROM mixes WHERE run_id = $run_id AND active) AS max_mix_true_peak_db
+       (SELECT round(min(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS min_mix_lufs,
+       (SELECT round(max(greatest(true_peak_db, muxed_true_peak_db)), 2) FROM mixes
+        WHERE run_id = $run_id AND active) AS max_true_peak_db
+"""
+BELOW_TARGET_SQL = """
+SELECT video_id, round(lufs, 2) AS lufs, round(limiter_gain_db, 2) AS limiter_gain_db
+FROM mixes WHERE run_id = $run_id AND active AND loudness_status = 'below_target' ORDER BY video_id LIMIT 20
 """
 OUTPUTS_SQL = """
 SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
@@ -97,27 +111,54 @@ def _cell(value: Any, max_width: int | None) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
-    text = " ".join(str(value).split())
+    text = printable(" ".join(str(value).split()))
     return text if max_width is None or len(text) <= max_width else text[: max_width - 3] + "..."
 
 
-def format_table(table, max_rows: int = MAX_ROWS, max_width: int | None = 160) -> str:
-    """A pyarrow table as aligned plain text (at most ``max_rows`` rows, then a count of the rest)."""
-    names = table.column_names
+def format_table(table, max_rows: int = MAX_ROWS, max_width: int | None = 160, more_uncounted: bool = False) -> str:
+    """A pyarrow table as aligned plain text (at most ``max_rows`` rows, then a count of the rest, or only
+    a mark that there are more when ``more_uncounted``)."""
+    names = [printable(n) for n in table.column_names]
     rows = [[_cell(v, max_width) for v in row.values()] for row in table.slice(0, max_rows).to_pylist()]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if table.num_rows > max_rows:
-        lines.append(f"... {table.num_rows - max_rows} more rows")
+        lines.append(f"... {table.num_rows - max_rows} more rows" if not more_uncounted else "... more rows")
     if table.num_rows == 0:
         lines.append("(no rows)")
     return "\n".join(lines)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _storage_errors(storage: str):
+    """Turn a storage that cannot be reached (or refuses us) into one line and exit code 2, not a traceback."""
+    from storage.root import StorageConfigError, StorageUnreachable, unreachable_reason
+
+    try:
+        yield
+    except (StorageUnreachable, StorageConfigError) as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        reason = unreachable_reason(exc)
+        if reason is None:
+            raise
+        _fail(f"{storage}: {reason}")
+
+
+def _open_checked(storage: str, must_exist: bool = True):
+    """The storage root, after a quick check that it can be reached (seconds, within the S3 timeouts)."""
+    from storage.root import open_root
+
+    with _storage_errors(storage):
+        root = open_root(storage)
+        root.check(must_exist=must_exist)
+    return root
 
 
 # ------------------------------------------------------------------ progress
@@ -126,6 +167,7 @@ class _Progress:
 
     def __init__(self, storage_url: str, run_id: str, total: int, enabled: bool):
         self.storage_url, self.run_id, self.total, self.enabled = storage_url, run_id, total, enabled
+        self._final: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -139,6 +181,10 @@ class _Progress:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
+    def finish(self, done: int) -> None:
+        """The run is over and ``done`` videos are finished (skipped ones included): the bar ends there."""
+        self._final = done
+
     def _poll(self) -> None:
         from tqdm import tqdm
 
@@ -149,10 +195,13 @@ class _Progress:
         with tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr) as bar:
             while True:
                 stopping = self._stop.wait(0.5)
-                try:
-                    done = len(tables.table_files(root, "videos", self.run_id).parts)
-                except Exception:  # the folder may not exist yet; the bar is best effort
-                    done = bar.n
+                if stopping and self._final is not None:  # compaction removed the part files counted below
+                    done = self._final
+                else:
+                    try:
+                        done = len(tables.table_files(root, "videos", self.run_id).parts)
+                    except Exception:  # the folder may not exist yet; the bar is best effort
+                        done = bar.n
                 if done > bar.n:
                     bar.update(min(done, self.total) - bar.n)
                 if stopping:
@@ -160,22 +209,38 @@ class _Progress:
 
 
 # ------------------------------------------------------------------ summary
+def follow_up_command(storage_url: str, run_id: str) -> str:
+    """The shell command that lists the run's tracks: the run id is a SQL string literal (quotes doubled)
+    inside a shell-quoted argument, so any id can be pasted back as it is printed."""
+    from storage.query import sql_string
+
+    sql = f"SELECT * FROM tracks WHERE run_id = {sql_string(run_id)}"
+    return shlex.join(["foley", "query", sql, "--storage", storage_url])
+
+
 def print_summary(storage_url: str, run_id: str) -> None:
     """Where the outputs are, and a DuckDB summary of the run."""
+    from media.mix import MAX_LIMIT_DB
+    from nag_model.loudness import DEFAULT_TARGET_LUFS
     from storage.query import connect
 
     con = connect(storage_url)
     params = {"run_id": run_id}
-    typer.echo(f"\nstorage: {storage_url}   run: {run_id}")
+    typer.echo(f"\nstorage: {printable(storage_url)}   run: {printable(run_id)}")
     typer.echo("\nsummary (DuckDB over the Parquet tables):")
     typer.echo(format_table(con.sql(SUMMARY_SQL, params=params).to_arrow_table()))
+    below = con.sql(BELOW_TARGET_SQL, params=params).to_arrow_table()
+    if below.num_rows:
+        typer.echo(f"\nmixes below the {DEFAULT_TARGET_LUFS:g} LUFS target: {below.num_rows} (their peaks would need "
+                   f"more than the limiter's {MAX_LIMIT_DB:g} dB; mixes.loudness_status = 'below_target'):")
+        typer.echo(format_table(below))
     typer.echo("\noutputs (muxed videos; stems, mixes and spectrograms sit beside them):")
     typer.echo(format_table(con.sql(OUTPUTS_SQL, params=params).to_arrow_table(), max_width=None))
     failures = con.sql(FAILURES_SQL, params=params).to_arrow_table()
     if failures.num_rows:
         typer.echo("\nfailed videos:")
         typer.echo(format_table(failures))
-    typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
+    typer.echo(f"\nmore: {printable(follow_up_command(storage_url, run_id))}")
 
 
 def _catalog_flow(dask: Optional[str]):
@@ -196,18 +261,19 @@ def _catalog_flow(dask: Optional[str]):
 
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
                  **params: Any) -> None:
+    storage_url = _open_checked(storage, must_exist=False).url  # first: seconds, before the heavy imports
     from flows.catalog import absolute_uri, new_run_id
-    from storage.root import StorageConfigError, open_root
     from tasks.manifest import ManifestError, load_manifest
     from tasks.models import ModelNotFound
-    from tasks.params import AudioOutput, SynthesisParams
+    from tasks.params import AudioOutput, SynthesisParams, check_run_id
     from tasks.run_log import RunConflict
 
     try:
         SynthesisParams(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
-        storage_url = open_root(storage).url
-    except (ValueError, StorageConfigError) as exc:
+        if run_id is not None:
+            check_run_id(run_id)
+    except ValueError as exc:
         _fail(str(exc))
     manifest_uri = absolute_uri(manifest)
     try:
@@ -216,15 +282,16 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
         _fail(f"cannot read the manifest {manifest_uri}: {exc}")
     run_id = run_id or new_run_id()
     flow = _catalog_flow(dask)
-    typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
-               err=True)
+    typer.echo(f"run {printable(run_id)}: {total} videos from {printable(manifest_uri)}"
+               + (f" (tasks on Dask: {dask})" if dask else ""), err=True)
     try:
-        with _Progress(storage_url, run_id, total, progress), env.local_run_settings(), \
-                (env.shared_api() if dask else contextlib.nullcontext()):
+        with _storage_errors(storage_url), _Progress(storage_url, run_id, total, progress) as bar, \
+                env.local_run_settings(), (env.shared_api() if dask else contextlib.nullcontext()):
             result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
+            bar.finish(result["n_ok"] + result["n_failed"] + result["n_skipped"])
     except (ModelNotFound, RunConflict, ManifestError) as exc:
         _fail(str(exc))
-    typer.echo(f"run {run_id} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "
+    typer.echo(f"run {printable(run_id)} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "
                f"{result['n_skipped']} already finished (of {total})")
     print_summary(storage_url, run_id)
 
@@ -242,7 +309,8 @@ def run(
     steps: int = typer.Option(25, help="Euler steps"),
     order: Order = typer.Option(Order.descending, help="caption order"),
     seed: int = typer.Option(0, help="run seed"),
-    duration: float = typer.Option(8.0, help="seconds of each video"),
+    duration: float = typer.Option(8.0, help="seconds of one generation window; longer videos get overlapping "
+                                             "windows, so the soundtrack always covers the whole video"),
     audio_format: AudioFormat = typer.Option(AudioFormat.flac),
     bit_depth: int = typer.Option(16, help="16 or 24"),
     resample_48k: bool = typer.Option(False, help="deliver stems and mix at 48 kHz"),
@@ -264,7 +332,7 @@ def demo(
     storage: str = typer.Option(DEMO_STORAGE, help="storage root URL"),
     model: str = typer.Option("demo", help="the bundled demo model by default"),
     steps: int = typer.Option(25, help="Euler steps"),
-    duration: float = typer.Option(8.0, help="seconds of each video"),
+    duration: float = typer.Option(8.0, help="seconds of one generation window"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Run the bundled demo catalog end to end (local storage, Prefect's embedded server, the demo model)."""
@@ -289,14 +357,15 @@ def edit(
     from tasks.edit_plan import EditError
     from tasks.models import ModelNotFound
 
+    _open_checked(storage)
     try:
-        with env.local_run_settings():
+        with _storage_errors(storage), env.local_run_settings():
             result = edit_video(run_id, video_id, action.value, caption=caption, track_id=track, seed=seed,
                                 storage_url=storage, model=model, method=method.value)
     except (EditError, ModelNotFound) as exc:
         _fail(str(exc))
-    typer.echo(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "
-               f"tracks now {', '.join(result['track_ids'])}")
+    typer.echo(printable(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "
+                         f"tracks now {', '.join(result['track_ids'])}"))
 
 
 @app.command()
@@ -304,18 +373,21 @@ def query(
     sql: str = typer.Argument(..., help="one read-only SQL statement over runs, videos, tracks, mixes, metrics"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     max_rows: int = typer.Option(MAX_ROWS, help="rows to print"),
+    timeout: float = typer.Option(60.0, help="stop the query after this many seconds"),
 ) -> None:
-    """Run a read-only DuckDB query over the tables and print the result."""
+    """Run a read-only DuckDB query over the tables (and nothing else) and print the result."""
     import duckdb
 
-    from storage.query import ReadOnlyQueryError, connect, query_readonly
+    from storage.query import QueryTimeout, ReadOnlyQueryError, connect_readonly, query_readonly
 
-    con = connect(storage)
-    try:
-        result = query_readonly(con, sql)
-    except (ReadOnlyQueryError, duckdb.Error) as exc:
-        _fail(str(exc))
-    typer.echo(format_table(result, max_rows))
+    root = _open_checked(storage)
+    with _storage_errors(storage):
+        con = connect_readonly(root)
+        try:
+            result = query_readonly(con, sql, timeout_s=timeout, max_rows=max_rows)
+        except (ReadOnlyQueryError, QueryTimeout, duckdb.Error) as exc:
+            _fail(str(exc))
+    typer.echo(format_table(result, max_rows, more_uncounted=True))
 
 
 @app.command()
@@ -326,9 +398,11 @@ def report(
 ) -> None:
     """Canned reports: metric means per method, failed videos with their errors, tracks per caption."""
     from storage.query import REPORTS as CANNED
-    from storage.query import connect
+    from storage.query import connect_readonly
 
-    typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
+    root = _open_checked(storage)
+    with _storage_errors(storage):
+        typer.echo(format_table(CANNED[REPORTS[name.value]](connect_readonly(root), run_id)))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.cleanup import reset_video
 from tasks.edit_plan import plan_edit
-from tasks.gpu import GPU_SLOT, ensure_gpu_slots
+from tasks.gpu import GPU_SLOT, ensure_gpu_slots, release_gpu_slots
 from tasks.mixing import mix_video
 from tasks.params import AudioOutput, SynthesisParams
 from tasks.prepare import prepare_video
@@ -26,7 +26,8 @@ from tasks.scoring import score_video
 from tasks.synthesis import synthesize_track
 
 
-@flow(name="edit-video")
+@flow(name="edit-video", flow_run_name="{run_id}: {action} on {video_id}",
+      on_completion=[release_gpu_slots], on_failure=[release_gpu_slots], on_crashed=[release_gpu_slots])
 def edit_video(
     run_id: str,
     video_id: str,
@@ -34,7 +35,7 @@ def edit_video(
     caption: str | None = None,
     track_id: str | None = None,
     seed: int | None = None,
-    storage_url: str = "file://./out",
+    storage_url: str = "file://./foley-out",
     model: str | None = None,
     method: str = "nag",
     gpu_slot: str | None = GPU_SLOT,

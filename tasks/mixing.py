@@ -6,9 +6,13 @@ true-peak ceiling by a look-ahead limiter, so it never clips and still reaches -
 :mod:`tasks.synthesis`); each track row's ``gain_db`` undoes it in the mix, so the mix sums the
 tracks as the model made them.
 
+The mix row's ``loudness_status`` says whether the mix reached -20 LUFS (``below_target`` when its
+peaks would have needed more than the limiter's 20 dB: a very impulsive mix; the run summary lists them).
+
 The video is muxed with the mix as its default audio stream (and, with ``stems_in_video``, each stem
 as an extra stream titled with its caption), the picture stream-copied; an MP4 that cannot hold the
-picture's codec falls back to Matroska. One spectrogram PNG per track version, and one grid PNG (all
+picture's codec falls back to Matroska. Every muxed stream keeps the -1 dBTP ceiling as delivered (AAC
+raises peaks; ``media.mux`` measures the decoded stream), and ``muxed_true_peak_db`` records the mix's. One spectrogram PNG per track version, and one grid PNG (all
 tracks + the mix) per mix version.
 
 The work runs in two helper threads at a lower CPU priority (Linux niceness, per thread): where the
@@ -30,7 +34,7 @@ from prefect.cache_policies import NO_CACHE
 
 from media.errors import MuxError
 from media.mix import mix_tracks
-from media.mux import AudioTrack, mux_audio
+from media.mux import AudioTrack, audio_true_peaks_db, mux_audio
 from media.spectrogram import spectrogram_grid_png, spectrogram_png
 from storage import keys
 from storage.root import Root, open_root
@@ -62,17 +66,21 @@ def _mono(wav: np.ndarray) -> np.ndarray:
 
 
 def _muxed(root: Root, run_id: str, video_id: str, version: int, video_uri: str, mix: AudioTrack,
-           stems: list[AudioTrack]) -> str:
-    """Mux and store the video; MP4 first, Matroska when MP4 cannot carry the picture's codec."""
+           stems: list[AudioTrack]) -> tuple[str, float]:
+    """Mux and store the video; MP4 first, Matroska when MP4 cannot carry the picture's codec. Returns its URI
+    and the true peak of its mix stream as delivered (decoded)."""
     try:
         with open_input(video_uri) as source:
             data, ext = mux_audio(source, mix, stems, container="mp4"), "mp4"
     except MuxError:
         with open_input(video_uri) as source:
             data, ext = mux_audio(source, mix, stems, container="matroska"), "mkv"
+    delivered_db = audio_true_peaks_db(data)[0]
+    if delivered_db > CEILING_DB:  # media.mux guarantees it; a broken guarantee must not be delivered
+        raise MuxError(f"{video_id}: the muxed mix peaks at {delivered_db:.2f} dBTP, over the {CEILING_DB} dBTP ceiling")
     key = keys.muxed_key(run_id, video_id, version, ext)
     root.put_atomic(key, data)
-    return root.uri(key)
+    return root.uri(key), delivered_db
 
 
 @task(name="mix-video", cache_policy=NO_CACHE, task_run_name="mix-{video_id}-v{version}", **IO_RETRY)
@@ -103,9 +111,10 @@ def _mix_and_deliver(storage_url: str, run_id: str, video_id: str, video_uri: st
     mix, report = mix_tracks(waves, rate, gains_db=gains_db, ceiling_db=CEILING_DB)
     stored = write_audio(root, keys.mix_key(run_id, video_id, version, output.audio_format), mix, rate,
                          AudioOutput(output.audio_format, output.bit_depth, resample_48k=False))
-    stems = ([AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks, strict=True)]
+    stems = ([AudioTrack(w, rate, t["caption"], ceiling_db=CEILING_DB) for w, t in zip(waves, tracks, strict=True)]
              if output.stems_in_video else [])
-    muxed_uri = _muxed(root, run_id, video_id, version, video_uri, AudioTrack(mix, rate, "mix"), stems)
+    muxed_uri, delivered_db = _muxed(root, run_id, video_id, version, video_uri,
+                                     AudioTrack(mix, rate, "mix", ceiling_db=CEILING_DB), stems)
     for wave, t in zip(waves, tracks, strict=True):
         key = keys.spectrogram_key(run_id, video_id, t["version"], t["track_id"])
         if not root.exists(key):  # a track version's picture never changes
@@ -118,4 +127,5 @@ def _mix_and_deliver(storage_url: str, run_id: str, video_id: str, video_uri: st
             "uri": stored["uri"], "sha256": stored["sha256"], "muxed_uri": muxed_uri,
             "lufs": report.lufs if np.isfinite(report.lufs) else None,
             "true_peak_db": report.true_peak_db if np.isfinite(report.true_peak_db) else None,
-            "limiter_gain_db": report.limiter_gain_db}
+            "limiter_gain_db": report.limiter_gain_db, "loudness_status": report.loudness_status,
+            "muxed_true_peak_db": delivered_db if np.isfinite(delivered_db) else None}

@@ -1,8 +1,10 @@
 """Probe, hash, decode and encode one video: the first stage of every video.
 
-The video must have a video stream with at least one decodable frame; audio is optional. Only the
-first ``duration`` seconds are used (the paper's first 8 s); a shorter video is fine: its frames are
-padded to the model's lengths and its tracks are cut to the video's length. The features are
+The video must have a video stream with at least one decodable frame; audio is optional. Its whole
+length gets a soundtrack (``duration`` is the model's window; a longer video is covered by overlapping
+windows, see ``nag_model.long_form``), up to ``tasks.models.MAX_VIDEO_S``: a longer one fails its row
+(``VideoTooLong``). A video shorter than one window is fine: its frames are padded to the model's
+lengths and its tracks are cut to the video's length. The features are
 computed here and kept in this worker's feature cache (:func:`tasks.models.video_features`); the
 task returns only a small description of the video.
 
@@ -21,9 +23,9 @@ import fsspec
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from media.errors import EmptyMedia, MediaUnreadable, NoVideoStream
+from media.errors import EmptyMedia, MediaUnreadable, NoVideoStream, VideoTooLong
 from media.probe import probe
-from tasks.models import encode_video, load_model
+from tasks.models import MAX_VIDEO_S, encode_video, load_model
 from tasks.objects import input_options, local_path, open_input
 from tasks.retry_policy import IO_RETRY
 
@@ -60,11 +62,11 @@ def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any
 
     Returns:
         ``{"video_uri", "sha256", "duration_s", "fps", "width", "height", "has_audio", "covered_s"}``,
-        where ``covered_s`` is the length of video the tracks will cover (<= ``duration``).
+        where ``covered_s`` is the length of video the tracks will cover: the picture's whole length.
 
     Raises:
         media.errors: ``MediaUnreadable``, ``EmptyMedia`` (0 bytes, no frames), ``CorruptMedia``,
-        ``NoVideoStream``.
+        ``NoVideoStream``, ``VideoTooLong``.
     """
     with open_input(video_uri) as source:
         info = probe(source)
@@ -72,6 +74,9 @@ def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any
         raise NoVideoStream(f"{video_uri}: no video stream (streams: audio={info.has_audio})")
     if info.duration is not None and info.duration <= 0:
         raise EmptyMedia(f"{video_uri}: zero-length video")
+    if info.duration is not None and info.duration > MAX_VIDEO_S:
+        raise VideoTooLong(f"{video_uri}: the video is {info.duration:.1f} s long; soundtracks are made for videos "
+                           f"of up to {MAX_VIDEO_S:g} s (tasks.models.MAX_VIDEO_S)")
     sha256 = file_sha256(video_uri)
     _, covered = encode_video(load_model(model, duration), video_uri, sha256, duration)  # warms the cache
     if covered <= 0:

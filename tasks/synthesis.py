@@ -4,11 +4,15 @@ prompt, by method). Runs on the GPU: it holds one slot of a named global concurr
 (:mod:`tasks.gpu`) and has no retries (it is deterministic; rerunning it cannot fix an error).
 
 Each stem is written atomically under ``storage.keys.track_key`` as soon as it is generated, cut to
-the length of video it covers, and held under a -1 dBTP true-peak ceiling (one static gain, only when
-the model's output would otherwise clip the 16/24-bit file; the gain is reported as a metric, and the
-track row's ``gain_db``, its opposite, undoes it when tracks are mixed or used as NAG context). Seeds
-are derived from the run seed, the video id, the track id and the track version, so a rerun
-regenerates exactly the same stems at the same keys.
+the length of video it covers, with one static gain: the one that brings it to the mix's -20 LUFS, or
+less where its true peak would cross the -1 dBTP ceiling. The model's raw output can be anywhere from
+clipping to -35 LUFS and below; stored as it came, a quiet stem wasted up to 28 dB of the 16-bit file's
+resolution, and the mix then raised that quantisation noise by the same 28 dB. The gain is static, so
+the track row's ``gain_db`` (its opposite) undoes it exactly when the tracks are mixed or used as NAG
+context: the mix still sums the tracks as the model made them. The part of the gain the ceiling forced
+(<= 0) is reported as the track's ``limiter_gain_db`` metric. Seeds are derived from the run seed, the
+video id, the track id and the track version, so a rerun regenerates exactly the same stems at the
+same keys.
 """
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.generator import Track
-from nag_model.loudness import limit_true_peak, peak_limit_gain_db
+from nag_model.long_form import LongFormGenerator
+from nag_model.loudness import (DEFAULT_TARGET_LUFS, integrated_loudness, limit_true_peak, peak_limit_gain_db,
+                                true_peak_db)
 from storage import keys
 from storage.root import open_root
 from tasks.gpu import GPU_SLOT, gpu_slot
-from tasks.models import load_model, video_features
+from tasks.models import load_model, video_windows
 from tasks.objects import read_audio, write_audio
 from tasks.params import AudioOutput, SynthesisParams
 
@@ -44,16 +50,23 @@ def track_seed(run_seed: int, video_id: str, track_id: str, version: int = 1) ->
 
 
 def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
-    """The stem as stored: under the true-peak ceiling; and the static gain applied (0 dB when none)."""
-    gain_db = peak_limit_gain_db(wav, sample_rate, STEM_CEILING_DB)
-    return (limit_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
+    """The stem as stored (module docstring) and the static gain applied to it: toward -20 LUFS, at most up
+    to the -1 dBTP ceiling (a stem under the loudness gate gets only what the ceiling asks; silence, 0 dB)."""
+    peak_db = true_peak_db(wav, sample_rate)
+    if not np.isfinite(peak_db):
+        return wav, 0.0
+    gain_db = STEM_CEILING_DB - peak_db - 1e-3  # the most it can take: its true peak at the ceiling
+    lufs = integrated_loudness(wav, sample_rate)
+    gain_db = min(gain_db, DEFAULT_TARGET_LUFS - lufs if np.isfinite(lufs) else 0.0)
+    scaled = (np.asarray(wav, np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.float32)
+    return limit_true_peak(scaled, sample_rate, STEM_CEILING_DB), gain_db  # the limit only absorbs float rounding
 
 
 def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
-    """Write the stem; ``gain_db`` (the row's column) is what the mix applies to it: the ceiling gain undone."""
-    wav, ceiling_gain_db = deliverable(wav, sample_rate)
-    return {**write_audio(root, key, wav, sample_rate, output), "gain_db": 0.0 - ceiling_gain_db,
-            "limiter_gain_db": ceiling_gain_db}
+    """Write the stem; ``gain_db`` (the row's column) is what the mix applies to it: the storage gain undone."""
+    stored, gain = deliverable(wav, sample_rate)
+    return {**write_audio(root, key, stored, sample_rate, output), "gain_db": 0.0 - gain,
+            "limiter_gain_db": min(0.0, peak_limit_gain_db(wav, sample_rate, STEM_CEILING_DB))}
 
 
 def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersedes: int | None, position: int,
@@ -82,7 +95,7 @@ def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict,
     captions = list(ordered["captions"])
     track_ids = [track_id_for(k) for k in range(len(captions))]
     seeds = [track_seed(seed, video_id, t) for t in track_ids]
-    n_samples = round(min(video["covered_s"], bundle.duration) * bundle.sample_rate)
+    n_samples = round(video["covered_s"] * bundle.sample_rate)  # the whole video
     rows: list[dict] = []
     clock = {"t": 0.0}
 
@@ -95,9 +108,10 @@ def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict,
         clock["t"] = time.perf_counter()
 
     with gpu_slot(gpu_slot_name):
-        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        windows = video_windows(bundle, video["video_uri"], video["sha256"], duration)
         clock["t"] = time.perf_counter()
-        bundle.generator().generate(features, captions, seeds, synthesis.track_settings(), on_track=store)
+        LongFormGenerator(bundle.generator()).generate(windows, n_samples, captions, seeds,
+                                                       synthesis.track_settings(), on_track=store)
     return rows
 
 
@@ -128,11 +142,12 @@ def synthesize_track(storage_url: str, run_id: str, video_id: str, video: dict, 
     root = open_root(storage_url)
     bundle = load_model(model, duration)
     others = _context_tracks(root, context, bundle.sample_rate)
-    n_samples = round(min(video["covered_s"], bundle.duration) * bundle.sample_rate)
+    n_samples = round(video["covered_s"] * bundle.sample_rate)
     with gpu_slot(gpu_slot_name):
-        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        windows = video_windows(bundle, video["video_uri"], video["sha256"], duration)
         start = time.perf_counter()
-        track = bundle.generator().generate_track(features, caption, seed, synthesis.track_settings(), context=others)
+        track = LongFormGenerator(bundle.generator()).generate_track(windows, n_samples, caption, seed,
+                                                                     synthesis.track_settings(), context=others)
         generation_s = time.perf_counter() - start
     key = keys.track_key(run_id, video_id, track_id, version, output.audio_format)
     stored = _store(root, key, track.waveform[:n_samples], bundle.sample_rate, output)
