@@ -231,8 +231,9 @@ def print_summary(storage_url: str, run_id: str) -> None:
     typer.echo(format_table(con.sql(SUMMARY_SQL, params=params).to_arrow_table()))
     below = con.sql(BELOW_TARGET_SQL, params=params).to_arrow_table()
     if below.num_rows:
-        typer.echo(f"\nmixes below the {DEFAULT_TARGET_LUFS:g} LUFS target: {below.num_rows} (their peaks would need "
-                   f"more than the limiter's {MAX_LIMIT_DB:g} dB; mixes.loudness_status = 'below_target'):")
+        typer.echo(f"\nmixes below the {DEFAULT_TARGET_LUFS:g} LUFS target: {below.num_rows} (too impulsive: the "
+                   f"true-peak limiter, at most {MAX_LIMIT_DB:g} dB, could not raise them further; "
+                   "mixes.loudness_status = 'below_target'):")
         typer.echo(format_table(below))
     typer.echo("\noutputs (muxed videos; stems, mixes and spectrograms sit beside them):")
     typer.echo(format_table(con.sql(OUTPUTS_SQL, params=params).to_arrow_table(), max_width=None))
@@ -249,14 +250,12 @@ def _catalog_flow(dask: Optional[str]):
 
     if dask is None:
         return catalog_run
-    try:
-        from flows.dask_cluster import dask_task_runner
-    except ImportError as exc:
-        _fail(f"--dask needs prefect-dask: pip install 'foley-nag[dask]' ({exc})")
+    from flows.dask_cluster import dask_task_runner
+
     try:
         return catalog_run.with_options(task_runner=dask_task_runner(dask))
-    except ValueError as exc:
-        _fail(str(exc))
+    except (ImportError, ValueError) as exc:
+        _fail(f"--dask: {exc}")
 
 
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
@@ -288,7 +287,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
         with _storage_errors(storage_url), _Progress(storage_url, run_id, total, progress) as bar, \
                 env.local_run_settings(), (env.shared_api() if dask else contextlib.nullcontext()):
             result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
-            bar.finish(result["n_ok"] + result["n_failed"] + result["n_skipped"])
+            bar.finish(result["n_ok"] + result["n_failed"])  # the run's videos, earlier attempts' included
     except (ModelNotFound, RunConflict, ManifestError) as exc:
         _fail(str(exc))
     typer.echo(f"run {printable(run_id)} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "

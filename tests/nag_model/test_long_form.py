@@ -78,6 +78,16 @@ def bundle():
     return random_bundle("tiny", seed=0, duration=2.0)
 
 
+@pytest.fixture(scope="module", params=["tiny", "demo"])
+def any_bundle(request, bundle):
+    """The random tiny model (2-s windows) and the trained demo model (8-s windows, real sound)."""
+    if request.param == "tiny":
+        return bundle
+    from nag_model.bundle import load_bundle
+
+    return load_bundle("demo", duration=8.0)
+
+
 def _features(bundle, n: int) -> list[VideoFeatures]:
     g = torch.Generator().manual_seed(1)
     seq, cfg = bundle.base.seq, bundle.base.config
@@ -97,13 +107,16 @@ def test_a_video_within_one_window_is_exactly_the_plain_generation(bundle):
     assert got[1].against == ("A dog barks.",)
 
 
-def test_long_tracks_window_by_window(bundle, monkeypatch):
+def test_long_tracks_window_by_window(any_bundle, monkeypatch):
+    bundle = any_bundle
     plain = StepByStepGenerator(bundle.base, bundle.codec, bundle.text_encoder, controlnet=bundle.controlnet)
     long_form = LongFormGenerator(plain)
-    total = round(4.5 * SR)
+    window_s = round(bundle.duration)
+    total = round((window_s + 2.5) * SR)  # four 2-s windows 1 s apart; two 8-s ones, the second at 3 s
     windows = long_form.windows(total)
-    assert [w.start / SR for w in windows] == [0.0, 1.0, 2.0, 3.0]
+    assert [w.start / SR for w in windows] == ([0.0, 1.0, 2.0, 3.0] if window_s == 2 else [0.0, 3.0])
     features = _features(bundle, len(windows))
+    n = len(windows)
     calls, made = [], []
     real = plain.generate_track
 
@@ -123,16 +136,16 @@ def test_long_tracks_window_by_window(bundle, monkeypatch):
     np.testing.assert_array_equal(first.waveform[:fade_in_at], alone.waveform[:fade_in_at])
 
     # Each window has its own features and seed; track 2's reference is track 1 over that same window.
-    assert [c[0] for c in calls[:4]] == features and [c[2] for c in calls[4:]] == [window_seed(4, j) for j in range(4)]
-    assert len({c[2] for c in calls[:4]}) == 4 and calls[0][2] == 3
-    for w, (_, caption, _, context) in zip(windows, calls[4:]):
+    assert [c[0] for c in calls[:n]] == features and [c[2] for c in calls[n:]] == [window_seed(4, j) for j in range(n)]
+    assert len({c[2] for c in calls[:n]}) == n and calls[0][2] == 3
+    for w, (_, caption, _, context) in zip(windows, calls[n:]):
         assert caption == "Rain falls." and len(context) == 1
         np.testing.assert_array_equal(context[0], first.waveform[w.start : w.end])
-    assert all(not c[3] for c in calls[:4])  # track 1 has nothing to push away from
+    assert all(not c[3] for c in calls[:n])  # track 1 has nothing to push away from
 
     # The joins add no click: where a window starts fading out and where it has faded out, the joined track
     # is no sharper than the windows it joins are there on their own.
-    for track, raw in ((first, made[:4]), (second, made[4:])):
+    for track, raw in ((first, made[:n]), (second, made[n:])):
         for j, prev in enumerate(windows[:-1]):
             nxt = windows[j + 1]
             for at in (prev.end - SR, prev.end):
