@@ -47,7 +47,8 @@ def test_features_are_encoded_once_per_video(h, demo_video, monkeypatch):
     f2 = models.video_features(bundle, demo_video, sha, h.DURATION)
     assert windows[0] is f2 and len(calls) == 1 and covered == pytest.approx(8.0)  # the whole video
     assert models.video_windows(bundle, demo_video, sha, h.DURATION) is windows and len(calls) == 1
-    assert len(windows) == len(models.soundtrack_windows(bundle, 8.0)) == 7  # 2-s windows, 1 s apart
+    assert len(windows) == len(models.soundtrack_windows(bundle, 8.0)) == 1  # one 8-s window (2 for 8.5 s)
+    assert len(models.soundtrack_windows(bundle, 8.5)) == 2
     assert f2.clip_f.shape[1] == bundle.base.seq.clip and f2.sync_f.shape[1] == bundle.base.seq.sync
 
 
