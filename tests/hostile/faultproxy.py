@@ -9,7 +9,8 @@ For the requests a :class:`Plan` picks, it injects one fault:
 * ``reset``: the connection is cut with a TCP RST right after the request arrived (nothing forwarded);
 * ``reset_mid``: the request is forwarded, and the connection is reset after part of the response;
 * ``stall``: the request is forwarded, and nothing comes back for ``stall_s`` (longer than the client's read
-  timeout), then the connection is reset;
+  timeout) or until the client gives up and closes (``Fault.held_s`` says after how long), then the
+  connection is reset;
 * ``slow``: the response trickles back in small pieces (it completes, slowly);
 * ``503``: the server is not asked; the client gets ``503 Slow Down`` (S3's throttling answer).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+import select
 import socket
 import struct
 import threading
@@ -71,11 +73,12 @@ class Plan:
             return kind
 
 
-@dataclass(frozen=True)
+@dataclass
 class Fault:
     kind: str
     request: str  # "PUT /bucket/key" (the query string dropped)
     at: float  # seconds since the proxy started
+    held_s: float | None = None  # a stall: how long the client waited before it closed (None: it never did)
 
 
 class FaultProxy:
@@ -129,8 +132,10 @@ class FaultProxy:
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
             method, target = (line.split(" ") + ["", ""])[:2]
             kind = self.plan.pick()
+            fault = None
             if kind:
-                self.faults.append(Fault(kind, f"{method} {target.split('?', 1)[0]}", time.monotonic() - self._started))
+                fault = Fault(kind, f"{method} {target.split('?', 1)[0]}", time.monotonic() - self._started)
+                self.faults.append(fault)
             if kind == "reset":
                 return _reset(client)
             if kind == "503":
@@ -143,7 +148,7 @@ class FaultProxy:
             body = rest + _read_exactly(client, int(length.group(1)) - len(rest)) if length else rest
             upstream = socket.create_connection(self.upstream, timeout=30)
             upstream.sendall(_close_after(head) + body)
-            self._respond(kind, upstream, client)
+            self._respond(fault, upstream, client)
         except OSError:
             pass
         finally:
@@ -154,14 +159,15 @@ class FaultProxy:
                     except OSError:
                         pass
 
-    def _respond(self, kind: str | None, upstream: socket.socket, client: socket.socket) -> None:
+    def _respond(self, fault: Fault | None, upstream: socket.socket, client: socket.socket) -> None:
+        kind = fault.kind if fault else None
         interim, head, rest = _final_head(upstream)  # "100 Continue" answers pass as they are
         if interim:
             client.sendall(interim)
         if head is None:
             return
         if kind == "stall":
-            time.sleep(self.plan.stall_s)
+            fault.held_s = _held(client, self.plan.stall_s)
             return _reset(client)
         sent = 0
         chunks = [_close_after(head) + rest]
@@ -178,6 +184,21 @@ class FaultProxy:
             else:
                 client.sendall(chunk)
             sent += len(chunk)
+
+
+def _held(client: socket.socket, seconds: float) -> float | None:
+    """Wait up to ``seconds`` for the client to close; how long it took, or None if it waited it out."""
+    start = time.monotonic()
+    while (left := seconds - (time.monotonic() - start)) > 0:
+        readable, _, _ = select.select([client], [], [], left)
+        if readable:
+            try:
+                if not client.recv(1, socket.MSG_PEEK):
+                    return time.monotonic() - start
+            except OSError:
+                return time.monotonic() - start
+            time.sleep(0.01)
+    return None
 
 
 def _final_head(sock: socket.socket) -> tuple[bytes, bytes | None, bytes]:

@@ -47,7 +47,7 @@ def test_a_catalog_run_survives_storage_faults(h, tmp_path, monkeypatch, check_r
         server = urlparse(os.environ["FOLEY_S3_ENDPOINT_URL"])
         plan = faultproxy.Plan(rate=float(os.environ.get("FOLEY_FAULT_RATE", "0.08")),
                                max_faults=int(os.environ.get("FOLEY_FAULT_MAX", "4")),
-                               seed=int(os.environ.get("FOLEY_FAULT_SEED", "11")), stall_s=3.0)
+                               seed=int(os.environ.get("FOLEY_FAULT_SEED", "11")), stall_s=20.0)
         settings = {"model": h.MODEL, "duration": h.DURATION, "steps": 2}
         with faultproxy.FaultProxy((server.hostname, server.port), plan, lifetime_s=900) as proxy:
             monkeypatch.setenv("FOLEY_S3_ENDPOINT_URL", proxy.url)
@@ -76,11 +76,14 @@ def test_a_catalog_run_survives_storage_faults(h, tmp_path, monkeypatch, check_r
         assert con.sql("SELECT count(*) FROM tracks WHERE active").fetchall() == [(6,)]
         counts = {k: sum(f.kind == k for f in faults) for k in faultproxy.KINDS}
         assert sum(counts.values()) >= 5 and sum(1 for c in counts.values() if c) >= 4  # several kinds were hit
+        stalls = [f.held_s for f in faults if f.kind == "stall"]  # a stalled server costs the read timeout (1.5 s),
+        assert stalls and all(s is not None and s < 6 for s in stalls), stalls  # not botocore's default 60 s
         with capsys.disabled():
             print(f"\nfault injection: {requests} requests through the proxy, faults {counts}; first run "
                   f"{'completed' if isinstance(first, dict) else 'failed'} with "
                   f"{statuses if statuses else first!r}; hit: {sorted({f.request.split(' ')[0] for f in faults})}")
             for f in faults:
-                print(f"  {f.at:6.1f}s {f.kind:9s} {f.request[:110]}")
+                held = f" (client gave up after {f.held_s:.1f} s)" if f.held_s is not None else ""
+                print(f"  {f.at:6.1f}s {f.kind:9s} {f.request[:100]}{held}")
     finally:
         direct.fs.rm(bucket, recursive=True)
