@@ -3,7 +3,7 @@
     python -m benchmarks.long_form [--seconds 95] [--tracks 3] [--steps 25] [--model demo]
 
 Writes a synthetic video of the given length (64x64, 25 fps), decodes and encodes it window by window
-(``tasks.models.encode_video``), then generates the tracks with ``nag_model.long_form`` (NAG against the
+(``pipeline.models.encode_video``), then generates the tracks with ``nag_model.long_form`` (NAG against the
 earlier tracks in every window), and prints wall and CPU seconds (total, and per minute of video) and the
 process's peak resident memory. CPU seconds are the honest figure on a shared machine.
 """
@@ -48,7 +48,7 @@ def main() -> None:
 
     from nag_model.generator import TrackSettings
     from nag_model.long_form import LongFormGenerator
-    from tasks.models import encode_video, load_model
+    from pipeline.models import encode_video, load_model
 
     bundle = load_model(args.model, 8.0)
     captions = ["The fan motor drones strongly.", "A person walks faintly.", "A small bird tweets loudly."]

@@ -33,7 +33,7 @@ from media.audio_io import DELIVERY_RATE, resample
 from media.errors import MuxError, NoVideoStream
 from media.mix import limit_true_peak
 from media.source import MediaSource, describe_source, open_media
-from nag_model.loudness import as_float_audio, true_peak_db
+from audio.loudness import as_float_audio, true_peak_db
 
 __all__ = ["AudioTrack", "mux_audio", "mux_audio_to_path", "stream_title", "audio_true_peaks_db"]
 

@@ -2,10 +2,10 @@
 
 The video must have a video stream with at least one decodable frame; audio is optional. Its whole
 length gets a soundtrack (``duration`` is the model's window; a longer video is covered by overlapping
-windows, see ``nag_model.long_form``), up to ``tasks.models.MAX_VIDEO_S``: a longer one fails its row
+windows, see ``nag_model.long_form``), up to ``pipeline.models.MAX_VIDEO_S``: a longer one fails its row
 (``VideoTooLong``). A video shorter than one window is fine: its frames are padded to the model's
 lengths and its tracks are cut to the video's length. The features are
-computed here and kept in this worker's feature cache (:func:`tasks.models.video_features`); the
+computed here and kept in this worker's feature cache (:func:`pipeline.models.video_features`); the
 task returns only a small description of the video.
 
 A worker prepares one video at a time (the others wait): the first video of a catalog is then ready
@@ -17,16 +17,16 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Any
-
 import fsspec
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from media.errors import EmptyMedia, MediaUnreadable, NoVideoStream, VideoTooLong
 from media.probe import probe
-from tasks.models import MAX_VIDEO_S, encode_video, load_model
-from tasks.objects import input_options, local_path, open_input
+from pipeline.handoffs import PreparedVideo
+from pipeline.models import MAX_VIDEO_S, encode_video, load_model
+from pipeline.objects import local_path, open_input
+from storage.root import input_options
 from tasks.retry_policy import IO_RETRY
 
 _CHUNK = 1 << 20
@@ -57,12 +57,12 @@ def file_sha256(uri: str) -> str:
     return h.hexdigest()
 
 
-def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any]:
+def describe_video(video_uri: str, model: str, duration: float) -> PreparedVideo:
     """Probe, hash, decode and encode (plain function; see the module docstring).
 
     Returns:
-        ``{"video_uri", "sha256", "duration_s", "fps", "width", "height", "has_audio", "covered_s"}``,
-        where ``covered_s`` is the length of video the tracks will cover: the picture's whole length.
+        The :class:`PreparedVideo`; its ``covered_s`` is the length of video the tracks will cover: the
+        picture's whole length.
 
     Raises:
         media.errors: ``MediaUnreadable``, ``EmptyMedia`` (0 bytes, no frames), ``CorruptMedia``,
@@ -76,18 +76,17 @@ def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any
         raise EmptyMedia(f"{video_uri}: zero-length video")
     if info.duration is not None and info.duration > MAX_VIDEO_S:
         raise VideoTooLong(f"{video_uri}: the video is {info.duration:.1f} s long; soundtracks are made for videos "
-                           f"of up to {MAX_VIDEO_S:g} s (tasks.models.MAX_VIDEO_S)")
+                           f"of up to {MAX_VIDEO_S:g} s (pipeline.models.MAX_VIDEO_S)")
     sha256 = file_sha256(video_uri)
     _, covered = encode_video(load_model(model, duration), video_uri, sha256, duration)  # warms the cache
     if covered <= 0:
         raise EmptyMedia(f"{video_uri}: zero-length video (no frame before {duration} s)")
-    return {"video_uri": video_uri, "sha256": sha256, "duration_s": info.duration, "fps": info.fps,
-            "width": info.width, "height": info.height, "has_audio": info.has_audio,
-            "covered_s": covered}
+    return PreparedVideo(video_uri=video_uri, sha256=sha256, duration_s=info.duration, fps=info.fps,
+                         width=info.width, height=info.height, has_audio=info.has_audio, covered_s=covered)
 
 
 @task(name="prepare-video", cache_policy=NO_CACHE, task_run_name="prepare-{video_uri}", **IO_RETRY)
-def prepare_video(video_uri: str, model: str, duration: float) -> dict[str, Any]:
+def prepare_video(video_uri: str, model: str, duration: float) -> PreparedVideo:
     """Probe + sha256 + frames + features of one video (see :func:`describe_video`)."""
     if not os.fspath(video_uri):
         raise MediaUnreadable("no video URI")

@@ -11,7 +11,7 @@ from media.mux import AudioTrack, audio_true_peaks_db, mux_audio
 from storage import keys, tables
 from storage.root import open_root
 from tasks.mixing import mix_video
-from tasks.params import AudioOutput
+from pipeline.params import AudioOutput
 
 SR = 16_000
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from flows import cli
 from media.mux import audio_true_peaks_db
 from storage.root import open_root
-from tasks.objects import key_of, read_audio
+from pipeline.objects import key_of, read_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 CONTROL = {"\x1b", "\x07", "\r", "\x08", "\u202e", "\x00", "\x9b", "\u200b"}

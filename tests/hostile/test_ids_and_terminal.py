@@ -12,7 +12,7 @@ from flows import cli
 from flows.terminal import printable
 from storage import query, tables
 from storage.root import open_root
-from tasks.params import check_run_id
+from pipeline.params import check_run_id
 
 runner = CliRunner()
 RAW = ("\x1b[2J\x1b]0;pwned\x07", "\r", "\x08", "\u202e", "\x00", "\x9b")  # clear screen + title, CR, BS, RLO...

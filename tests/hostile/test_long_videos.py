@@ -11,7 +11,7 @@ import av
 import pytest
 
 from storage.root import open_root
-from tasks.objects import key_of, read_audio
+from pipeline.objects import key_of, read_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 LENGTHS = {"two": 2.0, "eight": 8.0, "eight-and-a-half": 8.5, "twenty": 20.0, "ninety-five": 95.0}
@@ -31,7 +31,7 @@ def _muxed_audio_length(data: bytes) -> tuple[int, int, int]:
 
 def test_soundtracks_are_as_long_as_their_videos(h, tmp_path, check_run_storage, capsys):
     from flows.catalog import catalog_run
-    from tasks.models import load_model
+    from pipeline.models import load_model
 
     lines = ["id,video_uri,captions"]
     for name, seconds in LENGTHS.items():

@@ -27,7 +27,7 @@ def test_nag_ode_reaches_the_closed_form_target(alpha, beta):
     mu0, muc, mupsi = torch.randn(3, 1, 4, 3, dtype=torch.float64).unbind(0)
     nag = NegativeAudioGuidance(alpha, beta)
     u0, uc, upsi = (gaussian_velocity(m, s) for m in (mu0, muc, mupsi))
-    v = lambda t, x: nag.combine([u0(t, x), uc(t, x), upsi(t, x)])  # noqa: E731
+    v = lambda t, x: nag.combine({"empty": u0(t, x), "full": uc(t, x), "reference": upsi(t, x)})  # noqa: E731
     x0 = torch.randn(512, 4, 3, dtype=torch.float64)
     x1 = euler(v, x0, time_grid(400).double())
     target = mu0 + alpha * (muc - mu0) + beta * (muc - mupsi)
@@ -41,7 +41,7 @@ def test_cfg_ode_reaches_the_closed_form_target():
     s, w = 0.3, 4.5
     mu0, muc = torch.randn(2, 1, 5, 2, dtype=torch.float64).unbind(0)
     cfg = ClassifierFreeGuidance(w)
-    v = lambda t, x: cfg.combine([gaussian_velocity(mu0, s)(t, x), gaussian_velocity(muc, s)(t, x)])  # noqa: E731
+    v = lambda t, x: cfg.combine({"empty": gaussian_velocity(mu0, s)(t, x), "full": gaussian_velocity(muc, s)(t, x)})  # noqa: E731
     x0 = torch.randn(64, 5, 2, dtype=torch.float64)
     x1 = euler(v, x0, time_grid(400).double())
     assert torch.allclose(x1, mu0 + w * (muc - mu0) + s * x0, atol=2e-2)
@@ -99,8 +99,17 @@ def test_batched_and_unbatched_guidance_agree(tiny_base, randomize, guidance):
     cs = _condition_set(tiny_base, controlnet, with_negative=True)
     x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.6)
     batched = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=True)(t, x)
-    single = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)(t, x)
-    assert torch.allclose(batched, single, atol=1e-5, rtol=1e-5)
+    exact = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)
+    single = exact(t, x)
+    # One forward of all branches rounds its fp32 matrix products differently from one forward per
+    # branch (MKL picks its kernels by row count): each branch velocity (|v| ~ 4 here) agrees to
+    # ~3e-6, within the per-branch tolerance 1e-5. The guidance formula is linear in the branches,
+    # so that rounding is amplified at most by the sum of the absolute weights of the branches
+    # (2 alpha - 1 for CFG, 2 (alpha + beta) - 1 for NAG): the tolerance scales with it.
+    names = exact.names
+    weights = sum(abs(float(guidance.combine({n: torch.tensor(float(n == m)) for n in names}))) for m in names)
+    assert weights >= 1
+    assert torch.allclose(batched, single, atol=1e-5 * weights, rtol=1e-5)
 
 
 @torch.no_grad()

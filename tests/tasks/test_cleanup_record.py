@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from storage import keys, tables
-from tasks import record
-from tasks.cleanup import reset_video_state, sweep_table_temporaries, unit
-from tasks.record import commit_version, describe_error, first_failure, record_rejected, video_row
+from pipeline.handoffs import Captions, OrderedCaptions, PreparedVideo
+from pipeline.outcomes import STAGES, describe_error, first_failure
+from storage.cleanup import reset_video_state, sweep_table_temporaries, unit
+from storage.commit import commit_version, video_row
+from tasks.record import record_rejected, record_video
 
 ENTRY = {"row": 1, "video_id": "v", "video_uri": "/x.mp4", "captions": ["a"], "error": None}
 
@@ -66,7 +68,7 @@ def test_reset_of_a_new_video_removes_everything_under_its_prefix(root):
 
 
 def test_clearing_a_compacted_unit_shadows_its_copy(root):
-    from tasks.cleanup import clear_unit
+    from storage.cleanup import clear_unit
 
     row = {"run_id": "r", "video_id": "v", "version": 2, "metric": "lufs", "value": -3.0}
     tables.write_rows(root, "metrics", "r", [row], unit=unit("v", 2))
@@ -88,7 +90,7 @@ def test_table_temporaries_of_this_run_are_swept(root):
 
 
 def test_first_failure_names_the_earliest_stage():
-    ok = {s: {} for s in record.STAGES}
+    ok = {s: {} for s in STAGES}
     assert first_failure(ok) is None
     failed = {**ok, "captions": ValueError("bad"), "ordering": None, "synthesis": None}
     stage, exc = first_failure(failed)
@@ -107,8 +109,10 @@ def test_a_rejected_row_is_a_failed_videos_row(root):
 
 def test_record_video_writes_a_failure_and_cleans_up(root):
     root.put_atomic(keys.track_key("r", "v", "t0", 1), b"partial")
-    out = record.record_video.fn(root.url, "r", ENTRY, {}, {"duration_s": 8.0, "width": 64}, {"captions": ["a"]},
-                                 {"captions": ["a"]}, RuntimeError("synthesis blew up"), None, None)
+    video = PreparedVideo("/x.mp4", "0" * 64, 8.0, None, 64, None, False, 8.0)
+    out = record_video.fn(root.url, "r", ENTRY, {}, video, Captions(("a",), "manifest"),
+                          OrderedCaptions(("a",), None, "given", "given"), RuntimeError("synthesis blew up"),
+                          None, None)
     assert out == {"video_id": "v", "status": "failed", "error": "synthesis: RuntimeError: synthesis blew up"}
     row = tables.read_table(root, "videos", "r").to_pylist()[0]
     assert row["width"] == 64 and row["n_captions"] == 1 and root.list(keys.video_prefix("r", "v")) == []

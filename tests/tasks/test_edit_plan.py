@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 
 from media.errors import CorruptMedia, MediaUnreadable
-from tasks import cleanup, manifest, mixing, prepare, record, run_log, scoring, synthesis
-from tasks.edit_plan import EditError, make_plan
+from pipeline.edit_plan import EditError, make_plan
+from pipeline.tracks import track_seed
+from tasks import manifest, mixing, prepare, record, reset, run_log, scoring, synthesis
 from tasks.retry_policy import IO_RETRIES, is_transient
-from tasks.synthesis import track_seed
+
+NEW = {"track_id": "new"}  # the generated track's row
 
 
 def state(n_tracks: int = 2):
@@ -20,25 +22,25 @@ def state(n_tracks: int = 2):
 
 def test_add_gets_a_new_id_goes_last_and_is_made_against_all():
     plan = make_plan(state(), "add", caption=" A door knocks. ")
-    g = plan["generate"]
-    assert g["track_id"] == "t8" and g["version"] == 1 and g["supersedes"] is None and g["position"] == 2
-    assert g["caption"] == "A door knocks." and g["seed"] == track_seed(3, "v", "t8", 1)
-    assert [t["track_id"] for t in plan["context"]] == ["t0", "t1"] and plan["tracks_after"][-1] == "<new>"
-    assert plan["version"] == 2 and plan["supersedes_mix"] == 1
+    g = plan.generate
+    assert g.track_id == "t8" and g.version == 1 and g.supersedes is None and g.position == 2
+    assert g.caption == "A door knocks." and g.seed == track_seed(3, "v", "t8", 1)
+    assert [t["track_id"] for t in plan.context] == ["t0", "t1"] and plan.tracks_after(NEW)[-1] is NEW
+    assert plan.version == 2 and plan.supersedes_mix == 1
 
 
 def test_regenerate_supersedes_and_is_made_against_the_others():
     plan = make_plan(state(3), "regenerate", track_id="t1", seed=11)
-    g = plan["generate"]
-    assert (g["track_id"], g["version"], g["supersedes"], g["seed"], g["caption"]) == ("t1", 2, 1, 11, "c1")
-    assert [t["track_id"] for t in plan["context"]] == ["t0", "t2"]
-    assert plan["tracks_after"][1] == "<new>"
-    assert make_plan(state(3), "regenerate", track_id="t1")["generate"]["seed"] == track_seed(3, "v", "t1", 2)
+    g = plan.generate
+    assert (g.track_id, g.version, g.supersedes, g.seed, g.caption) == ("t1", 2, 1, 11, "c1")
+    assert [t["track_id"] for t in plan.context] == ["t0", "t2"]
+    assert plan.tracks_after(NEW)[1] is NEW
+    assert make_plan(state(3), "regenerate", track_id="t1").generate.seed == track_seed(3, "v", "t1", 2)
 
 
 def test_remove_drops_the_track_from_the_mix_only():
     plan = make_plan(state(3), "remove", track_id="t0")
-    assert plan["generate"] is None and [t["track_id"] for t in plan["tracks_after"]] == ["t1", "t2"]
+    assert plan.generate is None and [t["track_id"] for t in plan.tracks_after()] == ["t1", "t2"]
 
 
 @pytest.mark.parametrize("action, kwargs, fragment", [
@@ -54,7 +56,7 @@ def test_impossible_edits_are_refused(action, kwargs, fragment):
 
 def test_io_tasks_retry_with_backoff_and_the_gpu_step_does_not():
     io_tasks = [manifest.read_manifest, prepare.prepare_video, mixing.mix_video, scoring.score_video,
-                record.record_video, record.record_rejected, cleanup.reset_video, run_log.begin_run, run_log.finish_run]
+                record.record_video, record.record_rejected, reset.reset_video, run_log.begin_run, run_log.finish_run]
     for t in io_tasks:
         assert t.retries == IO_RETRIES, t.name
         assert t.retry_delay_seconds == [2.0, 4.0, 8.0], t.name
