@@ -35,8 +35,8 @@ class AudioOutput:
 
 
 def check_run_id(run_id: str) -> str:
-    """``run_id`` if it is a name (the rules of video ids: ``tasks.manifest.id_problem``), else ValueError."""
-    from tasks.manifest import id_problem
+    """``run_id`` if it is a name (the rules of video ids: ``storage.manifest.id_problem``), else ValueError."""
+    from storage.manifest import id_problem
 
     problem = id_problem(run_id)
     if problem is not None:

@@ -64,7 +64,7 @@ def test_independent_rows_leave_beta_null_and_48k_wav_delivery(root, video, h):
                                 AudioOutput("wav", 24, resample_48k=True), 0, gpu_slot_name=None)
     assert rows[0]["beta"] is None and rows[0]["method"] == "independent"
     assert rows[0]["uri"].endswith(".wav") and rows[0]["sample_rate"] == 48000
-    assert rows[0]["duration_s"] == pytest.approx(video["covered_s"], abs=1e-3)  # the whole video, windows joined
+    assert rows[0]["duration_s"] == pytest.approx(video.covered_s, abs=1e-3)  # the whole video, windows joined
 
 
 def test_one_track_against_others_is_the_edit_step(root, video, h):
