@@ -108,7 +108,7 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     reset = (reset_video.submit(storage_url, run_id, vid, committed=0) if resumed  # start clean (after a kill)
              else {"committed_version": 0, "removed": []})
     video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset] if resumed else None)
-    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars, captioner)
+    captions = resolve_captions.submit(entry, video, model, duration, max_caption_chars, captioner)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
                                       seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
@@ -200,7 +200,7 @@ def catalog_run(
                 _video_done()
                 continue
             if entry.error:
-                records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
+                records.append(record_rejected.submit(storage_url, run_id, entry))
                 _video_done()
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
@@ -210,7 +210,7 @@ def catalog_run(
             videos[stages[-1]] = (entry, stages)
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
-            records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
+            records.append(record_video.submit(storage_url, run_id, entry, *map(outcome, stages)))
             _video_done()
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)

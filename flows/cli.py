@@ -77,30 +77,6 @@ class Report(str, Enum):
 
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
 
-SUMMARY_SQL = """
-WITH latest AS (SELECT * FROM latest_videos WHERE run_id = $run_id)
-SELECT (SELECT count(*) FROM latest) AS videos,
-       (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
-       (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
-       (SELECT count(*) FROM tracks WHERE run_id = $run_id AND active) AS tracks,
-       (SELECT round(avg(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS mean_mix_lufs,
-       (SELECT round(min(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS min_mix_lufs,
-       (SELECT round(max(greatest(true_peak_db, muxed_true_peak_db)), 2) FROM mixes
-        WHERE run_id = $run_id AND active) AS max_true_peak_db
-"""
-BELOW_TARGET_SQL = """
-SELECT video_id, round(lufs, 2) AS lufs, round(limiter_gain_db, 2) AS limiter_gain_db
-FROM mixes WHERE run_id = $run_id AND active AND loudness_status = 'below_target' ORDER BY video_id LIMIT 20
-"""
-OUTPUTS_SQL = """
-SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
-FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT 20
-"""
-FAILURES_SQL = """
-SELECT video_id, error FROM latest_videos WHERE run_id = $run_id AND status = 'failed'
-ORDER BY video_id LIMIT 20
-"""
-
 
 # ------------------------------------------------------------------ printing
 def _cell(value: Any, max_width: int | None) -> str:
@@ -195,22 +171,21 @@ def print_summary(storage_url: str, run_id: str) -> None:
     """Where the outputs are, and a DuckDB summary of the run."""
     from media.mix import MAX_LIMIT_DB
     from audio.loudness import DEFAULT_TARGET_LUFS
-    from storage.query import connect
+    from storage.query import connect, failed_videos, mixes_below_target, run_outputs, run_summary
 
     con = connect(storage_url)
-    params = {"run_id": run_id}
     typer.echo(f"\nstorage: {printable(storage_url)}   run: {printable(run_id)}")
     typer.echo("\nsummary (DuckDB over the Parquet tables):")
-    typer.echo(format_table(con.sql(SUMMARY_SQL, params=params).to_arrow_table()))
-    below = con.sql(BELOW_TARGET_SQL, params=params).to_arrow_table()
+    typer.echo(format_table(run_summary(con, run_id)))
+    below = mixes_below_target(con, run_id)
     if below.num_rows:
         typer.echo(f"\nmixes below the {DEFAULT_TARGET_LUFS:g} LUFS target: {below.num_rows} (too impulsive: the "
                    f"true-peak limiter, at most {MAX_LIMIT_DB:g} dB, could not raise them further; "
                    "mixes.loudness_status = 'below_target'):")
         typer.echo(format_table(below))
     typer.echo("\noutputs (muxed videos; stems, mixes and spectrograms sit beside them):")
-    typer.echo(format_table(con.sql(OUTPUTS_SQL, params=params).to_arrow_table(), max_width=None))
-    failures = con.sql(FAILURES_SQL, params=params).to_arrow_table()
+    typer.echo(format_table(run_outputs(con, run_id), max_width=None))
+    failures = failed_videos(con, run_id, limit=20).select(["video_id", "error"])
     if failures.num_rows:
         typer.echo("\nfailed videos:")
         typer.echo(format_table(failures))

@@ -16,6 +16,7 @@ from prefect import flow
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, release_gpu_slots
 from pipeline.params import AudioOutput, TrackSettings
+from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.gpu_slot import ensure_gpu_slots
@@ -68,7 +69,7 @@ def edit_video(
         video, new_rows = plan.video["video_uri"], []
         if new is not None:
             video = prepare_video(video, model, duration)
-            resolve_captions({"video_id": video_id, "captions": [new.caption]}, video, model, duration,
+            resolve_captions(ManifestEntry(0, video_id, video.video_uri, (new.caption,)), video, model, duration,
                              params.get("max_caption_chars", DEFAULT_MAX_CAPTION_CHARS))
             if gpu_slot:
                 ensure_gpu_slots(gpu_slot)

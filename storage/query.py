@@ -242,6 +242,7 @@ SELECT run_id, video_id, version, video_uri, error, created_at
 FROM latest_videos
 WHERE {_RUN_FILTER.format(alias='')} AND status = 'failed'
 ORDER BY run_id, video_id
+LIMIT $limit
 """
 
 TRACKS_PER_CAPTION_SQL = f"""
@@ -262,14 +263,53 @@ def metric_means_by_method(con: duckdb.DuckDBPyConnection, run_id: str | None = 
     return con.sql(METRIC_MEANS_SQL, params={"run_id": run_id}).to_arrow_table()
 
 
-def failed_videos(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> pa.Table:
-    """Videos whose latest version failed, with the error. ``run_id`` None = all runs."""
-    return con.sql(FAILED_VIDEOS_SQL, params={"run_id": run_id}).to_arrow_table()
+def failed_videos(con: duckdb.DuckDBPyConnection, run_id: str | None = None, limit: int | None = None) -> pa.Table:
+    """Videos whose latest version failed, with the error (the first ``limit``; None = all). ``run_id``
+    None = all runs."""
+    return con.sql(FAILED_VIDEOS_SQL, params={"run_id": run_id, "limit": limit}).to_arrow_table()
 
 
 def tracks_per_caption(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> pa.Table:
     """Per caption: active tracks, all versions, distinct videos; most-used first."""
     return con.sql(TRACKS_PER_CAPTION_SQL, params={"run_id": run_id}).to_arrow_table()
+
+
+# ------------------------------------------------------------------ one run's summary (printed after a run)
+SUMMARY_SQL = """
+WITH latest AS (SELECT * FROM latest_videos WHERE run_id = $run_id)
+SELECT (SELECT count(*) FROM latest) AS videos,
+       (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
+       (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
+       (SELECT count(*) FROM tracks WHERE run_id = $run_id AND active) AS tracks,
+       (SELECT round(avg(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS mean_mix_lufs,
+       (SELECT round(min(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS min_mix_lufs,
+       (SELECT round(max(greatest(true_peak_db, muxed_true_peak_db)), 2) FROM mixes
+        WHERE run_id = $run_id AND active) AS max_true_peak_db
+"""
+BELOW_TARGET_SQL = """
+SELECT video_id, round(lufs, 2) AS lufs, round(limiter_gain_db, 2) AS limiter_gain_db
+FROM mixes WHERE run_id = $run_id AND active AND loudness_status = 'below_target' ORDER BY video_id LIMIT $limit
+"""
+OUTPUTS_SQL = """
+SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
+FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT $limit
+"""
+
+
+def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> pa.Table:
+    """One row: videos (ok, failed), active tracks, mean and min mix loudness, and the highest true peak of
+    a mix, as stored or as delivered in the muxed video."""
+    return con.sql(SUMMARY_SQL, params={"run_id": run_id}).to_arrow_table()
+
+
+def mixes_below_target(con: duckdb.DuckDBPyConnection, run_id: str, limit: int = 20) -> pa.Table:
+    """The run's active mixes that missed the loudness target (``loudness_status = 'below_target'``)."""
+    return con.sql(BELOW_TARGET_SQL, params={"run_id": run_id, "limit": limit}).to_arrow_table()
+
+
+def run_outputs(con: duckdb.DuckDBPyConnection, run_id: str, limit: int = 20) -> pa.Table:
+    """The run's active mixes: version, number of tracks and the muxed video."""
+    return con.sql(OUTPUTS_SQL, params={"run_id": run_id, "limit": limit}).to_arrow_table()
 
 
 REPORTS: dict[str, Callable[..., pa.Table]] = {

@@ -49,7 +49,7 @@ def test_a_mix_below_target_is_flagged_in_its_row_and_in_the_summary(tmp_path, v
         key = keys.track_key("r", "v", f"t{k}", 1, "flac")
         root.put_atomic(key, audio_to_bytes(wav, SR, format="flac", bit_depth=24))
         rows.append({"track_id": f"t{k}", "version": 1, "caption": f"c{k}", "uri": root.uri(key), "gain_db": 0.0})
-    mix = mix_video.fn(root.url, "r", "v", {"video_uri": video}, rows, AudioOutput())
+    mix = mix_video.fn(root.url, "r", "v", video, rows, AudioOutput())
     assert mix["loudness_status"] == "below_target" and mix["lufs"] < -21
     assert mix["muxed_true_peak_db"] <= -1.0
     tables.write_rows(root, "mixes", "r", [mix], unit="v@v1")
@@ -69,5 +69,5 @@ def test_a_mix_on_target_says_so(tmp_path, video):
     key = keys.track_key("r", "v", "t0", 1, "flac")
     root.put_atomic(key, audio_to_bytes(noise, SR, format="flac"))
     row = {"track_id": "t0", "version": 1, "caption": "hiss", "uri": root.uri(key), "gain_db": 0.0}
-    mix = mix_video.fn(root.url, "r", "v", {"video_uri": video}, [row], AudioOutput())
+    mix = mix_video.fn(root.url, "r", "v", video, [row], AudioOutput())
     assert mix["loudness_status"] == "on_target" and mix["lufs"] == pytest.approx(-20, abs=0.5)

@@ -87,7 +87,7 @@ def test_a_flow_that_ends_while_it_holds_the_gpu_slot_releases_it_without_an_err
     script = textwrap.dedent(f"""
         from flows.catalog import catalog_run
         from pipeline import gpu_slot as gpu
-        gpu._holder("gpu-atexit-test").linger_s = 600  # the slot is still held when the flow ends
+        gpu.holder("gpu-atexit-test").linger_s = 600  # the slot is still held when the flow ends
         catalog_run({str(clips)!r}, storage_url={f"file://{tmp_path / 'out'}"!r}, model={h.MODEL!r}, steps=2,
                     duration={h.DURATION}, gpu_slot="gpu-atexit-test")
         print("flow done", flush=True)

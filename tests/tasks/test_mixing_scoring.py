@@ -12,8 +12,9 @@ from storage import keys, tables
 from tasks.mixing import mix_video
 from pipeline.objects import key_of
 from pipeline.params import AudioOutput, TrackSettings
-from tasks.prepare import describe_video
-from tasks.scoring import evaluator_metrics, level_metrics, score_video
+from pipeline.videos import describe_video
+from pipeline.metrics import evaluator_metrics, level_metrics
+from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 ORDERED = OrderedCaptions(("A motor hums steadily.", "A lamp beeps softly.", "Rain falls."), (3.0, 2.0, 1.0),
@@ -101,7 +102,7 @@ def test_the_mix_sums_the_tracks_as_generated_not_as_limited(root, demo_video):
     """A stem stored at another level (quiet ones raised toward -20 LUFS, hot ones 20 dB down under their
     ceiling) still weighs in the mix as the model made it."""
     from media.mix import mix_tracks
-    from tasks.synthesis import _store
+    from pipeline.stems import store_stem as _store
 
     t = np.arange(32000) / 16000
     quiet = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

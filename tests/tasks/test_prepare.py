@@ -6,7 +6,8 @@ import hashlib
 import pytest
 
 from media.errors import CorruptMedia, EmptyMedia, MediaUnreadable, NoVideoStream
-from tasks.prepare import describe_video, file_sha256, prepare_video
+from pipeline.videos import describe_video, file_sha256
+from tasks.prepare import prepare_video
 
 
 def test_a_demo_video_is_described(h, demo_video):

@@ -13,8 +13,10 @@ from audio.loudness import true_peak_db
 from storage import keys, tables
 from pipeline.objects import key_of
 from pipeline.params import AudioOutput, TrackSettings
-from tasks.prepare import describe_video
-from tasks.synthesis import deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed
+from pipeline.videos import describe_video
+from pipeline.stems import deliverable
+from pipeline.tracks import track_id_for, track_seed
+from tasks.synthesis import synthesize_track, synthesize_tracks
 
 SYN = TrackSettings(steps=2)
 ORDERED = OrderedCaptions(("A fan hums.", "A lamp beeps."), None, "given", "given")
