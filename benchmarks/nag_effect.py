@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="test", choices=sorted(SPLITS), help="draw the clips from this split")
     p.add_argument("--seeds", default=None, metavar="START:STOP",
                    help="take the clips from these clip seeds instead of a split (any range, e.g. 20000000:20001000)")
-    p.add_argument("--null-clips", type=int, default=40,
+    p.add_argument("--null-clips", type=int, default=60,
                    help="clips (after the evaluated ones) whose stems form the calibrated judge's null")
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)
     p.add_argument("--alpha", type=float, default=DEFAULTS.alpha)

@@ -1,9 +1,9 @@
 """Why is ground-truth target presence low? (issue 12, item 1). Measured on the validation split.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/presence_diagnosis.py --split val --clips 30 \
-        --versions gt codec independent --steps 25 --out /tmp/presence.json
+        --versions gt codec independent independent_novideo --mix-check --steps 25 --out /tmp/presence.json
 
-For clips with 3 to 5 captions it judges, for every sounding source (caption) of the clip, three
+For clips with 3 to 5 captions it judges, for every sounding source (caption) of the clip, up to four
 versions of "the track for this caption":
   - gt: the true stem itself (the clip's stems scaled so the mix is at -20 LUFS, as in training);
   - codec: the true stem through the demo codec's round trip (log-mel encode, Griffin-Lim decode):
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--seeds", default=None, help="START:STOP clip seeds instead of --split")
     p.add_argument("--clips", type=int, default=30)
-    p.add_argument("--null-clips", type=int, default=40, help="clips after the judged ones whose stems form the null")
+    p.add_argument("--null-clips", type=int, default=60, help="clips after the judged ones whose stems form the null")
     p.add_argument("--seed", type=int, default=0, help="draws the split's clips")
     p.add_argument("--versions", nargs="*", default=["gt", "codec", "independent"], choices=VERSIONS,
                    help="which versions of each caption's track to judge")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from nag_model.codecs.demo_mel import MelCodec
-from synthfoley.judges import NNLS_SHARE, StemCorrelationJudge, loo_false_alarm_rate, mel_magnitude, nnls_shares
+from synthfoley.judges import (NNLS_SHARE, StemCorrelationJudge, loo_false_alarm_rate, mel_magnitude, nnls_shares,
+                               null_threshold)
 from synthfoley.splits import captioned_seeds, split_seeds
 from synthfoley.world import make_clip
 
@@ -87,6 +88,12 @@ def test_the_null_leaves_out_kinds_of_the_clip():
     with pytest.raises(ValueError, match="absent"):
         judge.judge(_stem(rng), _stem(rng), [], ["a", "b"])
     assert judge._null(["a"]).shape[0] == 2
+
+
+def test_null_threshold_is_a_finite_sample_rank():
+    assert null_threshold(np.arange(19.0), 0.95) == 18.0  # k = ceil(20 * 0.95) = 19: the largest
+    assert null_threshold(np.arange(18.0), 0.95) == np.inf  # too few null scores for 5%
+    assert null_threshold(np.arange(85.0), 0.95) == 81.0  # k = 82
 
 
 def test_loo_false_alarm_rate():
