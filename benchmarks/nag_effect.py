@@ -298,6 +298,12 @@ def write_rows(rows: dict, out_json: str) -> list[str]:
     return paths
 
 
+def read_rows(out_json: str) -> dict:
+    """The rows `write_rows` wrote beside this JSON."""
+    stem = str(Path(out_json).with_suffix(""))
+    return {name: pq.read_table(f"{stem}.{name}.parquet").to_pylist() for name in ("tracks", "pairs", "clips")}
+
+
 def run(bundle_path: str, n_clips: int, steps: int, seed: int, alpha: float, progress: bool = True,
         on_clip=None, methods: dict | None = None, workers: int = 1, threads: int = 1, split: str = "test",
         seeds: str | None = None, null_clips: int = 40) -> tuple[dict, dict]:
@@ -385,7 +391,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="a subset of the methods, by name (e.g. 'independent' 'NAG beta 1.5'); default all")
     p.add_argument("--beta", type=float, nargs="+", default=(),
                    help="extra NAG betas to run in descending order (e.g. --beta 3 5)")
+    p.add_argument("--from-rows", default=None, metavar="JSON",
+                   help="generate nothing: recompute the table and CIs from the Parquet rows beside this JSON")
     args = p.parse_args(argv)
+    if args.from_rows:
+        table, ci = summarise(read_rows(args.from_rows), seed=args.seed)
+        print(markdown({"table": table, "ci": ci}))
+        return
     command = "python benchmarks/nag_effect.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def write(report: dict, rows: dict) -> None:

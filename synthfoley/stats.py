@@ -39,7 +39,7 @@ def paired_rate_difference(num_a, den_a, num_b, den_b, *, relative: bool = False
 
     Returns:
         The estimate on all clips and the interval; NaN where the baseline rate is 0 (relative) or
-        there are fewer than 2 clips.
+        there are fewer than 2 clips. Relative intervals leave out the resamples whose baseline rate is 0.
     """
     data = [np.asarray(v, np.float64) for v in (num_a, den_a, num_b, den_b)]
     if len({len(v) for v in data}) != 1:
@@ -60,4 +60,9 @@ def paired_rate_difference(num_a, den_a, num_b, den_b, *, relative: bool = False
         warnings.simplefilter("ignore", DegenerateDataWarning)
         res = bootstrap(data, statistic, paired=True, vectorized=True, confidence_level=confidence,
                         n_resamples=n_resamples, method="percentile", rng=np.random.default_rng(seed))
-    return Interval(estimate, float(res.confidence_interval.low), float(res.confidence_interval.high))
+    if not relative:
+        return Interval(estimate, float(res.confidence_interval.low), float(res.confidence_interval.high))
+    # a resample whose baseline rate is 0 has no relative change: leave it out (rare unless rates are tiny)
+    tail = 50 * (1 - confidence)
+    low, high = np.nanpercentile(res.bootstrap_distribution, [tail, 100 - tail])
+    return Interval(estimate, float(low), float(high))

@@ -47,3 +47,12 @@ def test_seeded_and_checked():
     with pytest.raises(ValueError, match="one count per clip"):
         paired_rate_difference(a[:-1], da, b, db)
     assert np.isnan(paired_rate_difference(a, da, b * 0, db, relative=True).estimate)
+
+
+def test_relative_interval_survives_resamples_without_baseline_events():
+    den = np.full(20, 5)
+    b = np.zeros(20, int)
+    b[:2] = 1  # two baseline events: some resamples have none
+    a = np.zeros(20, int)
+    r = paired_rate_difference(a, den, b, den, relative=True)
+    assert r.estimate == -1.0 and r.low == -1.0 and r.high == -1.0
