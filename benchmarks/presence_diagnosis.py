@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=30)
     p.add_argument("--null-clips", type=int, default=60, help="clips after the judged ones whose stems form the null")
     p.add_argument("--seed", type=int, default=0, help="draws the split's clips")
+    p.add_argument("--first", type=int, default=None,
+                   help="judge only the first N of the --clips clips (the same clips and null as the full run)")
     p.add_argument("--versions", nargs="*", default=["gt", "codec", "independent"], choices=VERSIONS,
                    help="which versions of each caption's track to judge")
     p.add_argument("--mix-check", action="store_true",
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                                    split_seeds(args.split, 20 * args.clips + args.null_clips + 100, args.seed))]
     seeds = captioned_seeds(candidates, args.clips, 3, 5)
     rest = [s for s in candidates[candidates.index(seeds[-1]) + 1:]][:args.null_clips]
+    seeds = seeds[:args.first] if args.first else seeds
     t0 = time.time()
     bundle = load_bundle(args.bundle)
     judge = null_judge(rest)
