@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -392,13 +393,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--beta", type=float, nargs="+", default=(),
                    help="extra NAG betas to run in descending order (e.g. --beta 3 5)")
     p.add_argument("--from-rows", default=None, metavar="JSON",
-                   help="generate nothing: recompute the table and CIs from the Parquet rows beside this JSON")
+                   help="generate nothing: recompute the table and CIs from the Parquet rows beside this JSON "
+                        "(and write them to --out if given)")
     args = p.parse_args(argv)
     if args.from_rows:
         table, ci = summarise(read_rows(args.from_rows), seed=args.seed)
-        print(markdown({"table": table, "ci": ci}))
+        report = json.loads(Path(args.from_rows).read_text()) | {"table": table, "ci": ci}
+        if args.out:  # the recomputed report (the rows stay where they are)
+            Path(args.out).write_text(json.dumps(report, indent=2))
+        print(markdown(report))
         return
-    command = "python benchmarks/nag_effect.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/nag_effect.py " + shlex.join(argv if argv is not None else sys.argv[1:])
 
     def write(report: dict, rows: dict) -> None:
         if args.out:

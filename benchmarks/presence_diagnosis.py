@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             rows += judge_rows(bundle, judge, clip, infos, stems, mix, version, wavs)
         if args.mix_check:
             mixes += mix_rows(bundle, gen, clip, mix, null_mixes, args.steps, args.alpha)
-    report = {"command": "python benchmarks/presence_diagnosis.py " + " ".join(argv or __import__("sys").argv[1:]),
+    report = {"command": "python benchmarks/presence_diagnosis.py " + shlex.join(argv or sys.argv[1:]),
               "clips": len(seeds), "split": None if args.seeds else args.split, "seeds": args.seeds,
               "null_stems": len(judge.null_kinds), "steps": args.steps, "alpha": args.alpha, "seconds": round(time.time() - t0, 1),
               "presence": summarise(rows) if rows else {}}
