@@ -83,6 +83,23 @@ captions  dropped          list<string>              captions of the answer left
 captions  attempts         int32                     chat requests made
 captions  error            string                    why no captions came out (null when they did)
 captions  created_at       timestamp[us, UTC]    NN
+evaluations run_id         string                NN  the evaluation id (``foley evaluate``)
+evaluations scope          string                NN  'composite' (Table 1: the mixes) | 'tracks' (Table 2)
+evaluations metric         string                NN  e.g. 'fd', 'kl', 'is', 'ta_similarity', 'aa_similarity_mean'
+evaluations model          string                NN  the model whose features it uses (e.g. the demo evaluator)
+evaluations method         string                NN  one of common.methods.METHODS
+evaluations alpha          float64                   CFG strength of the run
+evaluations beta           float64                   NAG beta (null for the other methods)
+evaluations steps          int32                 NN  sampler steps
+evaluations caption_order  string                NN  the caption order of the run
+evaluations source_run_id  string                NN  the catalog run the value comes from
+evaluations n              int32                 NN  videos (composite) or items the value is over
+evaluations value          float64               NN  the metric over the set
+evaluations diff           float64                   value minus the independent run's (null for it)
+evaluations diff_low       float64                   paired bootstrap 95% CI of diff, over videos (null: set metric)
+evaluations diff_high      float64
+evaluations reference      string                    the reference set (FD, KL): 'source_audio'
+evaluations created_at     timestamp[us, UTC]    NN
 ========  ===============  ====================  ==  =============================================
 
 The DuckDB views (:mod:`storage.query`) add two derived columns to ``tracks`` (versions of
@@ -237,6 +254,25 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("error", pa.string()),
         _f("created_at", TIME, True),
     ]),
+    "evaluations": pa.schema([  # one row per (setting, metric) of a `foley evaluate` run
+        _f("run_id", pa.string(), True),
+        _f("scope", pa.string(), True),
+        _f("metric", pa.string(), True),
+        _f("model", pa.string(), True),
+        _f("method", pa.string(), True),
+        _f("alpha", pa.float64()),
+        _f("beta", pa.float64()),
+        _f("steps", pa.int32(), True),
+        _f("caption_order", pa.string(), True),
+        _f("source_run_id", pa.string(), True),
+        _f("n", pa.int32(), True),
+        _f("value", pa.float64(), True),
+        _f("diff", pa.float64()),
+        _f("diff_low", pa.float64()),
+        _f("diff_high", pa.float64()),
+        _f("reference", pa.string()),
+        _f("created_at", TIME, True),
+    ]),
 }
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
@@ -246,6 +282,8 @@ ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("tracks", "method"): frozenset(METHODS),
     ("captions", "source"): frozenset({"manifest", *CAPTIONERS}),
     ("mixes", "loudness_status"): frozenset({"on_target", "below_target", "silent"}),
+    ("evaluations", "scope"): frozenset({"composite", "tracks"}),
+    ("evaluations", "method"): frozenset(METHODS),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table
