@@ -19,7 +19,6 @@ per clip by dividing by their sum (:func:`class_distributions`).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 EPS = 1e-6  # added to probabilities before the logarithms (as the AudioLDM evaluation does)
 KL_DIRECTIONS = ("reference||generated", "generated||reference")
@@ -33,23 +32,28 @@ def gaussian_fit(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
-def frechet_distance(generated: np.ndarray, reference: np.ndarray, *, offset: float = 1e-6) -> float:
+def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (eigenvalues below 0 from rounding clipped)."""
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(generated: np.ndarray, reference: np.ndarray) -> float:
     """Fréchet distance between Gaussian fits of (N, D) and (M, D) embeddings (Heusel et al. 2017, Eq. 6).
 
-    When ``S_g S_r`` is near singular (fewer clips than dimensions) its square root is taken of
-    ``(S_g + eps I)(S_r + eps I)`` instead, as the usual FID code does; tiny imaginary parts are dropped.
+    ``Tr((S_g S_r)^(1/2))`` is taken as ``Tr((S_r^(1/2) S_g S_r^(1/2))^(1/2))`` (the same number: the two
+    matrices are similar), from symmetric eigen-decompositions, so it stays exact when the covariances are
+    singular (fewer clips than dimensions), where ``scipy.linalg.sqrtm(S_g @ S_r)`` is inaccurate.
     """
     mu_g, s_g = gaussian_fit(generated)
     mu_r, s_r = gaussian_fit(reference)
     if mu_g.shape != mu_r.shape:
         raise ValueError(f"embedding sizes differ: {mu_g.shape[0]} vs {mu_r.shape[0]}")
-    root = scipy.linalg.sqrtm(s_g @ s_r)
-    if not np.isfinite(root).all():
-        eye = np.eye(len(mu_g)) * offset
-        root = scipy.linalg.sqrtm((s_g + eye) @ (s_r + eye))
-    root = np.real(root)
+    root_r = _psd_sqrt(s_r)
+    inner = root_r @ s_g @ root_r
+    trace_root = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None))))
     diff = mu_g - mu_r
-    return float(diff @ diff + np.trace(s_g) + np.trace(s_r) - 2.0 * np.trace(root))
+    return float(diff @ diff + np.trace(s_g) + np.trace(s_r) - 2.0 * trace_root)
 
 
 def class_distributions(probabilities: np.ndarray) -> np.ndarray:

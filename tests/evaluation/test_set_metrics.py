@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from evaluation.set_metrics import frechet_distance, inception_score, kl_per_clip
 
@@ -28,9 +29,16 @@ def test_fd_of_gaussians_with_diagonal_covariances_matches_the_closed_form():
     assert frechet_distance(z * np.sqrt(a), z * np.sqrt(b)) == pytest.approx(expected, rel=1e-6)
 
 
-def test_fd_with_fewer_clips_than_dimensions_is_finite():
+def test_fd_matches_scipy_sqrtm_on_full_rank_sets_and_is_exact_on_singular_ones():
     rng = np.random.default_rng(3)
-    assert np.isfinite(frechet_distance(rng.normal(size=(3, 16)), rng.normal(size=(3, 16))))
+    g, r = rng.normal(size=(50, 4)) @ rng.normal(size=(4, 4)), rng.normal(size=(60, 4)) + 0.3
+    s_g, s_r = np.cov(g, rowvar=False), np.cov(r, rowvar=False)
+    d = g.mean(0) - r.mean(0)
+    expected = d @ d + np.trace(s_g + s_r - 2 * np.real(scipy.linalg.sqrtm(s_g @ s_r)))
+    assert frechet_distance(g, r) == pytest.approx(expected, rel=1e-9)
+    few = rng.normal(size=(3, 16))  # rank-2 covariances in 16 dimensions
+    assert frechet_distance(few, few) == pytest.approx(0.0, abs=1e-5)  # sqrt of rounding-size eigenvalues
+    assert frechet_distance(few + 1.0, few) == pytest.approx(16.0, rel=1e-6)
 
 
 def test_kl_is_zero_for_equal_distributions_and_matches_hand_values_in_both_directions():
