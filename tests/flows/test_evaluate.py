@@ -60,3 +60,13 @@ def test_evaluate_stores_the_rows_with_cis_against_independent(evaluated):
         fd = by[("composite", "fd", method)]
         assert fd["diff_low"] is None and math.isclose(fd["diff"], fd["value"] - by[("composite", "fd", "independent")]["value"])
     assert by[("tracks", "ta_similarity", "nag")]["beta"] == 1.5 and by[("tracks", "is", "independent")]["beta"] is None
+
+
+def test_the_runs_and_the_rows_are_queryable_with_duckdb(evaluated):
+    runner = CliRunner()
+    result = runner.invoke(app, ["query", "SELECT metric, method FROM evaluations WHERE run_id = 'ev' AND "
+                                 "scope = 'composite' ORDER BY ALL", "--storage", evaluated["storage"]])
+    assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 2 + 9, result.output
+    result = runner.invoke(app, ["query", "SELECT count(*) AS n FROM tracks WHERE run_id = 'ev-nag-b1.5-descending'",
+                                 "--storage", evaluated["storage"]])
+    assert result.exit_code == 0 and result.output.strip().splitlines()[-1].strip() == "4", result.output
