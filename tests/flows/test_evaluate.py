@@ -70,3 +70,13 @@ def test_the_runs_and_the_rows_are_queryable_with_duckdb(evaluated):
     result = runner.invoke(app, ["query", "SELECT count(*) AS n FROM tracks WHERE run_id = 'ev-nag-b1.5-descending'",
                                  "--storage", evaluated["storage"]])
     assert result.exit_code == 0 and result.output.strip().splitlines()[-1].strip() == "4", result.output
+
+
+@pytest.mark.parametrize("args, message", [(["--beta", "1.5", "--beta", "1.5"], "must not repeat"),
+                                           (["--evaluation-id", "a/b"], "bad run id"),
+                                           (["--beta", "-1"], "beta must be >= 0")])
+def test_bad_settings_are_refused_before_any_run(tmp_path, h, args, message):
+    result = CliRunner().invoke(app, ["evaluate", str(h.DEMO_DIR / "manifest.csv"), "--storage", f"file://{tmp_path}",
+                                      "--model", MODEL, *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "tables").exists()
