@@ -112,7 +112,8 @@ def _features(evaluator, waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return np.asarray(evaluator.embed_audio(batch), np.float64), np.asarray(evaluator.tag(batch), np.float64)
 
 
-def reference_features(evaluator, video_uris: dict[str, str], seconds: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def reference_features(evaluator, video_uris: dict[str, str],
+                       seconds: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Embedding and class probabilities of each source video's own audio (videos without audio left out)."""
     out = {}
     for vid, uri in sorted(video_uris.items()):
@@ -162,12 +163,12 @@ def paper_table_rows(root: Root, runs: list[tuple[Setting, str]], evaluator, sec
         mixes = [_clip(*read_audio(root, run.mix_uri[v]), rate, seconds) for v in common]
         mix_emb, mix_tags = _features(evaluator, mixes)  # (V, D), (V, C)
         sv[("composite", "is")] = (inception_score(mix_tags), len(common), None)
+        idx = [common.index(v) for v in with_ref]
         if len(with_ref) >= 2:
-            idx = [common.index(v) for v in with_ref]
             ref_emb = np.stack([reference[v][0] for v in with_ref])
             sv[("composite", "fd")] = (frechet_distance(mix_emb[idx], ref_emb), len(with_ref), REFERENCE)
         if with_ref:
-            kl = kl_per_clip(mix_tags[[common.index(v) for v in with_ref]], np.stack([reference[v][1] for v in with_ref]))
+            kl = kl_per_clip(mix_tags[idx], np.stack([reference[v][1] for v in with_ref]))
             pv[("composite", "kl")] = {v: (float(k), 1) for v, k in zip(with_ref, kl)}
         waves = [_clip(*read_audio(root, u), rate, seconds) for v in common for u in run.track_uris[v]]
         sv[("tracks", "is")] = (inception_score(_features(evaluator, waves)[1]), len(waves), None)

@@ -35,7 +35,8 @@ class Setting:
         return f"{evaluation_id}-{self.method}{tail}-{self.order}"
 
 
-def protocol_settings(betas: tuple[float, ...] = (PAPER_BETA,), orders: tuple[str, ...] = ("descending",)) -> list[Setting]:
+def protocol_settings(betas: tuple[float, ...] = (PAPER_BETA,),
+                      orders: tuple[str, ...] = ("descending",)) -> list[Setting]:
     """Independent first (the baseline), negative prompting, then NAG at every (beta, order)."""
     if not betas or not orders:
         raise ValueError("need at least one beta and one order")

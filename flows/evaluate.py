@@ -59,6 +59,10 @@ def evaluate(manifest_uri: str, storage_url: str = "file://./foley-out", evaluat
         rows = paper_table_rows(open_root(storage_url), [(s, r) for s, r, _ in runs], evaluator, duration,
                                 n_resamples=n_resamples)
         rows = [{**r, "alpha": float(alpha), "steps": int(steps)} for r in rows]
+        for metric, least in (("fd", 2), ("kl", 1)):
+            if not any(r["metric"] == metric for r in rows):
+                skipped.append(f"skipped: {metric}: needs the source audio of at least {least} compared video(s) "
+                               f"(the reference set); the videos have none")
         write_rows(open_root(storage_url), "evaluations", evaluation_id, rows, unit="tables")
     return {"evaluation_id": evaluation_id, "storage_url": storage_url,
             "runs": [(s.label, r, status) for s, r, status in runs], "rows": rows, "skipped": skipped}
