@@ -62,7 +62,7 @@ def evaluate(manifest_uri: str, storage_url: str = "file://./foley-out", evaluat
         for metric, least in (("fd", 2), ("kl", 1)):
             if not any(r["metric"] == metric for r in rows):
                 skipped.append(f"skipped: {metric}: needs the source audio of at least {least} compared video(s) "
-                               f"(the reference set); the videos have none")
+                               f"(the reference set); too few of them have an audio stream")
         write_rows(open_root(storage_url), "evaluations", evaluation_id, rows, unit="tables")
     return {"evaluation_id": evaluation_id, "storage_url": storage_url,
             "runs": [(s.label, r, status) for s, r, status in runs], "rows": rows, "skipped": skipped}
