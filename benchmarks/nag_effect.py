@@ -32,7 +32,7 @@ track (T-A sim), and between the sum of all tracks and the ground-truth mix (mix
 numbers on the ground-truth stems are a reference row.
 
 Every method's difference from independent gets a paired bootstrap 95% CI over clips
-(`synthfoley.stats.paired_rate_difference`; relative too for leakage). With --out the per-track,
+(`evaluation.stats.paired_rate_difference`; relative too for leakage). With --out the per-track,
 per-pair and per-clip rows are written as Parquet beside the JSON, so the table can be recomputed
 or re-analysed. Clips come from a split (`--split`, default test) or any seed range (`--seeds`).
 """
@@ -60,7 +60,7 @@ from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
 from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, nnls_shares
 from synthfoley.splits import SPLITS, captioned_seeds, seed_range, split_seeds
-from synthfoley.stats import paired_rate_difference
+from evaluation.stats import paired_rate_difference
 from synthfoley.world import SR, make_clip
 from training.data import _clip_index
 

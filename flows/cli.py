@@ -10,6 +10,7 @@
     foley query "SELECT video_id, status, error FROM videos" [--storage URL] [--timeout 60]
     foley report {methods|failures|captions} [--run-id ID]
     foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
+    foley evaluate MANIFEST [--steps 25] [--beta 1.5 --beta 1.0] [--order descending --order ascending]
     foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
 Every command defaults to the same storage, ``./foley-out``, where the demo writes. ``query`` reads the
@@ -412,6 +413,54 @@ def report(
     root = _open_checked(storage)
     with _storage_errors(storage):
         typer.echo(format_table(CANNED[REPORTS[name.value]](connect_readonly(root), run_id)))
+
+
+EvalOrder = _choices("EvalOrder", ("descending", "ascending"))
+
+
+@app.command()
+def evaluate(
+    manifest: str = typer.Argument(..., help="captioned videos (id, video_uri, captions), any fsspec URL"),
+    storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
+    evaluation_id: Optional[str] = typer.Option(None, help="names the evaluation and its runs (default: a new id); "
+                                                           "an existing one resumes"),
+    model: str = typer.Option("demo", help="as for foley run"),
+    weights: Optional[str] = typer.Option(None, help="official MMAudio weights (with an MMAudio --model)"),
+    alpha: float = typer.Option(4.5, help="CFG strength of every method (the paper's 4.5)"),
+    beta: list[float] = typer.Option([1.5], help="NAG beta; repeat for a sweep (the paper's 1.5)"),
+    steps: int = typer.Option(25, help="Euler steps (the paper's 25)"),
+    order: list[EvalOrder] = typer.Option([EvalOrder("descending")], help="caption order of NAG; repeat for both"),
+    seed: int = typer.Option(0, help="run seed, the same for every method"),
+    duration: float = typer.Option(8.0, help="seconds of one generation window"),
+) -> None:
+    """The paper's protocol: independent, negative prompting and NAG runs on the same videos, then Table 1
+    (composite) and Table 2 (per track) with paired bootstrap 95% CIs against independent, stored as rows of
+    the ``evaluations`` table."""
+    storage_url = _open_checked(storage, must_exist=False).url
+    from flows.catalog import absolute_uri
+    from flows.evaluate import evaluate as run_evaluation
+    from evaluation.paper_tables import display_table
+    from pipeline.models import ModelNotFound
+    from storage.manifest import ManifestError
+    from tasks.run_log import RunConflict
+
+    try:
+        with _storage_errors(storage_url), env.local_run_settings():
+            result = run_evaluation(absolute_uri(manifest), storage_url, evaluation_id, _model(model, weights), alpha,
+                                    tuple(beta), steps, tuple(o.value for o in order), seed, duration,
+                                    on_run=lambda r: typer.echo(f"run {printable(r)}", err=True))
+    except (ModelNotFound, RunConflict, ManifestError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"evaluation {printable(result['evaluation_id'])}: "
+               + ", ".join(f"{label} = {printable(r)} ({status})" for label, r, status in result["runs"]))
+    for scope, title in (("composite", "Table 1: composite audio (per mix)"), ("tracks", "Table 2: individual tracks")):
+        typer.echo(f"\n{title}; diff vs independent with a paired bootstrap 95% CI over videos:")
+        typer.echo(format_table(display_table(result["rows"], scope), max_rows=1000, max_width=None))
+    typer.echo("\n" + "\n".join(result["skipped"]))
+    from storage.query import sql_string
+
+    sql = f"SELECT * FROM evaluations WHERE run_id = {sql_string(result['evaluation_id'])}"
+    typer.echo(f"\nrows: {printable(shlex.join(['foley', 'query', sql, '--storage', result['storage_url']]))}")
 
 
 # ------------------------------------------------------------------ weights

@@ -1,4 +1,4 @@
-"""Statistics of benchmark results in the SynthFoley world: paired bootstrap over clips.
+"""Paired bootstrap over clips (videos), for benchmark and evaluation results.
 
 Rates such as leakage are pooled over (track, earlier track) pairs, but the pairs of one clip are
 not independent, so confidence intervals resample whole clips. Two methods run on the same clips
@@ -66,3 +66,17 @@ def paired_rate_difference(num_a, den_a, num_b, den_b, *, relative: bool = False
     tail = 50 * (1 - confidence)
     low, high = np.nanpercentile(res.bootstrap_distribution, [tail, 100 - tail])
     return Interval(estimate, float(low), float(high))
+
+
+def paired_mean_difference(sum_a, count_a, sum_b, count_b, *, confidence: float = 0.95, n_resamples: int = 2000,
+                           seed: int = 0) -> Interval:
+    """Difference of pooled means (method a minus baseline b), resampling whole videos, paired.
+
+    Args:
+        sum_a, count_a: per video, the sum of method a's values (e.g. over its tracks) and how many there are.
+        sum_b, count_b: the same videos' sums and counts for the baseline b.
+
+    A pooled mean is a rate of value per item, so this is :func:`paired_rate_difference` (absolute).
+    """
+    return paired_rate_difference(sum_a, count_a, sum_b, count_b, confidence=confidence, n_resamples=n_resamples,
+                                  seed=seed)

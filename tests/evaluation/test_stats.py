@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthfoley.stats import paired_rate_difference
+from evaluation.stats import paired_rate_difference
 
 
 def _clips(n=60, p_a=0.1, p_b=0.2, seed=0):
