@@ -11,6 +11,10 @@ thread while the runner goes on (round k makes track k of every video of the bat
 different numbers of tracks, methods or settings mix in one batch; on the CPU the generator makes each
 track in its own forward (``batch_mode="auto"``: exact), so a batched video gets the same bits as alone.
 
+A video longer than the model's window (``nag_model.long_form``: window after window, each track against
+the earlier tracks over the same window) is made alone, under the slot's exclusive lock
+(:func:`generate_video`); a video of one window is generated exactly as ``LongFormGenerator`` would.
+
 Errors stay with their video: if ``generate_videos`` raises for a batch, each of its videos is generated
 again alone, so only the culprit fails; its tracks are delivered again from the first (same keys: a
 stem already stored is written again). A synthesis whose own storing fails still waits for its batch to
@@ -38,7 +42,8 @@ from typing import Callable, Sequence
 import torch
 
 from nag_model.bundle import FoleyBundle
-from nag_model.generator import Track, VideoJob
+from nag_model.generator import Track, TrackSettings, VideoFeatures, VideoJob
+from nag_model.long_form import LongFormGenerator
 from pipeline.gpu_slot import exclusive
 
 GATHER_S = 0.2  # an idle runner waits this long for more videos before it starts a batch of fewer than max
@@ -185,3 +190,21 @@ def clear() -> None:
     with _batchers_lock:
         _batchers.clear()
 
+
+
+def generate_video(bundle: FoleyBundle, windows: Sequence[VideoFeatures], n_samples: int, captions: Sequence[str],
+                   seeds: Sequence[int], settings: TrackSettings, *, batch_videos: int | None, slot: str | None,
+                   on_track: Callable[[int, Track], None], on_start: Callable[[], None] | None = None) -> list[Track]:
+    """The tracks of one video, step by step: batched with the other videos waiting in this process when it
+    is one window long (``batch_videos`` at most; None: :func:`default_batch_videos`), else alone, window
+    after window (``nag_model.long_form.LongFormGenerator`` over ``n_samples``). The caller holds the slot
+    (``gpu_slot(slot, exclusive=False)``)."""
+    if len(windows) == 1:
+        job = VideoJob(windows[0], tuple(captions), tuple(seeds), settings)
+        size = batch_videos or default_batch_videos(bundle.device)
+        return batcher(bundle, size, slot).generate(job, on_track=on_track, on_start=on_start)
+    with exclusive(slot):
+        if on_start is not None:
+            on_start()
+        return LongFormGenerator(bundle.generator()).generate(windows, n_samples, captions, seeds, settings,
+                                                              on_track=on_track)

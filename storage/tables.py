@@ -3,85 +3,104 @@
 Each table is partitioned by run (``tables/<table>/run=<run>/``, see :mod:`storage.keys`), so a
 run never rewrites another run's files. Times are UTC, microseconds. NN = not null.
 
-========  ===============  ====================  ==  =============================================
-table     column           type                  NN  meaning
-========  ===============  ====================  ==  =============================================
-runs      run_id           string                NN  the run
-runs      created_at       timestamp[us, UTC]    NN  when the run started (default: now)
-runs      finished_at      timestamp[us, UTC]        when it ended
-runs      status           string                NN  'running' | 'completed' | 'failed'
-runs      model_id         string                NN  model name + weights version
-runs      params_json      string                NN  all flow parameters, as JSON
-runs      catalog_uri      string                    the video catalog that was processed
-runs      code_version     string                    git commit of the pipeline
-runs      n_videos         int32                     videos in the run
-runs      n_failed         int32                     videos that failed
-videos    run_id           string                NN
-videos    video_id         string                NN  id from the catalog
-videos    version          int32                 NN  1, 2, … (an edit adds a version)
-videos    video_uri        string                NN  the source video
-videos    status           string                NN  'ok' | 'failed'
-videos    error            string                    why it failed (null when ok)
-videos    duration_s       float64                   probed duration
-videos    fps              float64
-videos    width            int32
-videos    height           int32
-videos    has_audio        bool                      the source already has an audio stream
-videos    n_captions       int32                     captions (= tracks) asked for
-videos    created_at       timestamp[us, UTC]    NN
-tracks    run_id           string                NN
-tracks    video_id         string                NN
-tracks    track_id         string                NN  stable across versions of the track
-tracks    version          int32                 NN  1, 2, … (regenerating adds a version)
-tracks    supersedes       int32                     the version this one replaces (null: first)
-tracks    position         int32                 NN  order of the track in the video (0-based)
-tracks    caption          string                NN  the text prompt
-tracks    seed             int64                 NN
-tracks    method           string                NN  one of common.methods.METHODS
-tracks    alpha            float64                   NAG alpha (null when not used)
-tracks    beta             float64                   NAG beta (null when not used)
-tracks    steps            int32                 NN  sampler steps
-tracks    uri              string                NN  audio file (storage.keys.track_key)
-tracks    sha256           string                NN  of the audio file
-tracks    duration_s       float64               NN
-tracks    sample_rate      int32                 NN
-tracks    gain_db          float64                   gain the mix applies to the stem (undoes its stored ceiling)
-tracks    created_at       timestamp[us, UTC]    NN
-mixes     run_id           string                NN
-mixes     video_id         string                NN
-mixes     version          int32                 NN
-mixes     supersedes       int32                     the version this one replaces (null: first)
-mixes     track_ids        list<string>          NN  tracks in the mix, in order
-mixes     track_versions   list<int32>               version of each of track_ids the mix was built from
-mixes     uri              string                NN  mixed audio (storage.keys.mix_key)
-mixes     sha256           string                NN  of the mixed audio
-mixes     muxed_uri        string                    video with the mix (storage.keys.muxed_key)
-mixes     lufs             float64                   integrated loudness
-mixes     true_peak_db     float64                   true peak, dBTP
-mixes     limiter_gain_db  float64                   deepest gain reduction of the true-peak limiter (<= 0)
-mixes     created_at       timestamp[us, UTC]    NN
-metrics   run_id           string                NN
-metrics   video_id         string                NN
-metrics   track_id         string                    null = a metric of the mix
-metrics   version          int32                 NN  version of the track (or mix) measured
-metrics   metric           string                NN  e.g. 'clap_score', 'lufs'
-metrics   value            float64               NN
-metrics   model            string                    model that computed it, if any
-metrics   created_at       timestamp[us, UTC]    NN
-captions  run_id           string                NN
-captions  video_id         string                NN
-captions  version          int32                 NN  the video version the captions were resolved for
-captions  source           string                NN  'manifest' or one of common.captioners.CAPTIONERS
-captions  model            string                    the captioning model (null for the manifest)
-captions  captions         list<string>              the captions, in the captioner's order
-captions  prompt           string                    the step-1 prompt sent with the frames (VLM captioners)
-captions  raw_answer       string                    the step-1 answer, free form
-captions  structured_answer string                   the last step-2 (JSON) answer
-captions  dropped          list<string>              captions of the answer left out, and why
-captions  attempts         int32                     chat requests made
-captions  error            string                    why no captions came out (null when they did)
-captions  created_at       timestamp[us, UTC]    NN
-========  ===============  ====================  ==  =============================================
+===========  ===============  ====================  ==  =============================================
+table        column           type                  NN  meaning
+===========  ===============  ====================  ==  =============================================
+runs         run_id           string                NN  the run
+runs         created_at       timestamp[us, UTC]    NN  when the run started (default: now)
+runs         finished_at      timestamp[us, UTC]        when it ended
+runs         status           string                NN  'running' | 'completed' | 'failed'
+runs         model_id         string                NN  model name + weights version
+runs         params_json      string                NN  all flow parameters, as JSON
+runs         catalog_uri      string                    the video catalog that was processed
+runs         code_version     string                    git commit of the pipeline
+runs         n_videos         int32                     videos in the run
+runs         n_failed         int32                     videos that failed
+videos       run_id           string                NN
+videos       video_id         string                NN  id from the catalog
+videos       version          int32                 NN  1, 2, … (an edit adds a version)
+videos       video_uri        string                NN  the source video
+videos       status           string                NN  'ok' | 'failed'
+videos       error            string                    why it failed (null when ok)
+videos       duration_s       float64                   probed duration
+videos       fps              float64
+videos       width            int32
+videos       height           int32
+videos       has_audio        bool                      the source already has an audio stream
+videos       n_captions       int32                     captions (= tracks) asked for
+videos       created_at       timestamp[us, UTC]    NN
+tracks       run_id           string                NN
+tracks       video_id         string                NN
+tracks       track_id         string                NN  stable across versions of the track
+tracks       version          int32                 NN  1, 2, … (regenerating adds a version)
+tracks       supersedes       int32                     the version this one replaces (null: first)
+tracks       position         int32                 NN  order of the track in the video (0-based)
+tracks       caption          string                NN  the text prompt
+tracks       seed             int64                 NN
+tracks       method           string                NN  one of common.methods.METHODS
+tracks       alpha            float64                   NAG alpha (null when not used)
+tracks       beta             float64                   NAG beta (null when not used)
+tracks       steps            int32                 NN  sampler steps
+tracks       uri              string                NN  audio file (storage.keys.track_key)
+tracks       sha256           string                NN  of the audio file
+tracks       duration_s       float64               NN
+tracks       sample_rate      int32                 NN
+tracks       gain_db          float64                   gain the mix applies to the stem (undoes its stored ceiling)
+tracks       created_at       timestamp[us, UTC]    NN
+mixes        run_id           string                NN
+mixes        video_id         string                NN
+mixes        version          int32                 NN
+mixes        supersedes       int32                     the version this one replaces (null: first)
+mixes        track_ids        list<string>          NN  tracks in the mix, in order
+mixes        track_versions   list<int32>               version of each of track_ids the mix was built from
+mixes        uri              string                NN  mixed audio (storage.keys.mix_key)
+mixes        sha256           string                NN  of the mixed audio
+mixes        muxed_uri        string                    video with the mix (storage.keys.muxed_key)
+mixes        lufs             float64                   integrated loudness
+mixes        true_peak_db     float64                   true peak, dBTP
+mixes        limiter_gain_db  float64                   deepest gain reduction of the true-peak limiter (<= 0)
+mixes        loudness_status  string                    'on_target' | 'below_target' | 'silent' (media.mix)
+mixes        muxed_true_peak_db float64                 true peak of the mix as delivered in the muxed video (AAC, decoded)
+mixes        created_at       timestamp[us, UTC]    NN
+metrics      run_id           string                NN
+metrics      video_id         string                NN
+metrics      track_id         string                    null = a metric of the mix
+metrics      version          int32                 NN  version of the track (or mix) measured
+metrics      metric           string                NN  e.g. 'clap_score', 'lufs'
+metrics      value            float64               NN
+metrics      model            string                    model that computed it, if any
+metrics      created_at       timestamp[us, UTC]    NN
+captions     run_id           string                NN
+captions     video_id         string                NN
+captions     version          int32                 NN  the video version the captions were resolved for
+captions     source           string                NN  'manifest' or one of common.captioners.CAPTIONERS
+captions     model            string                    the captioning model (null for the manifest)
+captions     captions         list<string>              the captions, in the captioner's order
+captions     prompt           string                    the step-1 prompt sent with the frames (VLM captioners)
+captions     raw_answer       string                    the step-1 answer, free form
+captions     structured_answer string                   the last step-2 (JSON) answer
+captions     dropped          list<string>              captions of the answer left out, and why
+captions     attempts         int32                     chat requests made
+captions     error            string                    why no captions came out (null when they did)
+captions     created_at       timestamp[us, UTC]    NN
+evaluations  run_id           string                NN  the evaluation id (``foley evaluate``)
+evaluations  scope            string                NN  'composite' (Table 1: the mixes) | 'tracks' (Table 2)
+evaluations  metric           string                NN  e.g. 'fd', 'kl', 'is', 'ta_similarity', 'aa_similarity_mean'
+evaluations  model            string                NN  the model whose features it uses (e.g. the demo evaluator)
+evaluations  method           string                NN  one of common.methods.METHODS
+evaluations  alpha            float64                   CFG strength of the run
+evaluations  beta             float64                   NAG beta (null for the other methods)
+evaluations  steps            int32                 NN  sampler steps
+evaluations  caption_order    string                NN  the caption order of the run
+evaluations  source_run_id    string                NN  the catalog run the value comes from
+evaluations  n                int32                 NN  videos the value is over (tracks, for 'is' over tracks)
+evaluations  value            float64               NN  the metric over the set
+evaluations  diff             float64                   value minus the independent run's (null for it)
+evaluations  diff_low         float64                   paired bootstrap 95% CI of diff, over videos (null: set metric)
+evaluations  diff_high        float64
+evaluations  reference        string                    the reference set (FD, KL): 'source_audio'
+evaluations  created_at       timestamp[us, UTC]    NN
+===========  ===============  ====================  ==  =============================================
 
 The DuckDB views (:mod:`storage.query`) add two derived columns to ``tracks`` (versions of
 one run_id, video_id, track_id) and ``mixes`` (of one run_id, video_id): ``superseded_by``
@@ -206,6 +225,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("lufs", pa.float64()),
         _f("true_peak_db", pa.float64()),
         _f("limiter_gain_db", pa.float64()),
+        _f("loudness_status", pa.string()),
+        _f("muxed_true_peak_db", pa.float64()),
         _f("created_at", TIME, True),
     ]),
     "metrics": pa.schema([
@@ -233,6 +254,25 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("error", pa.string()),
         _f("created_at", TIME, True),
     ]),
+    "evaluations": pa.schema([  # one row per (setting, metric) of a `foley evaluate` run
+        _f("run_id", pa.string(), True),
+        _f("scope", pa.string(), True),
+        _f("metric", pa.string(), True),
+        _f("model", pa.string(), True),
+        _f("method", pa.string(), True),
+        _f("alpha", pa.float64()),
+        _f("beta", pa.float64()),
+        _f("steps", pa.int32(), True),
+        _f("caption_order", pa.string(), True),
+        _f("source_run_id", pa.string(), True),
+        _f("n", pa.int32(), True),
+        _f("value", pa.float64(), True),
+        _f("diff", pa.float64()),
+        _f("diff_low", pa.float64()),
+        _f("diff_high", pa.float64()),
+        _f("reference", pa.string()),
+        _f("created_at", TIME, True),
+    ]),
 }
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
@@ -241,6 +281,9 @@ ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("videos", "status"): frozenset({"ok", "failed"}),
     ("tracks", "method"): frozenset(METHODS),
     ("captions", "source"): frozenset({"manifest", *CAPTIONERS}),
+    ("mixes", "loudness_status"): frozenset({"on_target", "below_target", "silent"}),
+    ("evaluations", "scope"): frozenset({"composite", "tracks"}),
+    ("evaluations", "method"): frozenset(METHODS),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table
@@ -310,7 +353,7 @@ def _check_values(table: str, run_id: str, data: pa.Table) -> None:
             raise ValueError(f"{table}.supersedes must name an earlier version than version")
     for (name, column), allowed in ALLOWED_VALUES.items():
         if name == table:
-            bad = set(pc.unique(data[column]).to_pylist()) - allowed
+            bad = set(pc.unique(data[column]).to_pylist()) - allowed - {None}  # null: a nullable column left empty
             if bad:
                 raise ValueError(f"{table}.{column} must be one of {sorted(allowed)}, got {sorted(bad)}")
 

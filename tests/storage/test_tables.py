@@ -19,7 +19,7 @@ def _rows(table: pa.Table, *columns: str) -> list[tuple]:
 
 
 def test_every_table_has_an_explicit_schema() -> None:
-    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics", "captions")
+    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics", "captions", "evaluations")
     assert tables.schema("tracks").field("version").type == pa.int32()
     assert tables.schema("mixes").field("track_ids").type == pa.list_(pa.string())
     assert tables.schema("metrics").field("track_id").nullable
@@ -208,3 +208,15 @@ def test_files_written_before_a_column_existed_read_as_null(root: Root, track_ro
     assert con.sql("SELECT video_id, gain_db FROM tracks ORDER BY 1").fetchall() == [("v1", None), ("v2", 3.0)]
     tables.compact(root, "tracks", "r")
     assert _rows(tables.read_table(root, "tracks"), "video_id", "gain_db") == [("v1", None), ("v2", 3.0)]
+
+
+def test_evaluation_rows_are_strict() -> None:
+    row = {"scope": "composite", "metric": "fd", "model": "demo", "method": "nag", "steps": 25,
+           "caption_order": "descending", "source_run_id": "ev-nag-b1.5-descending", "n": 4, "value": 1.2}
+    assert tables.to_arrow("evaluations", "ev", [row]).num_rows == 1
+    with pytest.raises(ValueError, match="evaluations.scope must be one of"):
+        tables.to_arrow("evaluations", "ev", [{**row, "scope": "mixes"}])
+    with pytest.raises(ValueError, match="unknown columns"):
+        tables.to_arrow("evaluations", "ev", [{**row, "order": "descending"}])
+    with pytest.raises(ValueError, match="evaluations.value is required"):
+        tables.to_arrow("evaluations", "ev", [{**row, "value": None}])

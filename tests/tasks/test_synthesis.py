@@ -13,8 +13,10 @@ from audio.loudness import true_peak_db
 from storage import keys, tables
 from pipeline.objects import key_of
 from pipeline.params import AudioOutput, TrackSettings
-from tasks.prepare import describe_video
-from tasks.synthesis import deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed
+from pipeline.videos import describe_video
+from pipeline.stems import deliverable
+from pipeline.tracks import track_id_for, track_seed
+from tasks.synthesis import synthesize_track, synthesize_tracks
 
 SYN = TrackSettings(steps=2)
 ORDERED = OrderedCaptions(("A fan hums.", "A lamp beeps."), None, "given", "given")
@@ -64,7 +66,7 @@ def test_independent_rows_leave_beta_null_and_48k_wav_delivery(root, video, h):
                                 AudioOutput("wav", 24, resample_48k=True), 0, gpu_slot_name=None)
     assert rows[0]["beta"] is None and rows[0]["method"] == "independent"
     assert rows[0]["uri"].endswith(".wav") and rows[0]["sample_rate"] == 48000
-    assert rows[0]["duration_s"] == pytest.approx(h.DURATION, abs=1e-3)
+    assert rows[0]["duration_s"] == pytest.approx(video.covered_s, abs=1e-3)  # the whole video, windows joined
 
 
 def test_one_track_against_others_is_the_edit_step(root, video, h):
@@ -80,9 +82,11 @@ def test_one_track_against_others_is_the_edit_step(root, video, h):
     assert redo["version"] == 2 and redo["supersedes"] == 1 and redo["uri"] != rows[0]["uri"]
 
 
-def test_the_stem_ceiling_is_a_static_gain_only_when_needed():
+def test_a_stem_is_stored_with_one_static_gain_toward_the_target_under_the_ceiling():
     quiet = np.full(1600, 0.1, np.float32)
-    assert deliverable(quiet, 16000)[1] == 0.0
+    out, gain = deliverable(quiet, 16000)
+    assert gain > 10 and true_peak_db(out, 16000) <= -1.0  # raised: no 16-bit resolution wasted
+    assert deliverable(np.zeros(1600, np.float32), 16000)[1] == 0.0  # silence stays
     loud = np.sin(np.linspace(0, 200, 16000)).astype(np.float32) * 3
     out, gain = deliverable(loud, 16000)
     assert gain < -10 and true_peak_db(out, 16000) <= -1.0

@@ -144,3 +144,32 @@ def test_generate_alone_is_generate_videos_of_one(bundle, jobs):
     for job in jobs:
         (tracks,) = gen.generate_videos([job])
         assert all(np.array_equal(t.waveform, w) for t, w in zip(tracks, _alone(bundle, job)))
+
+
+def test_a_video_longer_than_one_window_is_made_alone_window_after_window(bundle, jobs):
+    from nag_model.long_form import LongFormGenerator
+    from pipeline.synthesis_batch import generate_video
+
+    long_form = LongFormGenerator(bundle.generator())
+    n = round(1.5 * long_form.generator.num_samples)
+    windows = [_video(bundle, 7 + j) for j in range(len(long_form.windows(n)))]
+    assert len(windows) == 2
+    seen, started = [], []
+    job = jobs[0]
+    tracks = generate_video(bundle, windows, n, job.captions, job.seeds, job.settings, batch_videos=3, slot=None,
+                            on_track=lambda k, t: seen.append(k), on_start=lambda: started.append(1))
+    alone = long_form.generate(windows, n, job.captions, job.seeds, job.settings)
+    assert seen == [0, 1, 2] and started == [1]
+    assert all(np.array_equal(a.waveform, b.waveform) for a, b in zip(tracks, alone))
+
+
+def test_a_video_of_one_window_is_batched_with_the_bits_of_long_form(bundle, jobs):
+    from nag_model.long_form import LongFormGenerator
+    from pipeline.synthesis_batch import generate_video
+
+    job = jobs[2]
+    n = bundle.generator().num_samples
+    tracks = generate_video(bundle, [job.video], n, job.captions, job.seeds, job.settings, batch_videos=None,
+                            slot=None, on_track=lambda k, t: None)
+    alone = LongFormGenerator(bundle.generator()).generate([job.video], n, job.captions, job.seeds, job.settings)
+    assert all(np.array_equal(a.waveform, b.waveform) for a, b in zip(tracks, alone))
