@@ -100,7 +100,8 @@ def test_batched_and_unbatched_guidance_agree(tiny_base, randomize, guidance):
     x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.6)
     batched = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=True)(t, x)
     single = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)(t, x)
-    assert torch.allclose(batched, single, atol=1e-5, rtol=1e-5)
+    # fp32 sums in another order: agreement to ~1e-6 of the velocity's scale (|v| ~ 10 here)
+    assert torch.allclose(batched, single, atol=1e-5 * single.abs().max().item(), rtol=0)
 
 
 @torch.no_grad()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from media.audio_io import audio_from_bytes
+from nag_model.generator import StepByStepGenerator, TrackSettings
 from nag_model.loudness import true_peak_db
 from storage import keys, tables
 from tasks.objects import key_of
@@ -74,6 +75,42 @@ def test_one_track_against_others_is_the_edit_step(root, video, h):
     redo = synthesize_track.fn(root.url, "r", "v", video, "A fan hums.", "t0", 2, 1, 0, 9, rows[1:], h.MODEL,
                                h.DURATION, SYN, AudioOutput(), gpu_slot_name=None)
     assert redo["version"] == 2 and redo["supersedes"] == 1 and redo["uri"] != rows[0]["uri"]
+
+
+@pytest.mark.parametrize("output, tolerance", [
+    (AudioOutput(), 2.0 ** -15),  # 16-bit FLAC: half a quantisation step (at the stored level), max abs error
+    (AudioOutput("wav", 24, resample_48k=True), 5e-2),  # 16k -> 48k -> 16k (drops energy near 8 kHz): relative RMS
+], ids=["flac16", "wav24-48k"])
+def test_an_edit_rebuilds_the_context_the_model_made_from_limited_stems(root, video, h, monkeypatch, output, tolerance):
+    """The stems are stored under the -1 dBTP ceiling; the NAG context of an edit must be the tracks as the
+    model made them (ceiling gain undone, model rate), not the quieter stored stems."""
+    made, contexts = [], []
+    generate_track = StepByStepGenerator.generate_track
+
+    def spy(self, video, caption, seed, settings=TrackSettings(), context=()):
+        contexts.append([t.waveform.copy() for t in context])
+        track = generate_track(self, video, caption, seed, settings, context)
+        made.append(track.waveform.copy())
+        return track
+
+    monkeypatch.setattr(StepByStepGenerator, "generate_track", spy)
+    rows = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, SYN, output, 0,
+                                gpu_slot_name=None)
+    gains = [r["limiter_gain_db"] for r in rows]
+    assert all(g < -3 for g in gains) and abs(gains[0] - gains[1]) > 1  # loud stems, limited by different gains
+    assert [r["gain_db"] for r in rows] == [-g for g in gains]
+    synthesize_track.fn(root.url, "r", "v", video, "A door knocks.", "t2", 1, None, 2, 5, rows, h.MODEL, h.DURATION,
+                        SYN, output, gpu_slot_name=None)
+    n = round(min(video["covered_s"], h.DURATION) * 16000)
+    assert len(contexts[-1]) == 2
+    for got, want, gain in zip(contexts[-1], made[:2], gains):
+        want = want[:n]
+        assert got.shape == want.shape and true_peak_db(want, 16000) > -1.0  # louder than any stored stem
+        if output.resample_48k:
+            assert np.linalg.norm(got - want) / np.linalg.norm(want) < tolerance
+            assert float(got @ want / (want @ want)) == pytest.approx(1.0, abs=tolerance)  # the level is the model's
+        else:
+            assert np.abs(got - want).max() <= tolerance * 10 ** (-gain / 20)
 
 
 def test_the_stem_ceiling_is_a_static_gain_only_when_needed():
