@@ -52,11 +52,20 @@ def test_hostile_ids_give_safe_bounded_segments(raw: str) -> None:
     assert ".." not in key.split("/") and not key.startswith("/") and "\\" not in key
 
 
-def test_segment_is_a_readable_slug_plus_hash() -> None:
-    digest = hashlib.sha256(b"Dog Barking #1").hexdigest()[:16]
-    assert keys.id_segment("Dog Barking #1") == f"dog-barking-1-{digest}"
-    assert keys.id_segment("Dog Barking #1") == keys.id_segment("Dog Barking #1")
-    assert keys.id_segment("\x00").startswith("id-")
+@pytest.mark.parametrize("raw, slug", [
+    ("Dog Barking #1", "dog-barking-1"),  # lower case, runs of other characters become one dash
+    ("  Café  Déjà-vu!! ", "cafe-deja-vu"),  # accents dropped (NFKD), no leading or trailing dash
+    ("ﬁle_02.MP4", "file-02-mp4"),  # compatibility characters decomposed
+    ("x" * 47 + "-" + "y" * 10, "x" * 47),  # cut to 48 characters, and the cut leaves no dangling dash
+    ("z" * 60, "z" * 48),
+    ("../../etc/passwd", "etc-passwd"),
+    ("\x00", "id"),  # nothing readable: a fixed word
+    ("😀", "id"),
+    ("-", "id"),
+])
+def test_segment_is_a_readable_slug_plus_the_hash_of_the_raw_id(raw: str, slug: str) -> None:
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+    assert keys.id_segment(raw) == f"{slug}-{digest}"
 
 
 def test_ids_differing_in_case_punctuation_or_normalisation_get_distinct_keys() -> None:
