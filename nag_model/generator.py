@@ -153,20 +153,20 @@ class StepByStepGenerator:
         shape = (1, self.base.seq.latent, self.base.config.latent_dim)
         return torch.randn(shape, generator=g).to(self.device, self.base.latent_mean.dtype)
 
-    @torch.inference_mode()
     def generate_track(self, video: VideoFeatures, caption: str, seed: int, settings: TrackSettings = TrackSettings(),
                        context: Sequence[Track] = ()) -> Track:
         """One track for `caption`, pushed away from `context` (the earlier tracks, or all others on a redo)."""
         if not caption or not caption.strip():
             raise ValueError("caption must be a non-empty string")
-        conditions = self.condition_set(video, caption, settings, context)
-        velocity = GuidedVelocity(self.base, self.guidance(settings), conditions, controlnet=self.controlnet,
-                                  batched=self.batched)
-        steps = time_grid(settings.steps, device=self.device)
-        bar = tqdm(total=settings.steps, desc=caption[:40], leave=False, disable=not self.progress)
-        x1 = euler(velocity, self.initial_noise(seed), steps, callback=lambda *_: bar.update())
-        bar.close()
-        wave = self.codec.decode(self.base.unnormalize(x1))[0, : self.num_samples]
+        with torch.inference_mode():  # a block, not a decorator: mutation testing mutates undecorated functions
+            conditions = self.condition_set(video, caption, settings, context)
+            velocity = GuidedVelocity(self.base, self.guidance(settings), conditions, controlnet=self.controlnet,
+                                      batched=self.batched)
+            steps = time_grid(settings.steps, device=self.device)
+            bar = tqdm(total=settings.steps, desc=caption[:40], leave=False, disable=not self.progress)
+            x1 = euler(velocity, self.initial_noise(seed), steps, callback=lambda *_: bar.update())
+            bar.close()
+            wave = self.codec.decode(self.base.unnormalize(x1))[0, : self.num_samples]
         return Track(caption, seed, settings, wave.float().cpu().numpy(), self.codec.sample_rate,
                      tuple(t.caption for t in context) if conditions.reference is not None or conditions.negative is not None else ())
 
