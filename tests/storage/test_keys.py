@@ -140,9 +140,12 @@ def test_features_key_is_content_addressed_and_checked() -> None:
     sha, enc = "ab" * 32, "0123456789abcdef"
     assert keys.features_key(enc, sha, 8.0) == f"cache/features/{enc}/{sha}-8000ms.npz"
     assert keys.features_key(enc, sha, 2.5, "safetens") == f"cache/features/{enc}/{sha}-2500ms.safetens"
+    assert keys.features_key(enc, sha, 0.5) == f"cache/features/{enc}/{sha}-500ms.npz"  # any positive duration
     keys.validate_key(keys.features_key(enc, sha, 8.0))
     for bad in ("../../etc", "AB" * 32, "", "x" * 64):
-        with pytest.raises(ValueError, match="hex"):
+        with pytest.raises(ValueError, match="video_sha256 must be lowercase hex"):
             keys.features_key(enc, bad, 8.0)
+        with pytest.raises(ValueError, match="encoder_id must be lowercase hex"):
+            keys.features_key(bad, sha, 8.0)
     with pytest.raises(ValueError, match="duration"):
         keys.features_key(enc, sha, 0.0)

@@ -65,6 +65,30 @@ def test_reset_of_a_new_video_removes_everything_under_its_prefix(root):
     assert root.list(keys.video_prefix("r", "v")) == [] and tables.read_table(root, "metrics", "r").num_rows == 0
 
 
+def test_the_committed_version_is_the_latest_ok_one(root):
+    from tasks.cleanup import committed_version
+
+    assert committed_version(root, "r", "v") == 0  # a new video
+    tables.write_rows(root, "videos", "r", [video_row("r", ENTRY, 1, "failed", error="x")], unit=unit("v", 1))
+    assert committed_version(root, "r", "v") == 0  # a failed video has nothing committed
+    fake_version(root, 1, {"t0": 1})
+    fake_version(root, 2, {"t0": 2})
+    tables.write_rows(root, "videos", "r", [video_row("r", ENTRY, 3, "failed", error="x")], unit=unit("v", 3))
+    assert committed_version(root, "r", "v") == 2
+
+
+def test_a_known_committed_version_is_not_read_again(root, monkeypatch):
+    """A resumed catalog passes committed=0 for every unfinished video: the reset then reads no videos table."""
+    from tasks import cleanup
+
+    fake_version(root, 1, {"t0": 1})
+    read = []
+    monkeypatch.setattr(cleanup, "committed_version", lambda *a: read.append(a) or 1)
+    assert reset_video_state(root, "r", "v", committed=1)["committed_version"] == 1
+    assert read == [] and root.exists(keys.track_key("r", "v", "t0", 1))
+    assert reset_video_state(root, "r", "v")["committed_version"] == 1 and len(read) == 1
+
+
 def test_clearing_a_compacted_unit_shadows_its_copy(root):
     from tasks.cleanup import clear_unit
 

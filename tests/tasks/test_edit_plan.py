@@ -1,12 +1,15 @@
 """Planning edits from committed state (pure) and the retry policy of the tasks."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from prefect.states import Failed
 
 from media.errors import CorruptMedia, MediaUnreadable
 from tasks import cleanup, manifest, mixing, prepare, record, run_log, scoring, synthesis
-from tasks.edit_plan import EditError, make_plan
+from storage import tables
+from tasks.edit_plan import EditError, load_video_state, make_plan
 from tasks.retry_policy import IO_RETRIES, is_transient
 from tasks.synthesis import track_seed
 
@@ -75,3 +78,73 @@ def test_only_transient_errors_are_retried():
     missing.__cause__ = FileNotFoundError(2, "No such file")
     assert not is_transient(missing) and not is_transient(FileNotFoundError())
     assert not is_transient(CorruptMedia("bad")) and not is_transient(ValueError("caption")) and not is_transient(None)
+
+
+# --- the committed state an edit starts from (load_video_state, on stored rows) -----------------------------
+
+
+def _track(track_id: str, version: int, supersedes: int | None = None, position: int = 0) -> dict:
+    return {"video_id": "v", "track_id": track_id, "version": version, "supersedes": supersedes,
+            "position": position, "caption": f"{track_id} v{version}", "seed": version, "method": "nag", "steps": 2,
+            "uri": f"memory://x/{track_id}/v{version}.flac", "sha256": "0" * 64, "duration_s": 1.0,
+            "sample_rate": 16000, "gain_db": 1.5}
+
+
+def _commit(root, version: int, tracks: list[dict], mix_tracks: list[tuple[str, int]] | None, status: str = "ok",
+            legacy_mix: bool = False) -> None:
+    """One version's rows: new track rows, the mix of ``mix_tracks`` (track id, version) and the videos row."""
+    u = tables.video_unit("v", version)
+    if tracks:
+        tables.write_rows(root, "tracks", "r", tracks, unit=u)
+    if mix_tracks is not None:
+        tables.write_rows(root, "mixes", "r", [{
+            "video_id": "v", "version": version, "supersedes": version - 1 if version > 1 else None,
+            "track_ids": [t for t, _ in mix_tracks], "track_versions": None if legacy_mix else [v for _, v in mix_tracks],
+            "uri": f"memory://x/mix/v{version}.flac", "sha256": "0" * 64}], unit=u)
+    tables.write_rows(root, "videos", "r", [{"video_id": "v", "version": version, "video_uri": "/v.mp4",
+                                            "status": status, "n_captions": len(mix_tracks or [])}], unit=u)
+
+
+@pytest.fixture
+def edited(root):
+    """Run r, video v: v1 made t0, t1, t2; v2 regenerated t1; v3 removed t2; a v4 attempt failed."""
+    tables.write_rows(root, "runs", "r", [{"status": "completed", "model_id": "m",
+                                          "params_json": json.dumps({"params": {"seed": 3, "steps": 2}})}], unit="r")
+    _commit(root, 1, [_track("t0", 1), _track("t1", 1, position=1), _track("t2", 1, position=2)],
+            [("t0", 1), ("t1", 1), ("t2", 1)])
+    _commit(root, 2, [_track("t1", 2, supersedes=1, position=1)], [("t0", 1), ("t1", 2), ("t2", 1)])
+    _commit(root, 3, [], [("t0", 1), ("t1", 2)])
+    _commit(root, 4, [], None, status="failed")
+    return root
+
+
+def test_the_state_is_the_latest_finished_version_and_the_exact_track_versions_of_its_mix(edited):
+    state = load_video_state(edited.url, "r", "v")
+    assert state["params"] == {"seed": 3, "steps": 2}
+    assert state["video"]["version"] == 3 and state["video"]["status"] == "ok" and "created_at" not in state["video"]
+    assert state["mix"]["version"] == 3 and state["mix"]["track_ids"] == ["t0", "t1"]
+    assert [(t["track_id"], t["version"]) for t in state["tracks"]] == [("t0", 1), ("t1", 2)]
+    assert state["tracks"][1]["caption"] == "t1 v2" and state["tracks"][1]["gain_db"] == 1.5
+    assert all("created_at" not in t for t in [state["mix"], *state["tracks"]])
+    assert state["used_track_ids"] == ["t0", "t1", "t2"]  # a removed track's id is never reused
+    plan = make_plan(state, "add", caption="A door knocks.")
+    assert plan["generate"]["track_id"] == "t3" and plan["version"] == 4 and plan["supersedes_mix"] == 3
+
+
+def test_a_mix_written_before_track_versions_uses_each_tracks_latest_version(root):
+    tables.write_rows(root, "runs", "r", [{"status": "completed", "model_id": "m",
+                                          "params_json": json.dumps({"params": {}})}], unit="r")
+    _commit(root, 1, [_track("t0", 1), _track("t1", 1, position=1)], [("t0", 1), ("t1", 1)])
+    _commit(root, 2, [_track("t0", 2, supersedes=1)], [("t0", 2), ("t1", 1)], legacy_mix=True)
+    state = load_video_state(root.url, "r", "v")
+    assert [(t["track_id"], t["version"]) for t in state["tracks"]] == [("t0", 2), ("t1", 1)]
+
+
+def test_an_edit_of_what_is_not_there_is_refused(edited):
+    with pytest.raises(EditError, match="no run 'other'"):
+        load_video_state(edited.url, "other", "v")
+    with pytest.raises(EditError, match="video 'w' has no finished version in run 'r'"):
+        load_video_state(edited.url, "r", "w")
+    _commit(edited, 5, [], [("t0", 1), ("t1", 7)])  # names a track version that has no row
+    with pytest.raises(EditError, match=r"mix v5 of 'v' names tracks \['t1 v7'\] that have no rows"):
+        load_video_state(edited.url, "r", "v")
