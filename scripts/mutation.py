@@ -4,6 +4,8 @@
     python scripts/mutation.py nag_model/guidance.py # one file (or several; mutmut name globs work too)
     python scripts/mutation.py --report              # the score of the last run, without running anything
     python scripts/mutation.py --fresh               # forget cached results (mutants/) and start over
+    python scripts/mutation.py --with-s3             # also run the S3 tests (scripts/start-s3.sh's server)
+    python scripts/mutation.py --survivors           # test again only the mutants that survived the last run
 
 mutmut keeps its results in mutants/ and reruns only the mutants of functions that changed, so after an
 edit of a method file a rerun is short. The run is niced, one torch thread per worker, two workers by
@@ -120,11 +122,24 @@ def report(files: list[str], patterns: list[str] | None = None, show_diffs: bool
     return 1 if survivors else 0
 
 
-def run(patterns: list[str], children: int, fresh: bool) -> int:
-    """``mutmut run`` in the repository root, niced, hermetic (own Prefect home, no telemetry)."""
+def s3_environment() -> dict[str, str]:
+    """Start (or find) the test S3 server of scripts/start-s3.sh and return its settings (its s3.env)."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "start-s3.sh")], check=True, stdout=subprocess.DEVNULL)
+    env_file = Path(os.environ.get("CEPH_DIR", "/tmp/foley-ceph")) / "s3.env"
+    pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip().strip("'\"") for k, v in pairs}
+
+
+def run(patterns: list[str], children: int, fresh: bool, with_s3: bool) -> int:
+    """``mutmut run`` in the repository root, niced, hermetic (own Prefect home, no telemetry).
+
+    Without ``with_s3`` the S3 settings are removed, so the S3 tests are skipped whatever the shell holds
+    (their mutants then count as survivors): the same run gives the same score."""
     if fresh:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "FOLEY_TEST_THREADS": "1",
+    s3 = s3_environment() if with_s3 else {}
+    base = {k: v for k, v in os.environ.items() if with_s3 or k != "FOLEY_S3_ENDPOINT_URL"}
+    env = {**base, **s3, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "FOLEY_TEST_THREADS": "1",
            "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
            "PREFECT_HOME": tempfile.mkdtemp(prefix="mutation-prefect-"),
@@ -139,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help="files of [tool.mutmut] only_mutate, or mutmut name globs")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers (default 2)")
     parser.add_argument("--fresh", action="store_true", help="delete mutants/ first (no cached results)")
+    parser.add_argument("--with-s3", action="store_true", help="start the test S3 server and run the S3 tests too")
+    parser.add_argument("--survivors", action="store_true", help="test again the mutants that survived the last run")
     parser.add_argument("--report", action="store_true", help="only print the score of the last run")
     parser.add_argument("--no-diffs", action="store_true", help="list the survivors without their diffs")
     args = parser.parse_args(argv)
@@ -148,7 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not configured for mutation: {unknown}; the files are {files}")
     patterns = [mutant_pattern(t) for t in args.targets]
     if not args.report:
-        code = run(patterns, args.children, args.fresh)
+        names = patterns
+        if args.survivors:  # mutmut keeps a result until the function changes: name the survivors to retest them
+            names = sorted(k for res in results(files).values() for k, s in res.items() if s not in DETECTED
+                           and (not patterns or any(fnmatch.fnmatch(k, p) for p in patterns)))
+            if not names:
+                print("no survivors to test again")
+                return report(files, patterns or None, show_diffs=not args.no_diffs)
+        code = run(names, args.children, args.fresh, args.with_s3)
         if code != 0:
             print(f"mutmut run exited with {code}", file=sys.stderr)
             return code
