@@ -129,3 +129,29 @@ def test_stereo_tracks_and_layout_mismatch():
         mix_tracks([], SR)
     with pytest.raises(ValueError, match="NaN"):
         mix_tracks([np.full(SR, np.nan, np.float32)], SR)
+
+
+def _expected_attenuation(need: np.ndarray, half: int, rate_db: float) -> np.ndarray:
+    """The limiter's gain reduction worked out by hand: the need held over +-half samples (a running max),
+    averaged over +-half (edges repeat the end values), never below the need, then released at rate_db per
+    sample after each peak."""
+    n = len(need)
+    at = lambda a, i: a[min(max(i, 0), n - 1)]  # noqa: E731  (edge values repeat)
+    held = np.array([max(at(need, j) for j in range(i - half, i + half + 1)) for i in range(n)])
+    avg = np.array([sum(at(held, j) for j in range(i - half, i + half + 1)) / (2 * half + 1) for i in range(n)])
+    avg = np.maximum(avg, need)
+    return np.array([max(avg[m] - (i - m) * rate_db for m in range(i + 1)) for i in range(n)])
+
+
+@pytest.mark.parametrize("lookahead_s, half", [(0.002, 32), (0.0, 1)])  # 0 s still looks one sample ahead
+def test_the_limiters_gain_falls_before_a_peak_and_recovers_at_the_release_rate(lookahead_s, half):
+    from media.mix import _attenuation
+
+    sr, n = 16_000, 400
+    excess = np.full(n, -3.0)  # dB over the ceiling: negative = under it, no reduction needed
+    excess[[half + 5, 200, 203]] = [1.0, 6.0, 2.5]  # a peak near the start (edge handling) and two close ones
+    got = _attenuation(excess, sr, lookahead_s, 300.0)
+    expected = _expected_attenuation(np.maximum(excess, 0.0), half, 300.0 / sr)
+    assert np.allclose(got, expected, atol=1e-9), np.abs(got - expected).max()
+    assert got[200] == pytest.approx(6.0) and got[200 - 2 * half - 1] == 0.0 < got[200 - 2 * half + 3]
+    assert not _attenuation(np.full(10, -1.0), sr, lookahead_s, 300.0).any()  # nothing over: no reduction
