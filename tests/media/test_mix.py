@@ -155,3 +155,33 @@ def test_the_limiters_gain_falls_before_a_peak_and_recovers_at_the_release_rate(
     assert np.allclose(got, expected, atol=1e-9), np.abs(got - expected).max()
     assert got[200] == pytest.approx(6.0) and got[200 - 2 * half - 1] == 0.0 < got[200 - 2 * half + 3]
     assert not _attenuation(np.full(10, -1.0), sr, lookahead_s, 300.0).any()  # nothing over: no reduction
+
+
+@pytest.mark.filterwarnings("error")
+def test_limit_true_peak_applies_exactly_the_gain_curve_of_its_attenuation():
+    from media.mix import LOOKAHEAD_S, RELEASE_DB_PER_S, _attenuation, _true_peak_db
+
+    x = impacts(1.0, [0.3, 0.7], click=3.0)  # two impacts far above a -3 dBTP ceiling
+    y, reduction_db = limit_true_peak(x, SR, -3.0)
+    gain_db = -_attenuation(_true_peak_db(x.astype(np.float64)) + 3.0, SR, LOOKAHEAD_S, RELEASE_DB_PER_S)
+    assert y.dtype == np.float32 and true_peak_db(y, SR) <= -3.0
+    # that curve, and at most one static trim of a few hundredths of a dB (step 4: interpolation residue)
+    audible = np.abs(x) > 1e-3
+    trim = y[audible] / (x[audible] * 10 ** (gain_db[audible] / 20))
+    assert trim.max() - trim.min() < 1e-5 and 10 ** (-0.05 / 20) < trim.mean() <= 1.0
+    assert reduction_db == pytest.approx(gain_db.min() + 20 * np.log10(trim.mean()), abs=1e-3) and reduction_db < -6.0
+
+
+def test_limit_true_peak_of_tiny_clips():
+    empty, reduction_db = limit_true_peak(np.zeros(0, np.float64), SR)
+    assert empty.dtype == np.float32 and empty.shape == (0,) and reduction_db == 0.0
+    one, reduction_db = limit_true_peak(np.array([2.0]), SR, -1.0)  # a single sample 7 dB over the ceiling
+    assert one.dtype == np.float32 and true_peak_db(one, SR) <= -1.0 and reduction_db < -6.0
+
+
+def test_tracks_must_share_their_layout():
+    mono = tone(440, 0.5, 0.1)
+    with pytest.raises(ValueError, match=r"same layout and channel count; got shapes \[\(8000,\), \(1, 8000\)\]"):
+        mix_tracks([mono, mono[None]], SR)  # one channel each, but (samples,) and (1, samples)
+    with pytest.raises(ValueError, match="mix_tracks needs at least one track"):
+        mix_tracks([], SR)
