@@ -71,10 +71,12 @@ def results(files: list[str]) -> dict[str, dict[str, str]]:
 
 
 def diff(name: str) -> str:
-    """The mutation, as ``mutmut show`` prints it (without its header line)."""
-    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True, text=True)
-    lines = [line for line in shown.stdout.splitlines()[1:] if line.startswith(("+", "-", "@@"))]
-    return "\n".join(line for line in lines if not line.startswith(("+++", "---")))
+    """The mutation, as ``mutmut show`` prints it, without the file header (mutmut's own function, in-process)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    os.chdir(ROOT)
+    lines = get_diff_for_mutant(name).splitlines()
+    return "\n".join(line for line in lines if line.startswith(("+", "-")) and not line.startswith(("+++", "---")))
 
 
 def report(files: list[str], patterns: list[str] | None = None, show_diffs: bool = True) -> int:

@@ -123,3 +123,32 @@ def test_nag_without_controlnet_is_a_clear_error(tiny_base):
     cs = _condition_set(tiny_base, controlnet)
     with pytest.raises(ValueError, match="needs an AudioControlNet"):
         GuidedVelocity(tiny_base, NegativeAudioGuidance(), cs)
+
+
+def test_each_guidance_names_its_branches_and_combines_them_by_its_formula():
+    """Eq. (3), section 5.1's negative prompt (both forms) and Eq. (7) on stand-in velocities."""
+    full, empty, video_only, negative, reference = "full", "empty", "video_only", "negative", "reference"
+    c = ConditionSet(full=full, empty=empty, video_only=video_only, negative=negative, reference=reference)
+    step1 = ConditionSet(full=full, empty=empty)  # no earlier track: no negative, no reference
+    u0, uc, un = torch.tensor(1.0), torch.tensor(3.0), torch.tensor(-2.0)
+
+    def named(branches):
+        return [(b.conditions, b.reference) for b in branches]
+
+    cfg = ClassifierFreeGuidance(2.0)
+    assert named(cfg.branches(c)) == [(empty, None), (full, None)] and cfg.combine([u0, uc]) == 1 + 2 * (3 - 1)
+    paper, mmaudio = NegativePromptGuidance(2.0, "paper"), NegativePromptGuidance(2.0, "mmaudio")
+    assert named(paper.branches(c)) == [(empty, None), (full, None), (negative, None)]
+    assert paper.combine([u0, uc, un]) == 1 + 2 * (3 + 2)  # u(0,0) + w (u(V,C) - u(0,C_neg))
+    assert named(mmaudio.branches(c)) == [(negative, None), (full, None)]
+    assert mmaudio.combine([un, uc]) == -2 + 2 * (3 + 2)  # u(0,C_neg) + w (u(V,C) - u(0,C_neg))
+    for npg in (paper, mmaudio, NegativePromptGuidance(3.0)):
+        assert named(npg.branches(step1)) == [(empty, None), (full, None)]
+    assert NegativePromptGuidance(3.0).combine([u0, uc]) == 1 + 3 * (3 - 1)  # step 1 is CFG of its strength
+    nag = NegativeAudioGuidance(2.0, 0.5)
+    assert named(nag.branches(c)) == [(empty, None), (full, None), (video_only, reference)]
+    assert nag.combine([u0, uc, un]) == 1 + 2 * (3 - 1) + 0.5 * (3 + 2)
+    assert named(nag.branches(step1)) == [(empty, None), (full, None)] and nag.combine([u0, uc]) == 1 + 2 * (3 - 1)
+    assert named(NegativeAudioGuidance(2.0, 0.0).branches(c)) == [(empty, None), (full, None)]
+    with pytest.raises(ValueError, match="video-only conditions"):
+        nag.branches(ConditionSet(full=full, empty=empty, reference=reference))

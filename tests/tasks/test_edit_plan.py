@@ -45,8 +45,24 @@ def test_remove_drops_the_track_from_the_mix_only():
     assert plan["generate"] is None and [t["track_id"] for t in plan["tracks_after"]] == ["t1", "t2"]
 
 
+def test_the_details_of_each_plan():
+    added = make_plan(state(), "add", caption="Rain.", seed=42)
+    assert added["generate"]["seed"] == 42 and added["video"] == state()["video"]
+    first = make_plan({**state(0), "used_track_ids": ["intro"]}, "add", caption="Rain.")  # no t<n> id used yet
+    assert (first["generate"]["track_id"], first["generate"]["position"]) == ("t0", 0)
+    unseeded = make_plan({**state(), "params": {}}, "add", caption="Rain.")  # a run without a seed: seed 0
+    assert unseeded["generate"]["seed"] == track_seed(0, "v", "t8", 1)
+    redo = make_plan(state(3), "regenerate", track_id="t1", caption=" A louder fan. ")
+    g = redo["generate"]
+    assert (g["caption"], g["position"], g["supersedes"]) == ("A louder fan.", 1, 1)
+    assert [t if t == "<new>" else t["track_id"] for t in redo["tracks_after"]] == ["t0", "<new>", "t2"]
+    removed = make_plan(state(3), "remove", track_id="t1")
+    assert removed["context"] == [] and removed["video"] == state()["video"] and removed["supersedes_mix"] == 1
+    assert removed["version"] == 2
+
+
 @pytest.mark.parametrize("action, kwargs, fragment", [
-    ("add", {}, "needs a caption"), ("regenerate", {"track_id": "t9"}, "not in the current mix"),
+    ("add", {}, "^adding a track needs a caption$"), ("regenerate", {"track_id": "t9"}, "not in the current mix"),
     ("swap", {}, "action must be one of"),
 ])
 def test_impossible_edits_are_refused(action, kwargs, fragment):

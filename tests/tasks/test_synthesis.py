@@ -30,7 +30,9 @@ def run(root, video, h, run_id="r", video_id="v"):
 
 
 def test_seeds_are_deterministic_and_distinct():
-    assert track_seed(0, "v", "t0") == track_seed(0, "v", "t0")
+    digest = hashlib.sha256(b"track-seed\x000\x00v\x00t0\x001").digest()
+    assert track_seed(0, "v", "t0") == track_seed(0, "v", "t0", 1) == int.from_bytes(digest[:8], "little") % 2**63
+    assert any(track_seed(0, "v", f"t{k}") % 2 for k in range(8))  # every bit of the 63 can be set
     seeds = {track_seed(s, v, t, n) for s in (0, 1) for v in ("v", "w") for t in ("t0", "t1") for n in (1, 2)}
     assert len(seeds) == 16 and all(0 <= s < 2**63 for s in seeds)
 
@@ -39,6 +41,7 @@ def test_tracks_are_stored_as_stems_with_rows(root, video, h):
     rows = run(root, video, h)
     assert [r["track_id"] for r in rows] == ["t0", "t1"] and [r["position"] for r in rows] == [0, 1]
     assert [r["caption"] for r in rows] == ORDERED["captions"]
+    assert all(r["run_id"] == "r" and r["video_id"] == "v" and r["version"] == 1 for r in rows)
     for row in rows:
         data = root.read_bytes(key_of(root, row["uri"]))
         assert key_of(root, row["uri"]) == keys.track_key("r", "v", row["track_id"], 1, "flac")
@@ -121,3 +124,20 @@ def test_the_stem_ceiling_is_a_static_gain_only_when_needed():
     assert gain < -10 and true_peak_db(out, 16000) <= -1.0
     assert np.allclose(out, loud * 10 ** (gain / 20), atol=1e-5)  # one static gain: the shape is kept
     assert track_id_for(3) == "t3"
+
+
+def test_context_tracks_are_mono_float32_at_the_model_rate_with_their_gain_undone(root):
+    from tasks.objects import write_audio
+    from tasks.synthesis import _context_tracks
+
+    left, right = np.full(1600, 0.2, np.float32), np.full(1600, 0.4, np.float32)
+    stereo = write_audio(root, "s.wav", np.stack([left, right]), 16000, AudioOutput("wav", 24))
+    at48k = write_audio(root, "m.wav", left, 16000, AudioOutput("wav", 24, resample_48k=True))
+    rows = [{**stereo, "caption": "A fan hums.", "seed": 7, "gain_db": 6.0},
+            {**at48k, "caption": "A lamp beeps.", "seed": 8, "gain_db": None}]  # a row from before gain_db
+    a, b = _context_tracks(root, rows, 16000)
+    assert (a.caption, a.seed, a.sample_rate, b.caption, b.seed, b.sample_rate) == (
+        "A fan hums.", 7, 16000, "A lamp beeps.", 8, 16000)
+    assert a.waveform.dtype == b.waveform.dtype == np.float32 and a.waveform.shape == b.waveform.shape == (1600,)
+    assert np.allclose(a.waveform, 0.3 * 10 ** (6 / 20), atol=1e-4)  # the channels' mean, 6 dB up
+    assert np.allclose(b.waveform[200:-200], 0.2, atol=2e-3)  # no gain; back at 16 kHz
