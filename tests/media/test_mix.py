@@ -183,5 +183,5 @@ def test_tracks_must_share_their_layout():
     mono = tone(440, 0.5, 0.1)
     with pytest.raises(ValueError, match=r"same layout and channel count; got shapes \[\(8000,\), \(1, 8000\)\]"):
         mix_tracks([mono, mono[None]], SR)  # one channel each, but (samples,) and (1, samples)
-    with pytest.raises(ValueError, match="mix_tracks needs at least one track"):
+    with pytest.raises(ValueError, match="^mix_tracks needs at least one track$"):
         mix_tracks([], SR)

@@ -159,8 +159,18 @@ def test_a_mix_written_before_track_versions_uses_each_tracks_latest_version(roo
 def test_an_edit_of_what_is_not_there_is_refused(edited):
     with pytest.raises(EditError, match="no run 'other'"):
         load_video_state(edited.url, "other", "v")
-    with pytest.raises(EditError, match="video 'w' has no finished version in run 'r'"):
+    with pytest.raises(EditError, match=r"video 'w' has no finished version in run 'r'; only finished videos can be "
+                                         r"edited \(see `foley report failures`\)$"):
         load_video_state(edited.url, "r", "w")
     _commit(edited, 5, [], [("t0", 1), ("t1", 7)])  # names a track version that has no row
     with pytest.raises(EditError, match=r"mix v5 of 'v' names tracks \['t1 v7'\] that have no rows"):
+        load_video_state(edited.url, "r", "v")
+
+
+def test_a_mix_row_whose_track_versions_do_not_match_its_tracks_is_refused(edited):
+    tables.write_rows(edited, "mixes", "r", [{"video_id": "v", "version": 5, "track_ids": ["t0", "t1"],
+                                             "track_versions": [1], "uri": "memory://x/m", "sha256": "0" * 64}],
+                      unit=tables.video_unit("v", 5))
+    _commit(edited, 5, [], None)
+    with pytest.raises(ValueError, match="zip"):
         load_video_state(edited.url, "r", "v")
