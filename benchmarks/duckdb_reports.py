@@ -27,6 +27,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import common.methods  # noqa: E402
 from storage import query, tables  # noqa: E402
 from storage.root import Root, open_root  # noqa: E402
 
@@ -36,7 +37,7 @@ TRACKS_V1 = 18
 TRACKS_V2 = 2
 UNITS_PER_RUN = 100
 CAPTIONS = [f"caption {i}: footsteps on gravel, take {i % 7}" for i in range(500)]
-METHODS = np.array(["nag", "independent", "negative-prompt"])
+METHODS = np.array(common.methods.METHODS)
 
 
 def synthetic_run(run: int, rng: np.random.Generator) -> dict[str, pa.Table]:

@@ -43,7 +43,8 @@ from tqdm import tqdm
 
 from nag_model.bundle import load_bundle
 from nag_model.generator import Track, TrackSettings
-from nag_model.loudness import normalize_loudness
+from nag_model.settings import DEFAULTS
+from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
 from synthfoley.splits import split_seeds
 from synthfoley.world import make_clip, plan_clip
@@ -222,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", default="demo")
     p.add_argument("--clips", type=int, default=100)
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--alpha", type=float, default=4.5)
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    p.add_argument("--alpha", type=float, default=DEFAULTS.alpha)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the clips")

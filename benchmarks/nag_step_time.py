@@ -15,6 +15,7 @@ import torch
 
 from nag_model.controlnet import AudioControlNet, ControlNetConfig
 from nag_model.guidance import ClassifierFreeGuidance, ConditionSet, NegativeAudioGuidance
+from nag_model.settings import DEFAULTS
 from nag_model.network import build_mmaudio
 from nag_model.velocity import GuidedVelocity
 
@@ -65,8 +66,9 @@ def main() -> None:
     for batch in args.batch:
         cs = conditions(base, controlnet, batch)
         x = torch.randn(batch, base.seq.latent, base.config.latent_dim)
-        med = time_steps({"cfg": GuidedVelocity(base, ClassifierFreeGuidance(4.5), cs),
-                          "nag": GuidedVelocity(base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)},
+        med = time_steps({"cfg": GuidedVelocity(base, ClassifierFreeGuidance(DEFAULTS.alpha), cs),
+                          "nag": GuidedVelocity(base, NegativeAudioGuidance(DEFAULTS.alpha, DEFAULTS.beta), cs,
+                                                controlnet=controlnet)},
                          x, args.repeats)
         cfg, nag = med["cfg"], med["nag"]
         print(f"{batch:>5} | {cfg:>10.3f} | {nag:>10.3f} | {nag / cfg:>7.2f}")

@@ -120,9 +120,9 @@ def baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tupl
 def _baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tuple[float, int]:
     from media.decode import decode_frames
     from nag_model.generator import TrackSettings
-    from tasks.manifest import load_manifest
-    from tasks.models import frame_requests, load_model
-    from tasks.synthesis import track_id_for, track_seed
+    from storage.manifest import load_manifest
+    from pipeline.models import frame_requests, load_model
+    from pipeline.tracks import track_id_for, track_seed
 
     bundle = load_model(model, duration)
     generator = bundle.generator()
@@ -147,7 +147,7 @@ def _baseline(manifest_uri: str, model: str, steps: int, duration: float) -> tup
 
 
 def main() -> None:
-    demo_dir = ROOT / "nag_model" / "weights" / "demo"  # tasks.models.DEMO_MODEL_DIR, without importing Prefect yet
+    demo_dir = ROOT / "nag_model" / "weights" / "demo"  # pipeline.models.DEMO_MODEL_DIR, without importing Prefect yet
     demo_ready = all((demo_dir / f).is_file() for f in ("bundle.json", "base.json", "base.safetensors"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="demo" if demo_ready else "random:tiny")
@@ -163,7 +163,7 @@ def main() -> None:
     from prefect.client.orchestration import get_client
 
     from flows.catalog import catalog_run
-    from tasks.models import load_model
+    from pipeline.models import load_model
     imported = time.perf_counter() - t0
 
     tmp = Path(tempfile.mkdtemp(prefix="foley-bench-"))

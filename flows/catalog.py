@@ -10,7 +10,7 @@ synthesis holds the GPU slot.
 
 Failures are data: a video that cannot be processed gets a ``videos`` row with its error and the
 rest of the catalog goes on. A run id can be run again: finished videos are skipped and unfinished
-ones start clean (:mod:`tasks.cleanup`), so a killed run resumes without duplicate rows or orphaned
+ones start clean (:mod:`storage.cleanup`), so a killed run resumes without duplicate rows or orphaned
 objects.
 
 The tasks run on this process's threads by default, or on a Dask cluster (:mod:`flows.dask_cluster`);
@@ -23,29 +23,53 @@ import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from captioning.captioner import CaptionerSettings
+from nag_model.settings import DEFAULTS
+from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
+from pipeline.models import check_method
+from pipeline.params import AudioOutput, TrackSettings, check_order
+from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
-from tasks.cleanup import reset_video
-from tasks.gpu import GPU_SLOT, RESERVE_S, ensure_gpu_slots
-from tasks.manifest import ManifestEntry, read_manifest
+from tasks.gpu_slot import ensure_gpu_slots
+from tasks.manifest import read_manifest
 from tasks.mixing import mix_video
-from tasks.models import describe_model
+from tasks.model_info import describe_model
 from tasks.ordering import order_captions
-from tasks.params import AudioOutput, SynthesisParams, check_order
 from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
+from tasks.report import publish_report
+from tasks.reset import reset_video
 from tasks.run_log import begin_run, finish_run, finished_videos
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 MAX_WORKERS = 32  # task threads per flow run: about four videos in flight, ~8 tasks each
+_listeners: list[Callable[[], None]] = []  # on_video_done listeners of this process
+
+
+@contextlib.contextmanager
+def on_video_done(listener: Callable[[], None]) -> Iterator[None]:
+    """Call ``listener()`` once per video of the catalog runs started in this process (the flow runs here
+    even when its tasks run on Dask) as soon as it is done: skipped as already finished, rejected by the
+    manifest, or all its stages over (its row is written next). The CLI's progress bar."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _video_done() -> None:
+    for listener in list(_listeners):
+        listener()
 
 
 def new_run_id() -> str:
@@ -73,9 +97,10 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 
 
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
-               seed: int, synthesis: SynthesisParams, output: AudioOutput, max_caption_chars: int,
-               gpu_slot: str | None, resumed: bool) -> tuple[PrefectFuture | dict, ...]:
-    """Submit the stages of one video, in :data:`tasks.record.STAGES` order (the last depends on all).
+               seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
+               gpu_slot: str | None, resumed: bool,
+               captioner: CaptionerSettings | None = None) -> tuple[PrefectFuture | dict, ...]:
+    """Submit the stages of one video, in :data:`pipeline.outcomes.STAGES` order (the last depends on all).
 
     Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
     so only a resumed run resets videos first."""
@@ -83,7 +108,7 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     reset = (reset_video.submit(storage_url, run_id, vid, committed=0) if resumed  # start clean (after a kill)
              else {"committed_version": 0, "removed": []})
     video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset] if resumed else None)
-    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars)
+    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars, captioner)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
                                       seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
@@ -92,16 +117,22 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     return reset, video, captions, ordered, tracks, mix, metrics
 
 
+def _report(storage_url: str, run_id: str) -> str | None:
+    """Publish the run report; a report that cannot be written is logged, not a failed run."""
+    state = publish_report(storage_url, run_id, return_state=True)
+    return state.result()["report_uri"] if state.is_completed() else None
+
+
 @flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
 def catalog_run(
     manifest_uri: str,
     storage_url: str = "file://./out",
     run_id: str | None = None,
     model: str = "demo",
-    method: str = "nag",
-    alpha: float = 4.5,
-    beta: float = 1.5,
-    steps: int = 25,
+    method: str = DEFAULTS.method,
+    alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta,
+    steps: int = DEFAULTS.steps,
     order: str = "descending",
     seed: int = 0,
     duration: float = 8.0,
@@ -112,6 +143,8 @@ def catalog_run(
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     compact: bool = True,
     gpu_slot: str | None = GPU_SLOT,
+    captioner: CaptionerSettings | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Generate, mix, score and record Foley for every video of a manifest.
 
@@ -129,23 +162,30 @@ def catalog_run(
         max_caption_chars: longer captions fail their video (see :mod:`tasks.captions`).
         compact: merge the run's small Parquet files when it completes.
         gpu_slot: the global concurrency limit the synthesis holds (created with 1 slot if missing).
+        captioner: who proposes captions for videos without any (default: the model's own; see :mod:`captioning`).
+        report: write the HTML run report when the run ends and publish a Markdown artifact pointing to it.
 
     Returns:
-        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``.
+        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``
+        and ``report_uri`` (None without ``report``).
     """
-    params = dict(locals())
-    synthesis = SynthesisParams(method, alpha, beta, steps)
+    synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
     check_order(order)
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
     run_id = run_id or new_run_id()
-    params.update(storage_url=storage_url, manifest_uri=manifest_uri, run_id=run_id)
+    params = {"manifest_uri": manifest_uri, "storage_url": storage_url, "run_id": run_id, "model": model,
+              "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
+              "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
+              "gpu_slot": gpu_slot, "captioner": captioner.to_dict() if captioner is not None else None,
+              "report": report}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration)
+    check_method(model_info, method)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
         entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]
@@ -153,17 +193,21 @@ def catalog_run(
         records, videos = [], {}
         for entry in entries:
             if entry.video_id in finished:
+                _video_done()
                 continue
             if entry.error:
                 records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
+                _video_done()
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
                                 order=order, seed=seed, synthesis=synthesis, output=output,
-                                max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed)
+                                max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed,
+                                captioner=captioner)
             videos[stages[-1]] = (entry, stages)
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
             records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
+            _video_done()
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)
     except Exception:
@@ -171,4 +215,6 @@ def catalog_run(
             finish_run(storage_url, run_id, "failed", compact=False)
         raise
     skipped = sum(1 for e in entries if e.video_id in finished)
-    return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"]}
+    report_uri = _report(storage_url, run_id) if report else None
+    return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"],
+            "report_uri": report_uri}

@@ -2,11 +2,15 @@
 
     foley demo                                   # the bundled demo catalog, end to end, under ./foley-out
     foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ... [--dask local:2]
+    foley run MANIFEST --model mmaudio-small-16k --weights s3://models/mmaudio/   # real MMAudio weights
+    foley weights check DIR [--model mmaudio-small-16k]                            # present / missing / corrupt
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
     foley query "SELECT video_id, status, error FROM videos" [--storage URL]
     foley report {methods|failures|captions} [--run-id ID]
+    foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
+    foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
 Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
 ``PREFECT_HOME`` defaults to a writable folder (see :mod:`flows.env`).
@@ -20,12 +24,15 @@ env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
 import contextlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
+
+from captioning.captioner import KINDS as CAPTIONER_KINDS  # noqa: E402
+from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
+from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
 DEFAULT_STORAGE = "file://./out"
 DEMO_STORAGE = "file://./foley-out"
@@ -36,22 +43,15 @@ app = typer.Typer(help="Step-by-step video-to-audio with Negative Audio Guidance
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
-class Method(str, Enum):
-    nag = "nag"
-    independent = "independent"
-    negative_prompt = "negative-prompt"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of the allowed values (typer shows and checks them); members named like the values."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
 
 
-class Order(str, Enum):
-    descending = "descending"
-    ascending = "ascending"
-    random = "random"
-    given = "given"
-
-
-class AudioFormat(str, Enum):
-    flac = "flac"
-    wav = "wav"
+Method = _choices("Method", METHODS)
+Order = _choices("Order", ORDERS)
+AudioFormat = _choices("AudioFormat", AUDIO_FORMATS)
+Captioner = _choices("Captioner", CAPTIONER_KINDS)
 
 
 class Action(str, Enum):
@@ -64,15 +64,13 @@ class Report(str, Enum):
     methods = "methods"
     failures = "failures"
     captions = "captions"
+    html = "html"
 
 
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
 
 SUMMARY_SQL = """
-WITH latest AS (
-    SELECT * FROM videos WHERE run_id = $run_id
-    QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1
-)
+WITH latest AS (SELECT * FROM latest_videos WHERE run_id = $run_id)
 SELECT (SELECT count(*) FROM latest) AS videos,
        (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
        (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
@@ -85,8 +83,7 @@ SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
 FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT 20
 """
 FAILURES_SQL = """
-SELECT video_id, error FROM videos WHERE run_id = $run_id
-QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY version DESC) = 1 AND status = 'failed'
+SELECT video_id, error FROM latest_videos WHERE run_id = $run_id AND status = 'failed'
 ORDER BY video_id LIMIT 20
 """
 
@@ -122,41 +119,25 @@ def _fail(message: str, code: int = 2) -> None:
 
 # ------------------------------------------------------------------ progress
 class _Progress:
-    """A tqdm bar of finished videos, read from the run's ``videos`` part files while the flow runs."""
+    """A tqdm bar of finished videos, moved by the catalog flow as it records each video
+    (:func:`flows.catalog.on_video_done`)."""
 
-    def __init__(self, storage_url: str, run_id: str, total: int, enabled: bool):
-        self.storage_url, self.run_id, self.total, self.enabled = storage_url, run_id, total, enabled
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+    def __init__(self, run_id: str, total: int, enabled: bool):
+        self.run_id, self.total, self.enabled = run_id, total, enabled
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            self._thread.start()
+            from tqdm import tqdm
+
+            from flows.catalog import on_video_done
+
+            bar = self._stack.enter_context(tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr))
+            self._stack.enter_context(on_video_done(lambda: bar.update(1)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _poll(self) -> None:
-        from tqdm import tqdm
-
-        from storage import tables
-        from storage.root import open_root
-
-        root = open_root(self.storage_url)
-        with tqdm(total=self.total, unit="video", desc=self.run_id, file=sys.stderr) as bar:
-            while True:
-                stopping = self._stop.wait(0.5)
-                try:
-                    done = len(tables.table_files(root, "videos", self.run_id).parts)
-                except Exception:  # the folder may not exist yet; the bar is best effort
-                    done = bar.n
-                if done > bar.n:
-                    bar.update(min(done, self.total) - bar.n)
-                if stopping:
-                    return
+        self._stack.close()
 
 
 # ------------------------------------------------------------------ summary
@@ -175,7 +156,19 @@ def print_summary(storage_url: str, run_id: str) -> None:
     if failures.num_rows:
         typer.echo("\nfailed videos:")
         typer.echo(format_table(failures))
+    report = report_uri(storage_url, run_id)
+    if report:
+        typer.echo(f"\nreport: {report}")
     typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
+
+
+def report_uri(storage_url: str, run_id: str) -> str | None:
+    """The URI of the run's HTML report, when it exists."""
+    from storage.keys import report_key
+    from storage.root import open_root
+
+    root = open_root(storage_url)
+    return root.uri(report_key(run_id)) if root.exists(report_key(run_id)) else None
 
 
 def _catalog_flow(dask: Optional[str]):
@@ -194,17 +187,31 @@ def _catalog_flow(dask: Optional[str]):
         _fail(str(exc))
 
 
+def _model(model: str, weights: Optional[str]) -> str:
+    """The pipeline's model string: a real MMAudio bundle needs ``--weights``, the others take none."""
+    from nag_model.mmaudio_bundle import BUNDLES, model_string
+
+    if model in BUNDLES:
+        if not weights:
+            _fail(f"--model {model} needs --weights DIR (a local folder or fsspec URL with the official files; "
+                  f"see `foley weights check DIR`)")
+        return model_string(model, weights)
+    if weights:
+        _fail(f"--weights is for the MMAudio bundles ({', '.join(BUNDLES)}), not for --model {model}")
+    return model
+
+
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
                  **params: Any) -> None:
     from flows.catalog import absolute_uri, new_run_id
     from storage.root import StorageConfigError, open_root
-    from tasks.manifest import ManifestError, load_manifest
-    from tasks.models import ModelNotFound
-    from tasks.params import AudioOutput, SynthesisParams
+    from storage.manifest import ManifestError, load_manifest
+    from pipeline.models import ModelNotFound
+    from pipeline.params import AudioOutput, TrackSettings
     from tasks.run_log import RunConflict
 
     try:
-        SynthesisParams(params["method"], params["alpha"], params["beta"], params["steps"])
+        TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
         storage_url = open_root(storage).url
     except (ValueError, StorageConfigError) as exc:
@@ -219,7 +226,7 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
                err=True)
     try:
-        with _Progress(storage_url, run_id, total, progress), env.local_run_settings(), \
+        with _Progress(run_id, total, progress), env.local_run_settings(), \
                 (env.shared_api() if dask else contextlib.nullcontext()):
             result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
     except (ModelNotFound, RunConflict, ManifestError) as exc:
@@ -235,15 +242,19 @@ def run(
     manifest: str = typer.Argument(..., help="CSV, JSONL or Parquet manifest (id, video_uri[, captions]), any fsspec URL"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL (file://, s3://, memory://)"),
     run_id: Optional[str] = typer.Option(None, help="resume this run id (default: a new one)"),
-    model: str = typer.Option("demo", help="'demo', a bundle folder/URL, or 'random:<preset>'"),
-    method: Method = typer.Option(Method.nag),
-    alpha: float = typer.Option(4.5, help="CFG strength (all methods)"),
-    beta: float = typer.Option(1.5, help="negative audio guidance strength (NAG)"),
-    steps: int = typer.Option(25, help="Euler steps"),
-    order: Order = typer.Option(Order.descending, help="caption order"),
+    model: str = typer.Option("demo", help="'demo', an MMAudio bundle (mmaudio-small-16k, mmaudio-small-44k, "
+                                            "mmaudio-medium-44k, mmaudio-large-44k-v2: needs --weights), a bundle "
+                                            "folder/URL, or 'random:<preset>'"),
+    weights: Optional[str] = typer.Option(None, help="folder or fsspec URL of the official MMAudio weight files "
+                                                     "(with an MMAudio --model)"),
+    method: Method = typer.Option(Method(DEFAULTS.method)),
+    alpha: float = typer.Option(DEFAULTS.alpha, help="CFG strength (all methods)"),
+    beta: float = typer.Option(DEFAULTS.beta, help="negative audio guidance strength (NAG)"),
+    steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
+    order: Order = typer.Option(Order("descending"), help="caption order"),
     seed: int = typer.Option(0, help="run seed"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
-    audio_format: AudioFormat = typer.Option(AudioFormat.flac),
+    audio_format: AudioFormat = typer.Option(AudioFormat("flac")),
     bit_depth: int = typer.Option(16, help="16 or 24"),
     resample_48k: bool = typer.Option(False, help="deliver stems and mix at 48 kHz"),
     stems_in_video: bool = typer.Option(False, help="also mux each stem into the video"),
@@ -251,24 +262,41 @@ def run(
     progress: bool = typer.Option(True, help="show a progress bar"),
     dask: Optional[str] = typer.Option(None, help="run the tasks on a Dask cluster (prefect-dask): a scheduler "
                                                   "address (tcp://host:8786), or local:N for N worker processes here"),
+    captioner: Captioner = typer.Option(Captioner.demo, help="who proposes captions for videos without any: the "
+                                        "model's own (demo), a VLM behind an OpenAI-compatible endpoint, or a local "
+                                        "transformers VLM folder"),
+    captioner_url: Optional[str] = typer.Option(None, help="endpoint base URL, e.g. http://vlm:8000/v1"),
+    captioner_model: Optional[str] = typer.Option(None, help="the model name the endpoint serves"),
+    captioner_path: Optional[str] = typer.Option(None, help="local VLM folder (--captioner local)"),
+    captioner_frames: int = typer.Option(4, help="frames sent to the VLM per video"),
+    captioner_key_env: str = typer.Option("FOLEY_VLM_API_KEY", help="environment variable with the endpoint's key"),
+    captioner_key_block: Optional[str] = typer.Option(None, help="Prefect Secret block with the endpoint's key"),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
-    _run_catalog(manifest, storage, run_id, progress, dask, model=model, method=method.value, alpha=alpha, beta=beta,
-                 steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
+    from captioning.captioner import CaptionerSettings
+
+    try:
+        settings = CaptionerSettings(kind=captioner.value, url=captioner_url, model=captioner_model,
+                                     path=captioner_path, n_frames=captioner_frames, api_key_env=captioner_key_env,
+                                     api_key_block=captioner_key_block)
+    except ValueError as exc:
+        _fail(str(exc))
+    _run_catalog(manifest, storage, run_id, progress, dask, model=_model(model, weights), method=method.value,
+                 alpha=alpha, beta=beta, steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
-                 max_caption_chars=max_caption_chars)
+                 max_caption_chars=max_caption_chars, captioner=None if captioner is Captioner.demo else settings)
 
 
 @app.command()
 def demo(
     storage: str = typer.Option(DEMO_STORAGE, help="storage root URL"),
     model: str = typer.Option("demo", help="the bundled demo model by default"),
-    steps: int = typer.Option(25, help="Euler steps"),
+    steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
     duration: float = typer.Option(8.0, help="seconds of each video"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Run the bundled demo catalog end to end (local storage, Prefect's embedded server, the demo model)."""
-    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method="nag", alpha=4.5, beta=1.5,
+    _run_catalog(str(DEMO_MANIFEST), storage, None, progress, model=model, method=DEFAULTS.method, alpha=DEFAULTS.alpha, beta=DEFAULTS.beta,
                  steps=steps, duration=duration, audio_format="flac", bit_depth=16)
 
 
@@ -282,12 +310,12 @@ def edit(
     seed: Optional[int] = typer.Option(None, help="seed of the new track (default: derived, new per version)"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     model: Optional[str] = typer.Option(None, help="default: the run's model"),
-    method: Method = typer.Option(Method.nag),
+    method: Method = typer.Option(Method(DEFAULTS.method)),
 ) -> None:
     """Add, regenerate or remove one track of a finished video; the mix is rebuilt as a new version."""
     from flows.edit import edit_video
-    from tasks.edit_plan import EditError
-    from tasks.models import ModelNotFound
+    from pipeline.edit_plan import EditError
+    from pipeline.models import ModelNotFound
 
     try:
         with env.local_run_settings():
@@ -320,15 +348,64 @@ def query(
 
 @app.command()
 def report(
-    name: Report = typer.Argument(..., help="methods | failures | captions"),
+    name: Report = typer.Argument(..., help="methods | failures | captions | html"),
+    run: Optional[str] = typer.Argument(None, help="the run (html: required)"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     run_id: Optional[str] = typer.Option(None, help="one run (default: all runs)"),
 ) -> None:
-    """Canned reports: metric means per method, failed videos with their errors, tracks per caption."""
+    """Canned reports: metric means per method, failed videos with their errors, tracks per caption; or the
+    run's HTML report (``html RUN_ID``), written into the run's storage."""
     from storage.query import REPORTS as CANNED
     from storage.query import connect
 
+    run_id = run or run_id
+    if name is Report.html:
+        from reports.html import write_report
+        from storage.root import open_root
+
+        if not run_id:
+            _fail("foley report html needs a run id: foley report html RUN_ID")
+        try:
+            typer.echo(write_report(open_root(storage), run_id))
+        except LookupError as exc:
+            _fail(str(exc))
+        return
+
     typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
+
+
+# ------------------------------------------------------------------ weights
+weights_app = typer.Typer(help="Check the official MMAudio weight files in a folder or bucket.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("check")
+def weights_check(
+    folder: str = typer.Argument(..., help="local folder or fsspec URL holding the weight files"),
+    model: Optional[str] = typer.Option(None, help="only this bundle; the exit code is non-zero when it is incomplete"),
+) -> None:
+    """For each MMAudio bundle, which files are present (checksum ok), missing or corrupt, with sizes and checksums.
+
+    Exit code 1 when the asked bundle (or, without --model, every bundle) is incomplete."""
+    import pyarrow as pa
+
+    from nag_model.mmaudio_bundle import BUNDLES, bundle_complete, check_weights
+
+    if model is not None and model not in BUNDLES:
+        _fail(f"unknown MMAudio bundle {model!r}; known: {', '.join(BUNDLES)}")
+    names = [model] if model else list(BUNDLES)
+    try:
+        rows = check_weights(folder, names)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {folder}: {exc}")
+    table = pa.Table.from_pylist([{"bundle": r.bundle, "role": r.role, "file": r.filename, "status": r.status,
+                                   "bytes": r.nbytes, "expected": r.expected, "actual": r.actual, "note": r.note}
+                                  for r in rows])
+    typer.echo(format_table(table, max_rows=len(rows), max_width=None))
+    complete = [n for n in names if bundle_complete(rows, n)]
+    typer.echo("\n" + "\n".join(f"{n}: {'complete' if n in complete else 'incomplete'}" for n in names))
+    if not complete:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,18 @@ from typing import Any
 
 from prefect import flow
 
+from nag_model.settings import DEFAULTS
+from pipeline.gpu_slot import GPU_SLOT
+from pipeline.params import AudioOutput, TrackSettings
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
-from tasks.cleanup import reset_video
-from tasks.edit_plan import plan_edit
-from tasks.gpu import GPU_SLOT, ensure_gpu_slots
+from tasks.gpu_slot import ensure_gpu_slots
 from tasks.mixing import mix_video
-from tasks.params import AudioOutput, SynthesisParams
+from tasks.plan import plan_edit
 from tasks.prepare import prepare_video
 from tasks.record import record_edit
+from tasks.report import publish_report
+from tasks.reset import reset_video
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_track
 
@@ -36,7 +39,7 @@ def edit_video(
     seed: int | None = None,
     storage_url: str = "file://./out",
     model: str | None = None,
-    method: str = "nag",
+    method: str = DEFAULTS.method,
     gpu_slot: str | None = GPU_SLOT,
 ) -> dict[str, Any]:
     """Add, regenerate or remove one track of a finished video and rebuild its mix as a new version.
@@ -54,34 +57,34 @@ def edit_video(
     """
     storage_url = open_root(storage_url).url
     reset_video(storage_url, run_id, video_id)  # what an interrupted edit left behind goes first
-    planned = plan_edit(storage_url, run_id, video_id, action, caption, track_id, seed)
-    params, plan = planned["params"], planned["plan"]
+    plan = plan_edit(storage_url, run_id, video_id, action, caption, track_id, seed)
+    params = plan.params
     model, duration = model or params["model"], params["duration"]
-    synthesis = SynthesisParams(method, params["alpha"], params["beta"], params["steps"])
+    synthesis = TrackSettings(method, params["alpha"], params["beta"], params["steps"])
     output = AudioOutput(params["audio_format"], params["bit_depth"], params["resample_48k"], params["stems_in_video"])
-    version, new = plan["version"], plan["generate"]
+    version, new = plan.version, plan.generate
     try:
-        video = {"video_uri": plan["video"]["video_uri"]}
-        tracks, new_rows = plan["tracks_after"], []
+        video, new_rows = plan.video["video_uri"], []
         if new is not None:
-            video = prepare_video(video["video_uri"], model, duration)
-            resolve_captions({"video_id": video_id, "captions": [new["caption"]]}, video, model, duration,
+            video = prepare_video(video, model, duration)
+            resolve_captions({"video_id": video_id, "captions": [new.caption]}, video, model, duration,
                              params.get("max_caption_chars", DEFAULT_MAX_CAPTION_CHARS))
             if gpu_slot:
                 ensure_gpu_slots(gpu_slot)
-            new_rows = [synthesize_track(storage_url, run_id, video_id, video, new["caption"], new["track_id"],
-                                         new["version"], new["supersedes"], new["position"], new["seed"],
-                                         plan["context"], model, duration, synthesis, output, gpu_slot)]
-            tracks = [new_rows[0] if t == "<new>" else t for t in tracks]
+            new_rows = [synthesize_track(storage_url, run_id, video_id, video, new, list(plan.context), model=model,
+                                         duration=duration, synthesis=synthesis, output=output,
+                                         gpu_slot_name=gpu_slot)]
+        tracks = plan.tracks_after(new_rows[0] if new_rows else None)
         mix = mix_video(storage_url, run_id, video_id, video, tracks, output, version=version,
-                        supersedes=plan["supersedes_mix"])
+                        supersedes=plan.supersedes_mix)
         metrics = score_video(storage_url, run_id, video_id, tracks, mix, model, duration,
                               score_track_ids=[r["track_id"] for r in new_rows])
         record_edit(storage_url, run_id, video_id, version,
-                    {**plan["video"], "version": version, "n_captions": len(tracks)}, new_rows, mix, metrics)
+                    {**plan.video, "version": version, "n_captions": len(tracks)}, new_rows, mix, metrics)
     except Exception:
         with contextlib.suppress(Exception):  # the first error is the one to report
             reset_video(storage_url, run_id, video_id)  # no partial version stays behind
         raise
+    publish_report(storage_url, run_id, return_state=True)  # the report shows the new version and its history
     return {"run_id": run_id, "video_id": video_id, "version": version, "action": action,
-            "track_id": new["track_id"] if new else track_id, "track_ids": [t["track_id"] for t in tracks]}
+            "track_id": new.track_id if new else track_id, "track_ids": [t["track_id"] for t in tracks]}

@@ -13,7 +13,7 @@ import soundfile
 import soxr
 
 from media.errors import CorruptMedia, EmptyMedia
-from nag_model.loudness import as_float_audio
+from audio.loudness import as_float_audio
 
 __all__ = ["DELIVERY_RATE", "resample", "audio_to_bytes", "audio_from_bytes"]
 

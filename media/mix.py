@@ -2,14 +2,14 @@
 
 Paper (section 5.1): composite = normalize(sum_k x^(k)), loudness normalisation to -20 LUFS with
 pyloudnorm, no per-track weights. Here: optional per-track gains, tracks of different lengths
-zero-padded to the longest, silence and sub-0.4 s clips handled (``nag_model.loudness``), and a
+zero-padded to the longest, silence and sub-0.4 s clips handled (``audio.loudness``), and a
 true-peak limiter after normalisation so that the mix never crosses the ceiling and still reaches the
 target loudness. With ``gains_db=None`` and ``ceiling_db=None`` the result is the paper's mix exactly.
 
 The limiter (:func:`limit_true_peak`) works offline on the whole clip, which makes look-ahead free:
 
 1. the true peak of every sample is read from the 4x oversampled signal (``scipy.signal.resample_poly``,
-   as ``nag_model.loudness.true_peak_db``) and turned into the attenuation each sample needs;
+   as ``audio.loudness.true_peak_db``) and turned into the attenuation each sample needs;
 2. look-ahead and attack: a running maximum over +-``lookahead_s`` and then a moving average of the same
    width, so the gain ramps down smoothly before a peak and is at its lowest on the peak itself (every
    average includes the peak's own requirement, so no sample gets less attenuation than it needs);
@@ -34,14 +34,14 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from scipy.signal import resample_poly
 
-from nag_model.loudness import (
+from audio.loudness import (
     DEFAULT_TARGET_LUFS,
     as_float_audio,
     integrated_loudness,
     peak_limit_gain_db,
     true_peak_db,
 )
-from nag_model.loudness import limit_true_peak as static_ceiling
+from audio.loudness import scale_under_true_peak as static_ceiling
 
 __all__ = ["MixReport", "mix_tracks", "limit_true_peak"]
 

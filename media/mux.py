@@ -25,7 +25,7 @@ import numpy as np
 from media.audio_io import DELIVERY_RATE, resample
 from media.errors import MuxError, NoVideoStream
 from media.source import MediaSource, describe_source, open_media
-from nag_model.loudness import as_float_audio
+from audio.loudness import as_float_audio
 
 __all__ = ["AudioTrack", "mux_audio", "mux_audio_to_path", "stream_title"]
 

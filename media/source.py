@@ -44,11 +44,9 @@ def _local_path(source: str | os.PathLike) -> str | None:
 
 def _remote_options(url: str) -> dict:
     """fsspec options for a remote URL: S3 credentials and endpoint as for storage roots, else none."""
-    if url.split("://", 1)[0] not in ("s3", "s3a"):
-        return {}
-    from storage.root import s3_options
+    from storage.root import input_options
 
-    return s3_options({}, url)
+    return input_options(url)
 
 
 def _is_empty(f: BinaryIO) -> bool:

@@ -4,8 +4,8 @@ One picture per track (title = caption) and one multi-panel picture per video: e
 on a shared time axis (seconds) and a shared dB colour scale, so that relative levels can be compared.
 
 The pictures are drawn directly with Pillow as palette images: the log-mel levels through the
-``magma`` colour map, a title, frequency ticks on the mel axis, second ticks on the time axis and
-the dB range. A matplotlib figure with the same content took ~170 ms per track on 2 CPU cores (text
+``magma`` colour map, a title, frequency ticks on the mel axis (Hz), second ticks on the time axis (s)
+and a colour bar of the shared dB scale on the right. A matplotlib figure with the same content took ~170 ms per track on 2 CPU cores (text
 and constrained layout, mostly) and competed with the model for the CPU in a catalog run; this takes
 ~15 ms, most of it the log-mel.
 """
@@ -16,11 +16,12 @@ import io
 import math
 from typing import Sequence
 
+import librosa
 import numpy as np
 import scipy.fft
 from PIL import Image, ImageDraw, ImageFont
 
-from nag_model.loudness import as_float_audio
+from audio.loudness import as_float_audio
 
 __all__ = ["log_mel", "mel_filterbank", "spectrogram_png", "spectrogram_grid_png"]
 
@@ -30,26 +31,22 @@ _TITLE_PX = 16  # strip above each panel: caption and, on the first panel, the d
 _AXIS_PX = 16  # strip below the last panel: seconds
 _LEFT_PX = 34  # frequency labels
 _RIGHT_PX = 8
+_BAR_PX = 52  # colour bar on the right: 10 px of colour, then dB labels
 _TICKS_HZ = (250, 500, 1000, 2000, 4000, 8000, 16000)
 _LEVELS = 254  # palette entries of the colour map; the last two are the background and the ink
 _BACKGROUND, _INK = _LEVELS, _LEVELS + 1
 
 
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)  # HTK mel scale
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
-
-
+@functools.lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Triangular HTK-mel filters from 0 Hz to Nyquist: ``(n_mels, n_fft // 2 + 1)`` weights and centre Hz."""
-    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2), n_mels + 2))
-    bins = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    weights = np.maximum(0.0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
-    return weights, edges[1:-1]
+    """Triangular HTK-mel filters from 0 Hz to Nyquist (librosa, peak 1, no area norm): ``(n_mels, n_fft // 2
+    + 1)`` weights and centre Hz."""
+    weights = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sample_rate / 2,
+                                  htk=True, norm=None, dtype=np.float32)
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sample_rate / 2, htk=True)[1:-1]
+    weights.setflags(write=False)  # shared by every call (cached)
+    centres.setflags(write=False)
+    return weights, centres
 
 
 def log_mel(wav: np.ndarray, sample_rate: int, *, n_mels: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,9 +108,9 @@ def _panel(canvas: Image.Image, box: tuple[int, int, int, int], db: np.ndarray, 
     image = Image.fromarray(levels.astype(np.uint8), mode="L").resize((width, bottom - top), Image.Resampling.NEAREST)
     canvas.paste(image, (left, top))
     draw = ImageDraw.Draw(canvas)
-    mels = _hz_to_mel(centres)
+    mels = librosa.hz_to_mel(centres, htk=True)
     for hz in (f for f in _TICKS_HZ if centres[0] <= f <= centres[-1]):
-        y = bottom - (np.interp(_hz_to_mel(hz), mels, np.arange(len(mels))) + 0.5) / len(mels) * (bottom - top)
+        y = bottom - (np.interp(librosa.hz_to_mel(hz, htk=True), mels, np.arange(len(mels))) + 0.5) / len(mels) * (bottom - top)
         draw.line((left - 3, y, left - 1, y), fill=_INK)
         draw.text((left - 5, y), f"{hz // 1000}k" if hz >= 1000 else str(hz), font=_font(), fill=_INK, anchor="rm")
 
@@ -128,6 +125,20 @@ def _time_axis(canvas: Image.Image, left: int, right: int, y: int, duration: flo
     draw.text((left - 5, y + 3), "s", font=_font(), fill=_INK, anchor="rt")
 
 
+def _colour_bar(canvas: Image.Image, left: int, top: int, bottom: int, vmin: float, vmax: float) -> None:
+    """A vertical bar of the colour map from ``vmin`` (bottom) to ``vmax`` (top), ticked every 20 dB."""
+    height = max(2, bottom - top)
+    ramp = np.linspace(_LEVELS - 1, 0, height).round().astype(np.uint8)[:, None].repeat(10, axis=1)
+    canvas.paste(Image.fromarray(ramp, mode="L"), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((left, top, left + 9, top + height - 1), outline=_INK)
+    for level in np.arange(np.ceil(vmin / 20) * 20, vmax + 1e-6, 20):
+        y = top + (vmax - level) / (vmax - vmin) * (height - 1)
+        draw.line((left + 10, y, left + 12, y), fill=_INK)
+        draw.text((left + 14, y), f"{level:.0f}", font=_font(), fill=_INK, anchor="lm")
+    draw.text((left + 14, max(0, top - 13)), "dB", font=_font(), fill=_INK, anchor="lt")
+
+
 def _render(panels: Sequence[tuple[str, np.ndarray, int]], sample_rate: int, width: int, height: int) -> bytes:
     """Panels of ``(caption, audio, samples)`` stacked in a ``width`` x ``height`` PNG on shared axes."""
     mels = [log_mel(audio, sample_rate) for _, audio, _ in panels]
@@ -138,15 +149,17 @@ def _render(panels: Sequence[tuple[str, np.ndarray, int]], sample_rate: int, wid
     canvas = Image.new("P", (width, height), _BACKGROUND)
     canvas.putpalette(_palette())
     draw = ImageDraw.Draw(canvas)
-    left, right = _LEFT_PX, width - _RIGHT_PX
+    bar = width - _BAR_PX > _LEFT_PX + 40  # room for a colour bar
+    left, right = _LEFT_PX, width - (_BAR_PX if bar else _RIGHT_PX)
     row = (height - _AXIS_PX) / len(panels)
     for k, ((caption, _, n), (db, _, centres)) in enumerate(zip(panels, mels, strict=True)):
         top = round(k * row)
-        scale = f"{vmin:.0f} to {vmax:.0f} dB" if k == 0 else ""
-        draw.text((left, top + 2), _fit(draw, caption, right - left - 90), font=_font(), fill=_INK)
-        draw.text((right, top + 2), scale, font=_font(), fill=_INK, anchor="ra")
+        draw.text((left, top + 2), _fit(draw, caption, right - left), font=_font(), fill=_INK)
         _panel(canvas, (left, top + _TITLE_PX, right, round((k + 1) * row)), db, centres, max(n, 1) / longest,
                vmin, vmax)
+    draw.text((2, 2), "Hz", font=_font(), fill=_INK)
+    if bar:
+        _colour_bar(canvas, right + 6, _TITLE_PX, height - _AXIS_PX, vmin, vmax)
     _time_axis(canvas, left, right, height - _AXIS_PX, duration)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", compress_level=3)

@@ -17,9 +17,12 @@ import numpy as np
 import torch
 
 from nag_model.checkpoint import load_controlnet, load_network, read_bytes, save_controlnet, save_network
-from nag_model.codec import AudioCodec, MelCodec, MelCodecConfig
+from nag_model.codecs.base import AudioCodec
+from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.controlnet import AudioControlNet
-from nag_model.features import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
+from nag_model.device import cast_weights, configure_cuda_backends, resolve_device, resolve_dtype
+from nag_model.encoders.demo import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
                                 TextEncoder, VideoEncoder)
 from nag_model.generator import StepByStepGenerator, VideoFeatures
 from nag_model.network import MMAudio, build_mmaudio
@@ -64,27 +67,74 @@ class FoleyBundle:
     captioner: Captioner | None = None
     evaluator: AudioEvaluator | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    _sampler: Any = field(default=None, init=False, repr=False, compare=False)  # CUDA graphs, shared by generators
 
     @property
     def sample_rate(self) -> int:
         return self.codec.sample_rate
 
     @property
+    def device(self) -> torch.device:
+        return self.base.latent_mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the network's and the ControlNet's weights."""
+        return self.base.dtype
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> "FoleyBundle":
+        """Move every model component to `device` ("auto", "cpu", "cuda", "cuda:N" or a torch.device)
+        and put the network's and the ControlNet's weights in `dtype` (torch.bfloat16 / torch.float32, or
+        "bf16" / "fp32" / "auto": bf16 on CUDA, fp32 elsewhere).
+
+        The latent statistics stay float32 (the sampler's state is float32 whatever the weights'
+        precision), and so do the codec, the encoders and the evaluators. Components without a
+        `to` (the demo's hash text encoder and pixel video encoder) produce host tensors that the
+        generator moves. In place; returns the bundle. On CUDA it also lets cuDNN pick the fastest
+        convolution algorithm per shape (`nag_model.device.configure_cuda_backends`).
+        """
+        device = None if device is None else resolve_device(device)
+        for net in (self.base, self.controlnet):
+            if net is None:
+                continue
+            if device is not None:
+                net.to(device)
+            if dtype is not None:
+                cast_weights(net, resolve_dtype(dtype, device or self.device))
+        if device is not None:
+            for part in (self.codec, self.text_encoder, self.video_encoder, self.scorer, self.captioner, self.evaluator):
+                if callable(getattr(part, "to", None)):
+                    part.to(device)
+            if device.type == "cuda":
+                configure_cuda_backends()
+        self._sampler = None  # captured graphs belong to the old placement
+        return self
+
+    @property
     def duration(self) -> float:
         return self.base.seq.latent * self.codec.samples_per_latent / self.codec.sample_rate
 
-    def generator(self, *, progress: bool = False) -> StepByStepGenerator:
+    def generator(self, *, progress: bool = False, batch_mode: str = "auto",
+                  max_batch: int | None = None) -> StepByStepGenerator:
+        """A step-by-step generator over this bundle. Generators of one bundle share its CUDA graphs."""
+        if self.device.type == "cuda" and self._sampler is None:
+            from nag_model.cuda_graphs import GraphedSampler
+
+            self._sampler = GraphedSampler()
         return StepByStepGenerator(self.base, self.codec, self.text_encoder, controlnet=self.controlnet,
-                                   progress=progress)
+                                   progress=progress, batch_mode=batch_mode, max_batch=max_batch,
+                                   sampler=self._sampler)
 
     @torch.inference_mode()
     def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:
-        """Frames at 8 fps and 25 fps (uint8, (T, H, W, 3)) -> features padded/trimmed to the model's lengths.
+        """Frames at ``config.CLIP_FPS`` and ``config.SYNC_FPS`` (uint8, (T, H, W, 3)) -> features
+        padded/trimmed to the model's lengths.
 
         Short videos repeat their last frame (the model always generates its full duration)."""
         seq = self.base.seq
         clip = self.video_encoder.encode_clip(_fit(clip_frames, seq.clip))
-        sync_frames_needed = (seq.sync // 8 - 1) * 8 + 16
+        segments = seq.sync // SYNC_TOKENS_PER_SEGMENT
+        sync_frames_needed = (segments - 1) * SYNC_STEP + SYNC_SEGMENT
         sync = self.video_encoder.encode_sync(_fit(sync_frames, sync_frames_needed))
         return VideoFeatures(clip, sync)
 
@@ -143,7 +193,7 @@ def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: 
     """Load a bundle folder written by `save_bundle` (or by the demo trainer); "demo" is the committed demo.
 
     When the card names evaluators (`"evaluators": "<stem>"`), `<stem>.safetensors/.json` are loaded as the
-    demo's scorer, captioner and audio evaluator (`nag_model.evaluators`)."""
+    demo's scorer, captioner and audio evaluator (`nag_model.demo.evaluators`)."""
     path = resolve_bundle_path(path).rstrip("/")
     card = json.loads(read_bytes(f"{path}/bundle.json", "model bundle card", storage_options=storage_options))
     base = load_network(f"{path}/base", storage_options=storage_options, duration=duration)
@@ -154,7 +204,7 @@ def load_bundle(path: str, *, storage_options: Mapping | None = None, duration: 
     video = PixelVideoEncoder(PixelVideoEncoderConfig(**{k: v for k, v in card["video_encoder"].items() if k != "kind"}))
     scorer = captioner = evaluator = None
     if card.get("evaluators"):
-        from nag_model.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, load_evaluators
+        from nag_model.demo.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer, load_evaluators
 
         audio_tagger, video_tagger = load_evaluators(f"{path}/{card['evaluators']}", storage_options=storage_options)
         evaluator = DemoAudioEvaluator(audio_tagger, codec, text)

@@ -25,6 +25,7 @@ from nag_model.network import MMAudio
 DROPPED_KEYS = ("t_embed.freqs", "latent_rot", "clip_rot")
 _HF = "https://huggingface.co/hkchengrex/MMAudio/resolve/main/weights/"
 _GH = "https://github.com/hkchengrex/MMAudio/releases/download/v0.1/"
+_CLIP = "https://huggingface.co/apple/DFN5B-CLIP-ViT-H-14-384/resolve/main/open_clip_pytorch_model.bin"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class WeightFile:
     md5: str | None
     size: str
     url: str
+    sha256: str | None = None
+    nbytes: int | None = None  # exact size in bytes, where known
 
 
 OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
@@ -47,6 +50,9 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     "vae_44k": WeightFile("v1-44.pth", "fab020275fa44c6589820ce025191600", "1.2G", _GH + "v1-44.pth"),
     "bigvgan_16k": WeightFile("best_netG.pt", "eeaf372a38a9c31c362120aba2dde292", "429M", _GH + "best_netG.pt"),
     "synchformer": WeightFile("synchformer_state_dict.pth", "5b2f5594b0730f70e41e549b7c94390c", "907M", _GH + "synchformer_state_dict.pth"),
+    # open_clip's file of apple/DFN5B-CLIP-ViT-H-14-384 (renamed -378 on the hub); sha256 of the LFS object.
+    "clip": WeightFile("open_clip_pytorch_model.bin", None, "3.9G", _CLIP,
+                       sha256="c07a17b547d461c60a3cce5062b26bf8545b13de602c4c59d8490361eb716033", nbytes=3_947_081_637),
 }
 
 
@@ -62,10 +68,16 @@ class IncompatibleWeights(ValueError):
     """A state dict does not fit the network (missing, unexpected or mis-shaped keys)."""
 
 
+class CorruptWeights(ValueError):
+    """A weight file exists but cannot be read (truncated, or not a checkpoint at all)."""
+
+
 def _missing_message(path: str, what: str, known: WeightFile | None) -> str:
     msg = f"{what} not found at {path!r}."
     if known is not None:
-        msg += (f" Download {known.filename} ({known.size}, md5 {known.md5}) from {known.url} "
+        size = f"{known.size}, {known.nbytes} bytes" if known.nbytes else known.size
+        sums = ", ".join(f"{name} {value}" for name, value in (("md5", known.md5), ("sha256", known.sha256)) if value)
+        msg += (f" Download {known.filename} ({size}, {sums or 'checksum unknown'}) from {known.url} "
                 f"and pass its local path or fsspec URL.")
     return msg
 

@@ -136,6 +136,7 @@ class AudioControlNet(nn.Module):
         c = self.base_config.latent_dim
         if ref_latent.ndim != 3 or ref_latent.shape[2] != c or ref_latent.shape[1] < 1:
             raise ValueError(f"reference latent must have shape (B, Nr, {c}), got {tuple(ref_latent.shape)}")
+        ref_latent = ref_latent.to(self.ref_input_proj[0].weight.dtype)
         ref = self.ref_encoder(self.ref_input_proj(ref_latent))  # (B, Nr, D)
         keys, values = zip(*(block.reference_kv(ref) for block in self.blocks))
         return ReferenceTokens(tuple(keys), tuple(values))
@@ -154,8 +155,5 @@ class AudioControlNet(nn.Module):
     def predict_flow(self, base: MMAudio, latent: torch.Tensor, t: torch.Tensor, conditions,
                      reference: ReferenceTokens) -> torch.Tensor:
         """Audio-conditioned velocity u_psi (B, N, C) of the frozen base plus this ControlNet."""
-        t = base._time(t, latent)
-        x = base.embed_latent(latent)
-        global_c, extended_c = base.condition_vectors(t, conditions)
-        control = self(x, global_c, base.latent_rot, reference)
-        return base.run_blocks(x, conditions, global_c, extended_c, control)
+        tokens = base.embed_latent(latent)  # (B, N, D)
+        return base.velocity(tokens, t, conditions, control=lambda g: self(tokens, g, base.latent_rot, reference))

@@ -9,6 +9,8 @@ from typing import Callable
 
 import torch
 
+DEFAULT_STEPS = 25  # Euler steps of MMAudio's sampler
+
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (t: scalar tensor, x (B, N, C)) -> (B, N, C)
 
 
@@ -35,7 +37,7 @@ def flow_matching_loss(predicted: torch.Tensor, x0: torch.Tensor, x1: torch.Tens
     return (predicted - target_velocity(x0, x1)).pow(2).mean(dim=(1, 2)).mean()
 
 
-def time_grid(num_steps: int = 25, device: torch.device | str = "cpu") -> torch.Tensor:
+def time_grid(num_steps: int = DEFAULT_STEPS, device: torch.device | str = "cpu") -> torch.Tensor:
     """Uniform grid of num_steps + 1 times from 0 to 1."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")

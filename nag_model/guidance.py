@@ -1,21 +1,26 @@
 """Guidance components over the same velocity evaluations (the "branches" of one ODE step).
 
-Each component names the branches it needs and combines their velocities with its formula:
+Each component declares the conditions it needs (`needs`), names the branches it evaluates
+(`branches`, in batch order) and combines their velocities, by branch name, with its formula:
 classifier-free guidance (Eq. 3), the paper's negative-prompting baseline (section 5.1) and
 Negative Audio Guidance (Eq. 7). `GuidedVelocity` evaluates the branches, batched by default.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Mapping
 
 import torch
 
 from nag_model.controlnet import ReferenceTokens
 from nag_model.network import PreprocessedConditions
 
-DEFAULT_CFG_STRENGTH = 4.5  # MMAudio's default
-DEFAULT_NAG_BETA = 1.5  # Table A3 of the NAG paper
+DEFAULT_ALPHA = 4.5  # MMAudio's CFG strength
+DEFAULT_BETA = 1.5  # Table A3 of the NAG paper
+DEFAULT_CFG_STRENGTH, DEFAULT_NAG_BETA = DEFAULT_ALPHA, DEFAULT_BETA  # the earlier names
+
+# Conditions a component can ask for (the fields of ConditionSet).
+FULL, EMPTY, VIDEO_ONLY, NEGATIVE, REFERENCE = "full", "empty", "video_only", "negative", "reference"
 
 
 @dataclass(frozen=True)
@@ -42,45 +47,52 @@ class ConditionSet:
     reference: ReferenceTokens | None = None
 
 
+Velocities = Mapping[str, torch.Tensor]  # branch name -> velocity (B, N, C)
+
+
 @dataclass(frozen=True)
 class ClassifierFreeGuidance:
-    """Eq. (3): u = u(empty, empty) + w (u(V, C) - u(empty, empty))."""
+    """Eq. (3): u = u(empty, empty) + alpha (u(V, C) - u(empty, empty))."""
 
-    strength: float = DEFAULT_CFG_STRENGTH
+    alpha: float = DEFAULT_ALPHA
 
-    def branches(self, c: ConditionSet) -> list[Branch]:
-        return [Branch(c.empty), Branch(c.full)]
+    def needs(self, has_context: bool) -> frozenset[str]:
+        return frozenset({FULL, EMPTY})
 
-    def combine(self, v: Sequence[torch.Tensor]) -> torch.Tensor:
-        u0, uc = v
-        return u0 + self.strength * (uc - u0)
+    def branches(self, c: ConditionSet) -> dict[str, Branch]:
+        return {EMPTY: Branch(c.empty), FULL: Branch(c.full)}
+
+    def combine(self, v: Velocities) -> torch.Tensor:
+        return v[EMPTY] + self.alpha * (v[FULL] - v[EMPTY])
 
 
 @dataclass(frozen=True)
 class NegativePromptGuidance:
     """The negative-prompting baseline with C_neg = the earlier captions concatenated.
 
-    form "paper" (section 5.1): u = u(empty, empty) + w (u(V, C_k) - u(empty, C_neg)).
-    form "mmaudio" (MMAudio's negative prompt): u = u(empty, C_neg) + w (u(V, C_k) - u(empty, C_neg)).
+    form "paper" (section 5.1): u = u(empty, empty) + alpha (u(V, C_k) - u(empty, C_neg)).
+    form "mmaudio" (MMAudio's negative prompt): u = u(empty, C_neg) + alpha (u(V, C_k) - u(empty, C_neg)).
     Without a negative prompt (step 1) both reduce to CFG.
     """
 
-    strength: float = DEFAULT_CFG_STRENGTH
+    alpha: float = DEFAULT_ALPHA
     form: Literal["paper", "mmaudio"] = "paper"
 
-    def branches(self, c: ConditionSet) -> list[Branch]:
-        if c.negative is None:
-            return ClassifierFreeGuidance(self.strength).branches(c)
-        if self.form == "paper":
-            return [Branch(c.empty), Branch(c.full), Branch(c.negative)]
-        return [Branch(c.negative), Branch(c.full)]
+    def needs(self, has_context: bool) -> frozenset[str]:
+        return frozenset({FULL, EMPTY, NEGATIVE}) if has_context else frozenset({FULL, EMPTY})
 
-    def combine(self, v: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(v) == 2:
-            u0, uc = v
-            return u0 + self.strength * (uc - u0)
-        u0, uc, un = v
-        return u0 + self.strength * (uc - un)
+    def branches(self, c: ConditionSet) -> dict[str, Branch]:
+        if c.negative is None:
+            return ClassifierFreeGuidance(self.alpha).branches(c)
+        if self.form == "paper":
+            return {EMPTY: Branch(c.empty), FULL: Branch(c.full), NEGATIVE: Branch(c.negative)}
+        return {NEGATIVE: Branch(c.negative), FULL: Branch(c.full)}
+
+    def combine(self, v: Velocities) -> torch.Tensor:
+        if NEGATIVE not in v:
+            return ClassifierFreeGuidance(self.alpha).combine(v)
+        u0 = v[EMPTY] if self.form == "paper" else v[NEGATIVE]
+        return u0 + self.alpha * (v[FULL] - v[NEGATIVE])
 
 
 @dataclass(frozen=True)
@@ -92,24 +104,24 @@ class NegativeAudioGuidance:
     ControlNet branch is then not evaluated at all).
     """
 
-    alpha: float = DEFAULT_CFG_STRENGTH
-    beta: float = DEFAULT_NAG_BETA
+    alpha: float = DEFAULT_ALPHA
+    beta: float = DEFAULT_BETA
 
-    def _is_cfg(self, c: ConditionSet) -> bool:
-        return self.beta == 0 or c.reference is None
+    def needs(self, has_context: bool) -> frozenset[str]:
+        if self.beta == 0 or not has_context:
+            return frozenset({FULL, EMPTY})
+        return frozenset({FULL, EMPTY, VIDEO_ONLY, REFERENCE})
 
-    def branches(self, c: ConditionSet) -> list[Branch]:
-        if self._is_cfg(c):
+    def branches(self, c: ConditionSet) -> dict[str, Branch]:
+        if self.beta == 0 or c.reference is None:
             return ClassifierFreeGuidance(self.alpha).branches(c)
         if c.video_only is None:
             raise ValueError("NAG needs the video-only conditions u(V, empty) for its ControlNet branch")
-        return [Branch(c.empty), Branch(c.full), Branch(c.video_only, c.reference)]
+        return {EMPTY: Branch(c.empty), FULL: Branch(c.full), REFERENCE: Branch(c.video_only, c.reference)}
 
-    def combine(self, v: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(v) == 2:
-            return ClassifierFreeGuidance(self.alpha).combine(v)
-        u0, uc, upsi = v
-        return u0 + self.alpha * (uc - u0) + self.beta * (uc - upsi)
+    def combine(self, v: Velocities) -> torch.Tensor:
+        u = ClassifierFreeGuidance(self.alpha).combine(v)
+        return u if REFERENCE not in v else u + self.beta * (v[FULL] - v[REFERENCE])
 
 
 Guidance = ClassifierFreeGuidance | NegativePromptGuidance | NegativeAudioGuidance

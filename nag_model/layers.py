@@ -1,5 +1,12 @@
 """Small building blocks of the MMAudio network: SwiGLU MLPs, channel-last convolutions, RoPE,
-the timestep embedding and adaLN modulation. Parameter names follow the official checkpoints."""
+the timestep embedding and adaLN modulation. Parameter names follow the official checkpoints.
+
+On CUDA (`fast_path`) the same functions are computed in fewer kernels and without layout copies:
+convolutions as matrix products over the channel-last sequence, RoPE as one complex product,
+modulations and gated residuals as fused multiply-adds. The CPU keeps the reference arithmetic,
+so CPU results are bit-identical to earlier versions; `tests/nag_model/test_fast_path.py` checks
+that both agree in float32.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,10 +14,44 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def fast_path(x: torch.Tensor) -> bool:
+    """Whether x takes the CUDA formulations (see the module docstring)."""
+    return x.is_cuda
+
+
+def unfold_taps(x: torch.Tensor, kernel_size: int, padding: int) -> torch.Tensor:
+    """(B, L, C) -> (B, L_out, C * k): the k taps of each output position, in nn.Conv1d's (C, k) weight order."""
+    b, _, c = x.shape
+    taps = F.pad(x, (0, 0, padding, padding)).unfold(1, kernel_size, 1)  # (B, L_out, C, k) view
+    return taps.reshape(b, taps.shape[1], c * kernel_size)
+
+
+def conv1d_channel_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """Stride-1 Conv1d of a (B, L, Cin) sequence with weight (Cout, Cin, k) as matrix products -> (B, L_out, Cout).
+
+    Narrow inputs gather their k taps and take one product; wide inputs (Cin > Cout) take one
+    product to k * Cout channels and sum the k shifted outputs (fewer bytes than gathering)."""
+    cout, cin, k = weight.shape
+    if k == 1:
+        return F.linear(x, weight[..., 0], bias)
+    if cin <= cout:
+        return F.linear(unfold_taps(x, k, padding), weight.reshape(cout, cin * k), bias)
+    b, length, _ = x.shape
+    out_len = length + 2 * padding - k + 1
+    z = F.linear(x, weight.permute(2, 0, 1).reshape(k * cout, cin)).view(b, length, k, cout)
+    z = F.pad(z, (0, 0, 0, 0, padding, padding))  # (B, L + 2p, k, Cout)
+    y = z[:, 0:out_len, 0]
+    for j in range(1, k):
+        y = y + z[:, j:j + out_len, j]
+    return y if bias is None else y + bias
+
+
 class ChannelLastConv1d(nn.Conv1d):
     """A Conv1d over (B, L, C) sequences (keys `weight` and `bias` as in nn.Conv1d)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fast_path(x) and self.stride == (1,) and self.dilation == (1,) and self.groups == 1:
+            return conv1d_channel_last(x, self.weight, self.bias, self.padding[0])
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
@@ -45,11 +86,19 @@ class ConvMLP(nn.Module):
         self.w3 = ChannelLastConv1d(dim, hidden, kernel_size, padding=padding, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w1, w3 = self.w1, self.w3
+        k, p = w1.kernel_size[0], w1.padding[0]
+        if fast_path(x) and k > 1 and w1.in_channels <= w1.out_channels:  # w1 and w3 share the gathered taps
+            taps = unfold_taps(x, k, p)
+            h = F.silu(F.linear(taps, w1.weight.reshape(w1.out_channels, -1))) * F.linear(taps, w3.weight.reshape(w3.out_channels, -1))
+            return self.w2(h)
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN modulation x (1 + scale) + shift (DiT)."""
+    if fast_path(x):
+        return torch.addcmul(shift, x, 1 + scale)
     return x * (1 + scale) + shift
 
 
@@ -68,6 +117,14 @@ def rope_table(length: int, dim: int = 64, theta: float = 10_000.0, freq_scale: 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Rotate adjacent channel pairs (2j, 2j+1) of x (B, H, L, D) by the table; computed in fp32."""
+    if fast_path(x):  # the pair (x0, x1) as x0 + i x1 times cos + i sin, in complex64
+        cis = getattr(table, "_foley_cis", None)
+        if cis is None:
+            with torch.inference_mode(False):  # a normal tensor, usable with autograd later
+                cis = torch.complex(table[..., 0, 0].float(), table[..., 1, 0].float())  # (1, L, D/2)
+            table._foley_cis = cis
+        xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (B, H, L, D/2)
+        return torch.view_as_real(xc * cis).flatten(-2).to(x.dtype)
     with torch.autocast(device_type=x.device.type, enabled=False):
         xf = x.float().reshape(*x.shape[:-1], -1, 1, 2)  # (B, H, L, D/2, 1, 2)
         out = table[..., 0] * xf[..., 0] + table[..., 1] * xf[..., 1]  # (B, H, L, D/2, 2)
@@ -86,5 +143,5 @@ class TimestepEmbedder(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         args = t.float()[:, None] * self.freqs[None]  # (B, F/2)
-        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(t.dtype)
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(self.mlp[0].weight.dtype)
         return self.mlp(emb)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +128,11 @@ class MMAudio(nn.Module):
         """Convenience: `update_seq_lengths(config.seq_lengths(duration))`."""
         self.update_seq_lengths(self.config.seq_lengths(duration))
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the weights (the latent statistics stay float32, see `nag_model.device`)."""
+        return self.audio_input_proj[0].weight.dtype
+
     # ------------------------------------------------------------ latent stats
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Raw codec latent -> the standardised latent the flow is trained on (new tensor)."""
@@ -151,6 +156,7 @@ class MMAudio(nn.Module):
         b = clip_f.shape[0]
         if sync_f.shape[0] != b or text_f.shape[0] != b:
             raise ValueError(f"batch sizes differ: clip {b}, sync {sync_f.shape[0]}, text {text_f.shape[0]}")
+        clip_f, sync_f, text_f = (x.to(self.dtype) for x in (clip_f, sync_f, text_f))
         sync_f = sync_f.view(b, -1, SYNC_TOKENS_PER_SEGMENT, c.sync_dim) + self.sync_pos_emb  # (B, S, 8, Ds)
         sync_f = sync_f.flatten(1, 2)  # (B, Ls, Ds)
         clip_f = self.clip_input_proj(clip_f)  # (B, Lc, D)
@@ -182,36 +188,61 @@ class MMAudio(nn.Module):
     def embed_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """Noisy latent (B, N, C) -> audio tokens (B, N, D)."""
         self._check("latent", latent, self.seq.latent, self.config.latent_dim)
-        return self.audio_input_proj(latent)
+        return self.audio_input_proj(latent.to(self.dtype))
 
-    def condition_vectors(self, t: torch.Tensor, conditions: PreprocessedConditions) -> tuple[torch.Tensor, torch.Tensor]:
-        """global_c (B, 1, D) from time, CLIP and text; extended_c (B, N, D) adds the sync features."""
-        global_c = self.global_cond_mlp(conditions.clip_f_c + conditions.text_f_c)  # (B, D)
+    def condition_vectors(self, t: torch.Tensor, conditions: PreprocessedConditions,
+                          global_cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """global_c (B, 1, D) from time, CLIP and text; extended_c (B, N, D) adds the sync features.
+        `global_cond` (B, D): the time-free part, `global_cond(conditions)`, when computed beforehand."""
+        global_c = self.global_cond(conditions) if global_cond is None else global_cond  # (B, D)
         global_c = self.t_embed(t).unsqueeze(1) + global_c.unsqueeze(1)  # (B, 1, D)
         return global_c, global_c + conditions.sync_f
 
+    def global_cond(self, conditions: PreprocessedConditions) -> torch.Tensor:
+        """The time-free part of the global condition vector (B, D): it depends on the conditions only."""
+        return self.global_cond_mlp(conditions.clip_f_c + conditions.text_f_c)
+
     def run_blocks(self, x: torch.Tensor, conditions: PreprocessedConditions, global_c: torch.Tensor,
                    extended_c: torch.Tensor, control: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Transformer trunk and final layer. `control` holds ControlNet residuals (B, N, D); block i
-        receives `control[i // ceil(depth / len(control))]` after it runs (SD3.5-ControlNet wiring)."""
+        """Transformer trunk and final layer. `control` holds ControlNet residuals (R, N, D); block i
+        receives `control[i // ceil(depth / len(control))]` after it runs (SD3.5-ControlNet wiring).
+        With R < B the residuals belong to the last R rows of x (the others get none)."""
         interval = math.ceil(self.config.depth / len(control)) if control else 0
         clip_f, text_f = conditions.clip_f, conditions.text_f
         for i, block in enumerate(self.joint_blocks):
             x, clip_f, text_f = block(x, clip_f, text_f, global_c, extended_c, self.latent_rot, self.clip_rot)
             if control:
-                x = x + control[i // interval]
+                x = _add_control(x, control[i // interval])
         for j, block in enumerate(self.fused_blocks):
             x = block(x, extended_c, self.latent_rot)
             if control:
-                x = x + control[(j + self.config.joint_depth) // interval]
+                x = _add_control(x, control[(j + self.config.joint_depth) // interval])
         return self.final_layer(x, global_c)
+
+    def velocity(self, tokens: torch.Tensor, t: torch.Tensor | float, conditions: PreprocessedConditions,
+                 control: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None, *,
+                 global_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """One velocity evaluation from embedded audio tokens: the one place the trunk is run.
+
+        Args:
+            tokens: `embed_latent(latent)`, (B, N, D); embedded once and shared by guidance branches.
+            t: flow time, a scalar or (B,) in [0, 1] (0 is noise, 1 is data).
+            conditions: preprocessed conditions of batch B.
+            control: a ControlNet hook: global_c (B, 1, D) -> residuals, each (B, N, D), or (R, N, D)
+                for the last R rows only (see `run_blocks`).
+            global_cond: `global_cond(conditions)` (B, D), when computed once for many steps.
+
+        Returns:
+            The velocity (B, N, C).
+        """
+        # Time stays float32 whatever the weights' precision (the embedder computes in float32).
+        global_c, extended_c = self.condition_vectors(self.flow_time(t, tokens, torch.float32), conditions, global_cond)
+        residuals = None if control is None else control(global_c)
+        return self.run_blocks(tokens, conditions, global_c, extended_c, residuals)
 
     def predict_flow(self, latent: torch.Tensor, t: torch.Tensor, conditions: PreprocessedConditions) -> torch.Tensor:
         """Velocity (B, N, C) at flow time t (B,) in [0, 1] (0 is noise, 1 is data)."""
-        t = self._time(t, latent)
-        x = self.embed_latent(latent)
-        global_c, extended_c = self.condition_vectors(t, conditions)
-        return self.run_blocks(x, conditions, global_c, extended_c)
+        return self.velocity(self.embed_latent(latent), t, conditions)
 
     def forward(self, latent: torch.Tensor, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
                 t: torch.Tensor) -> torch.Tensor:
@@ -219,14 +250,27 @@ class MMAudio(nn.Module):
         return self.predict_flow(latent, t, self.preprocess_conditions(clip_f, sync_f, text_f))
 
     @staticmethod
-    def _time(t: torch.Tensor | float, latent: torch.Tensor) -> torch.Tensor:
-        """Broadcast t to (B,) in the latent's dtype, as the official sampler does."""
-        t = torch.as_tensor(t, device=latent.device)
+    def flow_time(t: torch.Tensor | float, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Broadcast t to (B,) in `dtype`, by default the dtype of `like` (B, ...), as the official sampler does."""
+        t = torch.as_tensor(t, device=like.device)
         if t.ndim == 0:
-            t = t.expand(latent.shape[0])
-        if t.shape != (latent.shape[0],):
-            raise ValueError(f"t must be a scalar or shape ({latent.shape[0]},), got {tuple(t.shape)}")
-        return t.to(latent.dtype)
+            t = t.expand(like.shape[0])
+        if t.shape != (like.shape[0],):
+            raise ValueError(f"t must be a scalar or shape ({like.shape[0]},), got {tuple(t.shape)}")
+        return t.to(like.dtype if dtype is None else dtype)
+
+
+def _add_control(x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """x (B, N, D) plus a ControlNet residual for all rows, or for the last R rows when it has R < B."""
+    r = residual.shape[0]
+    if r == x.shape[0]:
+        return x + residual
+    if r > x.shape[0]:
+        raise ValueError(f"control residual has {r} rows, more than the {x.shape[0]} of the latent")
+    if torch.is_grad_enabled():
+        return torch.cat([x[:-r], x[-r:] + residual])
+    x[-r:] += residual  # x is this forward's own intermediate; no autograd under inference
+    return x
 
 
 def build_mmaudio(preset: str | MMAudioConfig = "small_16k", duration: float | None = None) -> MMAudio:

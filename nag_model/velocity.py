@@ -19,7 +19,8 @@ class GuidedVelocity:
     def __init__(self, base: MMAudio, guidance: Guidance, conditions: ConditionSet, *,
                  controlnet: AudioControlNet | None = None, batched: bool = True):
         self.base, self.controlnet, self.guidance, self.batched = base, controlnet, guidance, batched
-        self.branches = guidance.branches(conditions)
+        named = guidance.branches(conditions)
+        self.names, self.branches = list(named), list(named.values())
         self.batch_size = conditions.full.batch_size
         if any(b.reference is not None for b in self.branches) and controlnet is None:
             raise ValueError(f"{type(guidance).__name__} needs an AudioControlNet for its reference branch")
@@ -36,31 +37,34 @@ class GuidedVelocity:
             raise ValueError(f"latent batch {x.shape[0]} != conditions batch {self.batch_size}")
         h = self.base.embed_latent(x)  # (B, N, D), shared by every branch
         if self.batched:
-            velocities = self._batched(t, x, h)
+            velocities = self._batched(t, h)
         else:
-            velocities = [self._single(t, x, h, b.conditions, b.reference) for b in self.branches]
-        return self.guidance.combine(velocities)
+            velocities = [self._single(t, h, b.conditions, b.reference) for b in self.branches]
+        return self.guidance.combine(dict(zip(self.names, velocities, strict=True)))
 
-    def _single(self, t, x, h, conditions, reference):
-        tt = self.base._time(t, x)
-        global_c, extended_c = self.base.condition_vectors(tt, conditions)
-        control = None if reference is None else self.controlnet(h, global_c, self.base.latent_rot, reference)
-        return self.base.run_blocks(h, conditions, global_c, extended_c, control)
+    def _control(self, tokens: torch.Tensor, reference: ReferenceTokens):
+        """The ControlNet hook of `MMAudio.velocity`: global_c -> residuals."""
+        return lambda global_c: self.controlnet(tokens, global_c, self.base.latent_rot, reference)
 
-    def _batched(self, t, x, h) -> list[torch.Tensor]:
+    def _single(self, t, h, conditions, reference):
+        return self.base.velocity(h, t, conditions, None if reference is None else self._control(h, reference))
+
+    def _batched(self, t, h) -> list[torch.Tensor]:
         nb, b = len(self.branches), self.batch_size
         hh = h.repeat(nb, 1, 1)  # (nb B, N, D)
-        tt = self.base._time(t, hh)
-        global_c, extended_c = self.base.condition_vectors(tt, self._all_conditions)
         control = None
         if self._reference is not None:
             rows = torch.cat([torch.arange(i * b, (i + 1) * b) for i in self._ref_rows])
-            residuals = self.controlnet(h.repeat(len(self._ref_rows), 1, 1), global_c[rows], self.base.latent_rot,
-                                        self._reference)
-            control = []
-            for r in residuals:  # zero residuals on the rows without a reference
-                full = torch.zeros_like(hh)
-                full[rows] = r
-                control.append(full)
-        out = self.base.run_blocks(hh, self._all_conditions, global_c, extended_c, control)
-        return list(out.split(b))
+            on_rows = self._control(h.repeat(len(self._ref_rows), 1, 1), self._reference)
+            if self._ref_rows == [nb - 1]:  # the reference rows are the last ones: run_blocks adds to that tail
+                def control(global_c):
+                    return on_rows(global_c[rows])
+            else:
+                def control(global_c):  # zero residuals on the rows without a reference
+                    out = []
+                    for r in on_rows(global_c[rows]):
+                        full = torch.zeros_like(hh)
+                        full[rows] = r
+                        out.append(full)
+                    return out
+        return list(self.base.velocity(hh, t, self._all_conditions, control).split(b))

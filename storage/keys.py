@@ -8,6 +8,7 @@ Layout (relative to the storage root)::
     runs/<run>/videos/<video>/spectrograms/mix/v<version>.png
     runs/<run>/videos/<video>/spectrograms/tracks/<track>/v<version>.png
     cache/features/<encoder>/<video sha256>-<ms>ms.<ext>           video features, shared by runs
+    reports/<run>/index.html                                       the run's HTML report (reports.html)
     tables/<table>/run=<run>/part-<unit>.parquet                   rows of one write unit
     tables/<table>/run=<run>/compacted.parquet                     see storage.tables.compact
 
@@ -81,6 +82,14 @@ def validate_key(key: str) -> str:
     return key
 
 
+def key_of(root_url: str, uri: str) -> str:
+    """The key of an object URI written under the root at ``root_url`` (``Root.uri(key)`` backwards)."""
+    prefix = root_url.rstrip("/") + "/"
+    if not uri.startswith(prefix):
+        raise ValueError(f"{uri!r} is not under the storage root {root_url!r}")
+    return validate_key(uri[len(prefix):])
+
+
 def _version(version: int) -> str:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be an int >= 1, got {version!r}")
@@ -119,6 +128,13 @@ def spectrogram_key(run_id: str, video_id: str, version: int, track_id: str | No
     if track_id is None:
         return f"{base}/mix/{_version(version)}.png"
     return f"{base}/tracks/{id_segment(track_id)}/{_version(version)}.png"
+
+
+def report_key(run_id: str) -> str:
+    """Key of a run's HTML report (its media links are relative to it, see :mod:`reports.html`).
+
+    It lives outside ``runs/<run>/`` because it is derived from the whole run, not from one video's rows."""
+    return f"reports/{id_segment(run_id)}/index.html"
 
 
 def features_key(encoder_id: str, video_sha256: str, duration: float, ext: str = "npz") -> str:

@@ -8,6 +8,7 @@ so a non-local root's fsspec file system is registered with ``con.register_files
 The views resolve part and compacted files as described in :mod:`storage.tables` (each row
 once) from the file list taken when the views are built: call :func:`refresh_views` to see
 files written later. A table with no files yet is an empty view with the right columns.
+``latest_videos`` holds each video's latest version (:mod:`storage.versions`).
 ``tracks`` and ``mixes`` also get ``superseded_by`` and ``active`` (see storage.tables); that
 is a join, which DuckDB does not drop when those columns are unused (about 0.5 s on a million
 rows here), so the views ``raw_<table>`` (the stored columns only) exist for queries that do
@@ -27,12 +28,8 @@ import pyarrow as pa
 
 from storage import tables
 from storage.root import Root, open_root
+from storage.versions import VERSIONED, latest_sql
 
-# Tables with versions, and the columns that name one versioned thing.
-VERSIONED: dict[str, tuple[str, ...]] = {
-    "tracks": ("run_id", "video_id", "track_id"),
-    "mixes": ("run_id", "video_id"),
-}
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT})
 
 
@@ -87,6 +84,8 @@ def _create_view(con: duckdb.DuckDBPyConnection, root: Root, table: str) -> None
     con.execute(f"CREATE OR REPLACE VIEW raw_{table} AS SELECT {columns} FROM ({' UNION ALL BY NAME '.join(sources)})")
     if table not in VERSIONED:
         con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM raw_{table}")
+        if table == "videos":  # each video's latest version (storage.versions)
+            con.execute(f"CREATE OR REPLACE VIEW latest_videos AS SELECT * FROM videos {latest_sql()}")
         return
     key_columns = VERSIONED[table]
     on = " AND ".join(f"r.{name} = s.{name}" for name in key_columns)
@@ -134,10 +133,8 @@ ORDER BY m.metric, t.method
 
 FAILED_VIDEOS_SQL = f"""
 SELECT run_id, video_id, version, video_uri, error, created_at
-FROM videos
-WHERE {_RUN_FILTER.format(alias='')}
-QUALIFY row_number() OVER (PARTITION BY run_id, video_id ORDER BY version DESC) = 1
-    AND status = 'failed'
+FROM latest_videos
+WHERE {_RUN_FILTER.format(alias='')} AND status = 'failed'
 ORDER BY run_id, video_id
 """
 

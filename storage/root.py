@@ -288,3 +288,9 @@ def s3_options(storage_options: Mapping[str, Any], url: str = "s3://…") -> dic
             "anon=True for a public bucket"
         )
     return options
+
+
+def input_options(uri: str) -> dict:
+    """fsspec options for reading an input (manifest, video) at ``uri``: S3 credentials and endpoint as
+    for storage roots (:func:`s3_options`), none for other protocols."""
+    return s3_options({}, uri) if uri.split("://", 1)[0] in ("s3", "s3a") else {}

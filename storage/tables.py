@@ -37,7 +37,7 @@ tracks    supersedes       int32                     the version this one replac
 tracks    position         int32                 NN  order of the track in the video (0-based)
 tracks    caption          string                NN  the text prompt
 tracks    seed             int64                 NN
-tracks    method           string                NN  'nag' | 'independent' | 'negative-prompt'
+tracks    method           string                NN  one of common.methods.METHODS
 tracks    alpha            float64                   NAG alpha (null when not used)
 tracks    beta             float64                   NAG beta (null when not used)
 tracks    steps            int32                 NN  sampler steps
@@ -68,6 +68,19 @@ metrics   metric           string                NN  e.g. 'clap_score', 'lufs'
 metrics   value            float64               NN
 metrics   model            string                    model that computed it, if any
 metrics   created_at       timestamp[us, UTC]    NN
+captions  run_id           string                NN
+captions  video_id         string                NN
+captions  version          int32                 NN  the video version the captions were resolved for
+captions  source           string                NN  'manifest' or one of common.captioners.CAPTIONERS
+captions  model            string                    the captioning model (null for the manifest)
+captions  captions         list<string>              the captions, in the captioner's order
+captions  prompt           string                    the step-1 prompt sent with the frames (VLM captioners)
+captions  raw_answer       string                    the step-1 answer, free form
+captions  structured_answer string                   the last step-2 (JSON) answer
+captions  dropped          list<string>              captions of the answer left out, and why
+captions  attempts         int32                     chat requests made
+captions  error            string                    why no captions came out (null when they did)
+captions  created_at       timestamp[us, UTC]    NN
 ========  ===============  ====================  ==  =============================================
 
 The DuckDB views (:mod:`storage.query`) add two derived columns to ``tracks`` (versions of
@@ -118,6 +131,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.captioners import CAPTIONERS
+from common.methods import METHODS
 from storage import keys
 from storage.root import Root
 
@@ -203,13 +218,29 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("model", pa.string()),
         _f("created_at", TIME, True),
     ]),
+    "captions": pa.schema([  # added after the others: older runs have no files of it (an empty view)
+        _f("run_id", pa.string(), True),
+        _f("video_id", pa.string(), True),
+        _f("version", pa.int32(), True),
+        _f("source", pa.string(), True),
+        _f("model", pa.string()),
+        _f("captions", pa.list_(pa.string())),
+        _f("prompt", pa.string()),
+        _f("raw_answer", pa.string()),
+        _f("structured_answer", pa.string()),
+        _f("dropped", pa.list_(pa.string())),
+        _f("attempts", pa.int32()),
+        _f("error", pa.string()),
+        _f("created_at", TIME, True),
+    ]),
 }
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
 ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("runs", "status"): frozenset({"running", "completed", "failed"}),
     ("videos", "status"): frozenset({"ok", "failed"}),
-    ("tracks", "method"): frozenset({"nag", "independent", "negative-prompt"}),
+    ("tracks", "method"): frozenset(METHODS),
+    ("captions", "source"): frozenset({"manifest", *CAPTIONERS}),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table

@@ -1,9 +1,13 @@
-"""The captions of one video: from the manifest, else proposed by the bundle's captioner.
+"""The captions of one video: from the manifest, else proposed by a captioner.
 
 Rules (a broken caption list fails that video with a clear error; the catalog goes on):
 
 * none in the manifest (missing or empty field): the captioner proposes up to 5 (the paper's
-  Multi-Caps count); a bundle without a captioner fails the video;
+  Multi-Caps count): the bundle's own (``--captioner demo``, the default; a bundle without one fails
+  the video), or a VLM asked with the paper's two-step prompt (``--captioner endpoint|local``,
+  :mod:`captioning`, :mod:`pipeline.captioner`), whose prompt, model and raw answers come back in the
+  :class:`Captions`' ``trace`` for the ``captions`` table, also when its answer was unusable
+  (:class:`captioning.two_step.CaptionerAnswerError` carries them);
 * an explicit empty list, or a blank caption, fails the video;
 * over-long captions fail the video rather than being cut: a caption longer than
   ``max_caption_chars``, or with more words than the model's text window
@@ -23,11 +27,15 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from nag_model.features import tokenize
-from tasks.models import load_model, model_id, video_features
+from captioning.captioner import CaptionerSettings
+from common.captioners import DEMO
+from nag_model.encoders.demo import tokenize
+from pipeline.captioner import bundle_captions, vlm_captions
+from pipeline.handoffs import Captions, PreparedVideo
+from pipeline.models import load_model, model_id
 
 MAX_CAPTIONS = 5
-CACHE_VERSION = 1  # bump when the rules below change: cached results name it
+CACHE_VERSION = 2  # bump when the rules below change: cached results name it
 DEFAULT_MAX_CAPTION_CHARS = 300
 
 
@@ -57,21 +65,26 @@ def check_captions(captions: list[str], *, max_chars: int, max_words: int | None
 
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """The result is a function of the video's content, the model, the manifest's captions and the limit."""
+    """The result is a function of the video's content, the model, the manifest's captions (else the
+    captioner's identity) and the limit."""
     bundle = load_model(parameters["model"], parameters["duration"])
     given = parameters["entry"].get("captions")
-    source = "captioner" if given is None else hashlib.sha256(json.dumps(list(given)).encode()).hexdigest()[:16]
-    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video']['sha256']}-{parameters['duration']}-"
+    captioner = parameters.get("captioner") or CaptionerSettings()
+    source = (f"captioner-{captioner.identity()}" if given is None
+              else hashlib.sha256(json.dumps(list(given)).encode()).hexdigest()[:16])
+    return (f"captions-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video'].sha256}-{parameters['duration']}-"
             f"{parameters.get('max_caption_chars', DEFAULT_MAX_CAPTION_CHARS)}-{source}")
 
 
 @task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry[video_id]}")
-def resolve_captions(entry: dict, video: dict, model: str, duration: float,
-                     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS) -> dict:
-    """Captions for one manifest entry (a :class:`tasks.manifest.ManifestEntry` dict).
+def resolve_captions(entry: dict, video: PreparedVideo, model: str, duration: float,
+                     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+                     captioner: CaptionerSettings | None = None) -> Captions:
+    """Captions for one manifest entry (a :class:`storage.manifest.ManifestEntry` dict).
 
     Returns:
-        ``{"captions": [...], "source": "manifest" | "captioner"}``.
+        The checked :class:`Captions` and their source (``"manifest"`` or ``"captioner"``); proposed
+        captions carry the captioner's :class:`captioning.two_step.CaptionTrace`.
 
     Raises:
         CaptionError: see the module docstring.
@@ -79,12 +92,13 @@ def resolve_captions(entry: dict, video: dict, model: str, duration: float,
     bundle = load_model(model, duration)
     max_words = bundle.base.config.text_seq_len
     if entry.get("captions") is not None:
-        return {"captions": check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words),
-                "source": "manifest"}
-    if bundle.captioner is None:
+        checked = check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words)
+        return Captions(tuple(checked), "manifest")
+    captioner = captioner or CaptionerSettings()
+    if captioner.kind == DEMO and bundle.captioner is None:
         raise CaptionError(f"the manifest gives no captions for {entry['video_id']!r} and the model "
                            f"{bundle.name!r} has no captioner; add captions to the manifest")
-    features = video_features(bundle, video["video_uri"], video["sha256"], duration)
-    proposed = list(bundle.captioner.propose(features.clip_f, features.sync_f, max_captions=MAX_CAPTIONS))
-    return {"captions": check_captions(proposed, max_chars=max_caption_chars, max_words=max_words),
-            "source": "captioner"}
+    trace = (bundle_captions(bundle, video, duration, MAX_CAPTIONS) if captioner.kind == DEMO
+             else vlm_captions(captioner, video, duration))
+    checked = check_captions(list(trace.captions), max_chars=max_caption_chars, max_words=max_words)
+    return Captions(tuple(checked), "captioner", trace)

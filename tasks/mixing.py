@@ -34,8 +34,9 @@ from media.mux import AudioTrack, mux_audio
 from media.spectrogram import spectrogram_grid_png, spectrogram_png
 from storage import keys
 from storage.root import Root, open_root
-from tasks.objects import open_input, read_audio, write_audio
-from tasks.params import AudioOutput
+from pipeline.handoffs import PreparedVideo
+from pipeline.objects import open_input, read_audio, write_audio
+from pipeline.params import AudioOutput
 from tasks.retry_policy import IO_RETRY
 
 CEILING_DB = -1.0
@@ -76,18 +77,20 @@ def _muxed(root: Root, run_id: str, video_id: str, version: int, video_uri: str,
 
 
 @task(name="mix-video", cache_policy=NO_CACHE, task_run_name="mix-{video_id}-v{version}", **IO_RETRY)
-def mix_video(storage_url: str, run_id: str, video_id: str, video: dict, tracks: list[dict], output: AudioOutput,
-              version: int = 1, supersedes: int | None = None) -> dict:
+def mix_video(storage_url: str, run_id: str, video_id: str, video: PreparedVideo | str, tracks: list[dict],
+              output: AudioOutput, version: int = 1, supersedes: int | None = None) -> dict:
     """Mix ``tracks`` (``tracks`` rows in generation order, each with its ``gain_db``) into mix version
-    ``version`` and store it all.
+    ``version`` and store it all. ``video``: the prepared video, or its URI alone (an edit that generates
+    nothing does not prepare it).
 
     Returns:
         The ``mixes`` row.
     """
     if not tracks:
         raise ValueError(f"{video_id}: nothing to mix (no tracks)")
-    return _on_delivery_thread(_mix_and_deliver, storage_url, run_id, video_id, video["video_uri"], tracks, output,
-                               version, supersedes)
+    video_uri = video if isinstance(video, str) else video.video_uri
+    return _on_delivery_thread(_mix_and_deliver, storage_url, run_id, video_id, video_uri, tracks, output, version,
+                               supersedes)
 
 
 def _mix_and_deliver(storage_url: str, run_id: str, video_id: str, video_uri: str, tracks: list[dict],

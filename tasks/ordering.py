@@ -16,8 +16,9 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from tasks.models import load_model, model_id, video_features
-from tasks.params import check_order
+from pipeline.handoffs import Captions, OrderedCaptions, PreparedVideo
+from pipeline.models import load_model, model_id, video_features
+from pipeline.params import check_order
 
 CACHE_VERSION = 1  # bump when the ordering rules change: cached results name it
 
@@ -39,27 +40,26 @@ def order_indices(scores: list[float] | None, order: str, *, n: int, seed: int, 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """The order is a function of the video's content, the model, the captions, the mode, seed and video id."""
     bundle = load_model(parameters["model"], parameters["duration"])
-    inputs = json.dumps([parameters["captions"]["captions"], parameters["order"], parameters["seed"],
+    inputs = json.dumps([list(parameters["captions"].captions), parameters["order"], parameters["seed"],
                          parameters["video_id"]])
-    return (f"order-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video']['sha256']}-{parameters['duration']}-"
+    return (f"order-v{CACHE_VERSION}-{model_id(bundle)}-{parameters['video'].sha256}-{parameters['duration']}-"
             f"{hashlib.sha256(inputs.encode()).hexdigest()[:16]}")
 
 
 @task(name="order-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="order-{video_id}")
-def order_captions(captions: dict, video: dict, model: str, duration: float, order: str, seed: int,
-                   video_id: str) -> dict:
+def order_captions(captions: Captions, video: PreparedVideo, model: str, duration: float, order: str, seed: int,
+                   video_id: str) -> OrderedCaptions:
     """Order the captions of :func:`tasks.captions.resolve_captions`.
 
     Returns:
-        ``{"captions": [...in generation order], "scores": [...] | None (same order), "order": used mode,
-        "requested": order}``.
+        The captions in generation order, their scores (None without a scorer), the mode used and ``order``.
     """
-    texts = list(captions["captions"])
+    texts = list(captions.captions)
     bundle = load_model(model, duration)
     scores = None
     if bundle.scorer is not None and order in ("descending", "ascending"):
-        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        features = video_features(bundle, video.video_uri, video.sha256, duration)
         scores = [float(s) for s in bundle.scorer.score(features.clip_f, texts)]
     idx, used = order_indices(scores, order, n=len(texts), seed=seed, video_id=video_id)
-    return {"captions": [texts[i] for i in idx], "scores": None if scores is None else [scores[i] for i in idx],
-            "order": used, "requested": order}
+    return OrderedCaptions(tuple(texts[i] for i in idx), None if scores is None else tuple(scores[i] for i in idx),
+                           used, order)

@@ -3,7 +3,7 @@
 The video must have a video stream with at least one decodable frame; audio is optional. Only the
 first ``duration`` seconds are used (the paper's first 8 s); a shorter video is fine: its frames are
 padded to the model's lengths and its tracks are cut to the video's length. The features are
-computed here and kept in this worker's feature cache (:func:`tasks.models.video_features`); the
+computed here and kept in this worker's feature cache (:func:`pipeline.models.video_features`); the
 task returns only a small description of the video.
 
 A worker prepares one video at a time (the others wait): the first video of a catalog is then ready
@@ -15,16 +15,16 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import Any
-
 import fsspec
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from media.errors import EmptyMedia, MediaUnreadable, NoVideoStream
 from media.probe import probe
-from tasks.models import encode_video, load_model
-from tasks.objects import input_options, local_path, open_input
+from pipeline.handoffs import PreparedVideo
+from pipeline.models import encode_video, load_model
+from pipeline.objects import local_path, open_input
+from storage.root import input_options
 from tasks.retry_policy import IO_RETRY
 
 _CHUNK = 1 << 20
@@ -55,12 +55,12 @@ def file_sha256(uri: str) -> str:
     return h.hexdigest()
 
 
-def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any]:
+def describe_video(video_uri: str, model: str, duration: float) -> PreparedVideo:
     """Probe, hash, decode and encode (plain function; see the module docstring).
 
     Returns:
-        ``{"video_uri", "sha256", "duration_s", "fps", "width", "height", "has_audio", "covered_s"}``,
-        where ``covered_s`` is the length of video the tracks will cover (<= ``duration``).
+        The :class:`PreparedVideo`; its ``covered_s`` is the length of video the tracks will cover
+        (<= ``duration``).
 
     Raises:
         media.errors: ``MediaUnreadable``, ``EmptyMedia`` (0 bytes, no frames), ``CorruptMedia``,
@@ -76,13 +76,12 @@ def describe_video(video_uri: str, model: str, duration: float) -> dict[str, Any
     _, covered = encode_video(load_model(model, duration), video_uri, sha256, duration)  # warms the cache
     if covered <= 0:
         raise EmptyMedia(f"{video_uri}: zero-length video (no frame before {duration} s)")
-    return {"video_uri": video_uri, "sha256": sha256, "duration_s": info.duration, "fps": info.fps,
-            "width": info.width, "height": info.height, "has_audio": info.has_audio,
-            "covered_s": covered}
+    return PreparedVideo(video_uri=video_uri, sha256=sha256, duration_s=info.duration, fps=info.fps,
+                         width=info.width, height=info.height, has_audio=info.has_audio, covered_s=covered)
 
 
 @task(name="prepare-video", cache_policy=NO_CACHE, task_run_name="prepare-{video_uri}", **IO_RETRY)
-def prepare_video(video_uri: str, model: str, duration: float) -> dict[str, Any]:
+def prepare_video(video_uri: str, model: str, duration: float) -> PreparedVideo:
     """Probe + sha256 + frames + features of one video (see :func:`describe_video`)."""
     if not os.fspath(video_uri):
         raise MediaUnreadable("no video URI")

@@ -1,10 +1,9 @@
-"""Rows last: a video's rows are written only after all its objects exist, and its ``videos`` row,
-which commits the version, is written after its ``tracks``, ``mixes`` and ``metrics`` rows.
+"""Rows last: a video's rows are written only after all its objects exist, and its ``videos`` row, which
+commits the version, after its ``tracks``, ``mixes``, ``metrics`` and ``captions`` rows (:mod:`storage.commit`).
 
-Each version of a video writes each table in one unit (``<video_id>@v<version>``), so writing it
-again replaces those rows instead of adding to them: reruns never duplicate rows. A failed video
-gets a ``videos`` row with ``status = 'failed'`` and ``error = "<stage>: <ErrorType>: <message>"``,
-and whatever its attempt had stored is removed (:mod:`tasks.cleanup`).
+A failed video gets a ``videos`` row with ``status = 'failed'`` and ``error = "<stage>: <ErrorType>:
+<message>"`` (:mod:`pipeline.outcomes`), and whatever its attempt had stored is removed
+(:mod:`storage.cleanup`).
 """
 from __future__ import annotations
 
@@ -13,64 +12,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage import tables
-from storage.root import Root, open_root
-from tasks.cleanup import clear_unit, reset_video_state, unit
+from pipeline.handoffs import Captions, PreparedVideo
+from pipeline.outcomes import captions_outcome_row, describe_error, first_failure
+from storage.commit import commit_version, record_failure, video_row
+from storage.root import open_root
 from tasks.logs import logger
 from tasks.retry_policy import IO_RETRY
-
-STAGES = ("reset", "prepare", "captions", "ordering", "synthesis", "mixing", "scoring")
-
-
-def first_failure(results: dict[str, Any]) -> tuple[str, BaseException] | None:
-    """The first stage (in :data:`STAGES` order) whose result is an exception, or one that never ran.
-
-    ``results`` maps stage names to what each stage delivered (``flows.catalog.outcome``): the value,
-    the exception of a failed task, or None for a task that did not run because an upstream task failed.
-    """
-    missing = None
-    for stage in STAGES:
-        value = results.get(stage)
-        if isinstance(value, BaseException):
-            return stage, value
-        if value is None and missing is None:
-            missing = stage
-    if missing is not None:
-        return missing, RuntimeError(f"the {missing} stage did not run")
-    return None
-
-
-def describe_error(stage: str, exc: BaseException) -> str:
-    """``"<stage>: <ErrorType>: <message>"`` (one line, at most 2000 characters)."""
-    text = " ".join(str(exc).split()) or repr(exc)
-    return f"{stage}: {type(exc).__name__}: {text}"[:2000]
-
-
-def _columns(table: str, row: dict[str, Any]) -> dict[str, Any]:
-    names = set(tables.schema(table).names)
-    return {k: v for k, v in row.items() if k in names}
-
-
-def video_row(run_id: str, entry: dict, version: int, status: str, *, video: dict | None = None,
-              n_captions: int | None = None, error: str | None = None) -> dict:
-    """A ``videos`` row from a manifest entry and (when known) the prepared video's description."""
-    video = video or {}
-    return {"run_id": run_id, "video_id": entry["video_id"], "version": version,
-            "video_uri": entry.get("video_uri") or "", "status": status, "error": error,
-            "duration_s": video.get("duration_s"), "fps": video.get("fps"), "width": video.get("width"),
-            "height": video.get("height"), "has_audio": video.get("has_audio"), "n_captions": n_captions}
-
-
-def commit_version(root: Root, run_id: str, video_id: str, version: int, video: dict, track_rows: list[dict],
-                   mix_row: dict, metric_rows: list[dict]) -> None:
-    """Write one version's rows, ``videos`` last (tables without rows get their unit emptied)."""
-    u = unit(video_id, version)
-    for table, rows in (("tracks", track_rows), ("mixes", [mix_row]), ("metrics", metric_rows)):
-        if rows:
-            tables.write_rows(root, table, run_id, [_columns(table, r) for r in rows], unit=u)
-        else:
-            clear_unit(root, table, run_id, u)
-    tables.write_rows(root, "videos", run_id, [_columns("videos", video)], unit=u)
 
 
 @task(name="record-video", cache_policy=NO_CACHE, task_run_name="record-{entry[video_id]}", **IO_RETRY)
@@ -82,33 +29,28 @@ def record_video(storage_url: str, run_id: str, entry: dict, reset: Any, video: 
     Returns ``{"video_id", "status", "error"}``.
     """
     root = open_root(storage_url)
-    results = {"reset": reset, "prepare": video, "captions": captions, "ordering": ordered, "synthesis": tracks,
-               "mixing": mix, "scoring": metrics}
-    failure = first_failure(results)
+    traced = captions_outcome_row(run_id, entry["video_id"], 1, captions)  # also when the video failed
+    failure = first_failure({"reset": reset, "prepare": video, "captions": captions, "ordering": ordered,
+                             "synthesis": tracks, "mixing": mix, "scoring": metrics})
     if failure is not None:
         error = describe_error(*failure)
-        reset_video_state(root, run_id, entry["video_id"], committed=0)
-        n = len(captions["captions"]) if isinstance(captions, dict) else None
-        tables.write_rows(root, "videos", run_id, [video_row(run_id, entry, 1, "failed", error=error, n_captions=n,
-                                                             video=video if isinstance(video, dict) else None)],
-                          unit=unit(entry["video_id"], 1))
+        record_failure(root, run_id, entry, error,
+                       n_captions=len(captions.captions) if isinstance(captions, Captions) else None,
+                       video_fields=video.row_fields() if isinstance(video, PreparedVideo) else None,
+                       captions=traced)
         logger().warning("video %r failed: %s", entry["video_id"], error)
         return {"video_id": entry["video_id"], "status": "failed", "error": error}
-    commit_version(root, run_id, entry["video_id"], 1,
-                   video_row(run_id, entry, 1, "ok", video=video, n_captions=len(tracks)), tracks, mix, metrics)
+    row = video_row(run_id, entry, 1, "ok", video_fields=video.row_fields(), n_captions=len(tracks))
+    commit_version(root, run_id, entry["video_id"], 1, row, tracks, mix, metrics, captions=traced)
     return {"video_id": entry["video_id"], "status": "ok", "error": None}
 
 
 @task(name="record-rejected", cache_policy=NO_CACHE, task_run_name="reject-{entry[video_id]}", **IO_RETRY)
 def record_rejected(storage_url: str, run_id: str, entry: dict) -> dict:
     """The error row of a manifest row rejected before any stage ran (bad id, duplicate, ...)."""
-    root = open_root(storage_url)
-    reset_video_state(root, run_id, entry["video_id"], committed=0)
-    error = entry["error"]  # "manifest row <n>: ..."
     n = len(entry["captions"]) if entry.get("captions") is not None else None
-    tables.write_rows(root, "videos", run_id, [video_row(run_id, entry, 1, "failed", error=error, n_captions=n)],
-                      unit=unit(entry["video_id"], 1))
-    return {"video_id": entry["video_id"], "status": "failed", "error": error}
+    record_failure(open_root(storage_url), run_id, entry, entry["error"], n_captions=n)  # "manifest row <n>: ..."
+    return {"video_id": entry["video_id"], "status": "failed", "error": entry["error"]}
 
 
 @task(name="record-edit", cache_policy=NO_CACHE, task_run_name="record-{video_id}-v{version}", **IO_RETRY)

@@ -17,15 +17,15 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from storage import tables
+from storage import tables, versions
 from storage.root import open_root
-from tasks.cleanup import sweep_table_temporaries
+from storage.cleanup import sweep_table_temporaries
 from tasks.logs import logger
 from tasks.retry_policy import IO_RETRY
 
 # Parameters that change what a run writes; a resumed run must repeat them exactly.
 OUTPUT_PARAMS = ("model", "method", "alpha", "beta", "steps", "order", "seed", "duration", "audio_format",
-                 "bit_depth", "resample_48k", "stems_in_video", "max_caption_chars")
+                 "bit_depth", "resample_48k", "stems_in_video", "max_caption_chars", "captioner")
 
 
 class RunConflict(ValueError):
@@ -52,7 +52,7 @@ def begin_run(storage_url: str, run_id: str, params: dict[str, Any], manifest_ur
     """Write the run's row as ``running`` (keeping the first start time on a resume).
 
     Args:
-        params: every flow parameter (stored as JSON); ``model``: :func:`tasks.models.describe_model`.
+        params: every flow parameter (stored as JSON); ``model``: :func:`tasks.model_info.describe_model`.
 
     Raises:
         RunConflict: the run exists with different values of :data:`OUTPUT_PARAMS`.
@@ -100,11 +100,9 @@ def finish_run(storage_url: str, run_id: str, status: str, compact: bool = True)
     previous = _existing_run(root, run_id)
     if previous is None:
         raise RuntimeError(f"run {run_id!r} has no row to finish; begin_run must run first")
-    latest: dict[str, tuple[int, str]] = {}
-    for row in tables.read_table(root, "videos", run_id).select(["video_id", "version", "status"]).to_pylist():
-        if row["video_id"] not in latest or row["version"] > latest[row["video_id"]][0]:
-            latest[row["video_id"]] = (row["version"], row["status"])
-    n_failed = sum(1 for _, s in latest.values() if s == "failed")
+    rows = tables.read_table(root, "videos", run_id).select(["run_id", "video_id", "version", "status"]).to_pylist()
+    latest = versions.latest_rows(rows, versions.VIDEO_KEY)
+    n_failed = sum(1 for r in latest.values() if r["status"] == "failed")
     tables.write_rows(root, "runs", run_id, [{
         **{k: previous[k] for k in ("run_id", "created_at", "model_id", "params_json", "catalog_uri", "code_version")},
         "status": status, "finished_at": datetime.now(UTC), "n_videos": len(latest), "n_failed": n_failed,

@@ -26,10 +26,11 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.bundle import AudioEvaluator
-from nag_model.loudness import integrated_loudness, true_peak_db
+from audio.loudness import integrated_loudness, true_peak_db
 from storage.root import open_root
-from tasks.models import load_model, model_id
-from tasks.objects import read_audio
+from pipeline.handoffs import OrderedCaptions
+from pipeline.models import load_model, model_id
+from pipeline.objects import read_audio
 from tasks.retry_policy import IO_RETRY
 
 LEVEL_MODEL = "bs1770"
@@ -96,7 +97,7 @@ def evaluator_metrics(evaluator: AudioEvaluator, waves: Sequence[np.ndarray], ra
 
 @task(name="score-video", cache_policy=NO_CACHE, task_run_name="score-{video_id}", **IO_RETRY)
 def score_video(storage_url: str, run_id: str, video_id: str, tracks: list[dict], mix: dict, model: str,
-                duration: float, ordered: dict | None = None, score_track_ids: list[str] | None = None) -> list[dict]:
+                duration: float, ordered: OrderedCaptions | None = None, score_track_ids: list[str] | None = None) -> list[dict]:
     """``metrics`` rows for ``tracks`` (all tracks of the mix, in order) and ``mix`` (its ``mixes`` row).
 
     Args:
@@ -105,7 +106,7 @@ def score_video(storage_url: str, run_id: str, video_id: str, tracks: list[dict]
     """
     root = open_root(storage_url)
     bundle = load_model(model, duration)
-    caption_scores = (ordered or {}).get("scores")
+    caption_scores = ordered.scores if ordered is not None else None
     score_ids = {t["track_id"] for t in tracks} if score_track_ids is None else set(score_track_ids)
     waves, rate = [], None
     rows: list[dict] = []

@@ -1,7 +1,7 @@
 """Step-by-step synthesis (section 5.1 of the NAG paper): one track per caption, in order, each pushed
 away from the loudness-normalised mix of the tracks before it (or generated alone / with a negative
 prompt, by method). Runs on the GPU: it holds one slot of a named global concurrency limit
-(:mod:`tasks.gpu`) and has no retries (it is deterministic; rerunning it cannot fix an error).
+(:mod:`pipeline.gpu_slot`) and has no retries (it is deterministic; rerunning it cannot fix an error).
 
 Each stem is written atomically under ``storage.keys.track_key`` as soon as it is generated, cut to
 the length of video it covers, and held under a -1 dBTP true-peak ceiling (one static gain, only when
@@ -12,7 +12,6 @@ regenerates exactly the same stems at the same keys.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
@@ -21,32 +20,24 @@ from prefect.cache_policies import NO_CACHE
 
 from media.audio_io import resample
 from nag_model.generator import Track
-from nag_model.loudness import limit_true_peak, peak_limit_gain_db
+from audio.loudness import scale_under_true_peak, peak_limit_gain_db
 from storage import keys
 from storage.root import open_root
-from tasks.gpu import GPU_SLOT, gpu_slot
-from tasks.models import load_model, video_features
-from tasks.objects import read_audio, write_audio
-from tasks.params import AudioOutput, SynthesisParams
+from pipeline.edit_plan import NewTrack
+from pipeline.gpu_slot import GPU_SLOT, gpu_slot
+from pipeline.handoffs import OrderedCaptions, PreparedVideo
+from pipeline.models import load_model, video_features
+from pipeline.objects import read_audio, write_audio
+from pipeline.params import AudioOutput, TrackSettings
+from pipeline.tracks import track_id_for, track_seed
 
 STEM_CEILING_DB = -1.0
-
-
-def track_id_for(position: int) -> str:
-    """Track ids of a catalog run: ``t0``, ``t1``, ... by generation position (stable across versions)."""
-    return f"t{position}"
-
-
-def track_seed(run_seed: int, video_id: str, track_id: str, version: int = 1) -> int:
-    """A track's noise seed from the run seed, video id, track id and version (63-bit, deterministic)."""
-    digest = hashlib.sha256(f"track-seed\x00{run_seed}\x00{video_id}\x00{track_id}\x00{version}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def deliverable(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
     """The stem as stored: under the true-peak ceiling; and the static gain applied (0 dB when none)."""
     gain_db = peak_limit_gain_db(wav, sample_rate, STEM_CEILING_DB)
-    return (limit_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
+    return (scale_under_true_peak(wav, sample_rate, STEM_CEILING_DB) if gain_db < 0 else wav), gain_db
 
 
 def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutput) -> dict:
@@ -57,17 +48,18 @@ def _store(root, key: str, wav: np.ndarray, sample_rate: int, output: AudioOutpu
 
 
 def _track_row(run_id: str, video_id: str, track_id: str, version: int, supersedes: int | None, position: int,
-               caption: str, seed: int, synthesis: SynthesisParams, stored: dict, generation_s: float) -> dict:
+               caption: str, seed: int, synthesis: TrackSettings, stored: dict, generation_s: float) -> dict:
     return {"run_id": run_id, "video_id": video_id, "track_id": track_id, "version": version,
             "supersedes": supersedes, "position": position, "caption": caption, "seed": seed,
             **synthesis.row_fields(), **stored, "generation_s": generation_s}
 
 
 @task(name="synthesize-tracks", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}")
-def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict, ordered: dict, model: str,
-                      duration: float, synthesis: SynthesisParams, output: AudioOutput, seed: int,
+def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: PreparedVideo, ordered: OrderedCaptions,
+                      model: str,
+                      duration: float, synthesis: TrackSettings, output: AudioOutput, seed: int,
                       gpu_slot_name: str | None = GPU_SLOT) -> list[dict]:
-    """Generate and store every track of one video, version 1, in the order of ``ordered["captions"]``.
+    """Generate and store every track of one video, version 1, in the order of ``ordered.captions``.
 
     Args:
         video: :func:`tasks.prepare.prepare_video`'s description; ``ordered``: :func:`tasks.ordering.order_captions`.
@@ -79,10 +71,10 @@ def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict,
     """
     root = open_root(storage_url)
     bundle = load_model(model, duration)
-    captions = list(ordered["captions"])
+    captions = list(ordered.captions)
     track_ids = [track_id_for(k) for k in range(len(captions))]
     seeds = [track_seed(seed, video_id, t) for t in track_ids]
-    n_samples = round(min(video["covered_s"], bundle.duration) * bundle.sample_rate)
+    n_samples = round(min(video.covered_s, bundle.duration) * bundle.sample_rate)
     rows: list[dict] = []
     clock = {"t": 0.0}
 
@@ -95,9 +87,9 @@ def synthesize_tracks(storage_url: str, run_id: str, video_id: str, video: dict,
         clock["t"] = time.perf_counter()
 
     with gpu_slot(gpu_slot_name):
-        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        features = video_features(bundle, video.video_uri, video.sha256, duration)
         clock["t"] = time.perf_counter()
-        bundle.generator().generate(features, captions, seeds, synthesis.track_settings(), on_track=store)
+        bundle.generator().generate(features, captions, seeds, synthesis, on_track=store)
     return rows
 
 
@@ -115,12 +107,11 @@ def _context_tracks(root, rows: list[dict], sample_rate: int) -> list[Track]:
     return out
 
 
-@task(name="synthesize-track", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}-{track_id}")
-def synthesize_track(storage_url: str, run_id: str, video_id: str, video: dict, caption: str, track_id: str,
-                     version: int, supersedes: int | None, position: int, seed: int, context: list[dict],
-                     model: str, duration: float, synthesis: SynthesisParams, output: AudioOutput,
-                     gpu_slot_name: str | None = GPU_SLOT) -> dict:
-    """Generate one track against ``context`` (the ``tracks`` rows of the other tracks) and store it.
+@task(name="synthesize-track", cache_policy=NO_CACHE, retries=0, task_run_name="synthesize-{video_id}-{new.track_id}")
+def synthesize_track(storage_url: str, run_id: str, video_id: str, video: PreparedVideo, new: NewTrack,
+                     context: list[dict], *, model: str, duration: float, synthesis: TrackSettings,
+                     output: AudioOutput, gpu_slot_name: str | None = GPU_SLOT) -> dict:
+    """Generate the track ``new`` against ``context`` (the ``tracks`` rows of the other tracks) and store it.
 
     This is the Foley artist's edit: a new track against the existing mix, or a redo against the others.
     Returns its ``tracks`` row (plus ``generation_s`` and ``limiter_gain_db``).
@@ -128,14 +119,14 @@ def synthesize_track(storage_url: str, run_id: str, video_id: str, video: dict, 
     root = open_root(storage_url)
     bundle = load_model(model, duration)
     others = _context_tracks(root, context, bundle.sample_rate)
-    n_samples = round(min(video["covered_s"], bundle.duration) * bundle.sample_rate)
+    n_samples = round(min(video.covered_s, bundle.duration) * bundle.sample_rate)
     with gpu_slot(gpu_slot_name):
-        features = video_features(bundle, video["video_uri"], video["sha256"], duration)
+        features = video_features(bundle, video.video_uri, video.sha256, duration)
         start = time.perf_counter()
-        track = bundle.generator().generate_track(features, caption, seed, synthesis.track_settings(), context=others)
+        track = bundle.generator().generate_track(features, new.caption, new.seed, synthesis, context=others)
         generation_s = time.perf_counter() - start
-    key = keys.track_key(run_id, video_id, track_id, version, output.audio_format)
+    key = keys.track_key(run_id, video_id, new.track_id, new.version, output.audio_format)
     stored = _store(root, key, track.waveform[:n_samples], bundle.sample_rate, output)
-    return _track_row(run_id, video_id, track_id, version, supersedes, position, caption, seed, synthesis, stored,
-                      generation_s)
+    return _track_row(run_id, video_id, new.track_id, new.version, new.supersedes, new.position, new.caption,
+                      new.seed, synthesis, stored, generation_s)
 

@@ -14,9 +14,10 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
-from nag_model.codec import MelCodec
-from nag_model.features import HashTextEncoder, PixelVideoEncoder
-from nag_model.loudness import integrated_loudness
+from nag_model.codecs.demo_mel import MelCodec
+from nag_model.config import CLIP_FPS, SYNC_FPS
+from nag_model.encoders.demo import HashTextEncoder, PixelVideoEncoder
+from audio.loudness import integrated_loudness
 from synthfoley.captions import LABELS, parse_caption
 from synthfoley.splits import split_seeds
 from synthfoley.world import KINDS, SR, make_clip
@@ -143,8 +144,8 @@ def prepare_data(n_clips: int, *, split: str = "train", seed: int = 0, text_enco
                      torch.tensor(stem_kind), text, captions)
 
 
-def _clip_index(n_frames: int, fps: int = 25, clip_fps: int = 8, duration: float = 8.0) -> np.ndarray:
-    """Indices of the 25 fps frames nearest to the 8 fps CLIP frame times (64 for 8 s)."""
+def _clip_index(n_frames: int, fps: int = SYNC_FPS, clip_fps: int = CLIP_FPS, duration: float = 8.0) -> np.ndarray:
+    """Indices of the sync-rate frames nearest to the CLIP frame times (64 for 8 s)."""
     t = np.arange(int(duration * clip_fps)) / clip_fps
     return np.minimum(np.round(t * fps).astype(int), n_frames - 1)
 

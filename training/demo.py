@@ -24,13 +24,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from nag_model.bundle import FoleyBundle, save_bundle
-from nag_model.codec import MelCodec
+from nag_model.codecs.demo_mel import MelCodec
 from nag_model.config import PRESETS
 from nag_model.controlnet import AudioControlNet
-from nag_model.evaluators import AudioTagger, EvaluatorConfig, VideoTagger, save_evaluators
-from nag_model.features import HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig
+from nag_model.demo.evaluators import AudioTagger, EvaluatorConfig, VideoTagger, save_evaluators
+from nag_model.encoders.demo import HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig
 from nag_model.network import MMAudio
-from nag_model.training import freeze
+from nag_model.losses import freeze
 from synthfoley.captions import ADVERBS, LOUD_DB, PHRASES, SOFT_DB
 from training.data import KIND_NAMES, FoleyData, latent_stats, prepare_data
 from training.loop import TrainConfig, TrainResult, distributed, step_generator, train

@@ -1,7 +1,7 @@
 """Objectives (loss modules for `training.loop.train`) and the batch sources of the demo data.
 
 The objectives are scale-independent: `BaseObjective` and `ControlNetObjective` only call
-`nag_model.training.base_loss` / `controlnet_loss` on whatever tensors a batch source yields, so
+`nag_model.losses.base_loss` / `controlnet_loss` on whatever tensors a batch source yields, so
 the ControlNet stage runs unchanged on real MMAudio features. The batch sources below read the
 demo's `FoleyData`.
 """
@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nag_model.controlnet import AudioControlNet
-from nag_model.evaluators import AudioTagger, VideoTagger
+from nag_model.demo.evaluators import AudioTagger, VideoTagger
 from nag_model.network import MMAudio
-from nag_model.training import base_loss, controlnet_loss, freeze
+from nag_model.losses import base_loss, controlnet_loss, freeze
 from training.data import HALF_CLIP, HALF_LATENTS, FoleyData
 
 

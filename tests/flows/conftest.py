@@ -55,7 +55,7 @@ def prefect_api():
     """One Prefect test server for the session; flow heartbeats off (they cost ~1 s per flow)."""
     from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
 
-    from tasks import gpu
+    from pipeline import gpu_slot as gpu
 
     with prefect_test_harness(server_startup_timeout=120):
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):

@@ -8,7 +8,7 @@ import duckdb
 from storage import keys
 from storage.query import connect
 from storage.root import Root
-from tasks.objects import key_of
+from pipeline.objects import key_of
 
 
 def expected_objects(root: Root, con: duckdb.DuckDBPyConnection, run_id: str) -> set[str]:

@@ -1,6 +1,7 @@
 """Caching by inputs: captions and caption order are persisted and reused across flow runs."""
 from __future__ import annotations
 
+from pipeline.handoffs import PreparedVideo
 from prefect import flow
 
 from tasks.captions import resolve_captions
@@ -9,23 +10,23 @@ from tasks.prepare import describe_video
 
 
 @flow
-def captions_and_order(entry: dict, video: dict, model: str, duration: float, order: str):
+def captions_and_order(entry: dict, video: PreparedVideo, model: str, duration: float, order: str):
     captions = resolve_captions(entry, video, model, duration, return_state=True)
     ordered = order_captions(captions.result(), video, model, duration, order, 0, entry["video_id"], return_state=True)
     return captions, ordered
 
 
 def test_a_second_run_reuses_the_cached_results(h):
-    from tasks.models import register_model
+    from pipeline.models import register_model
 
     register_model("test:flows-evaluated", h.evaluated_bundle(), h.DURATION)
     video = describe_video(str(h.DEMO_DIR / "sf-10161943.mp4"), "test:flows-evaluated", h.DURATION)
-    entry = {"row": 1, "video_id": "cache-me", "video_uri": video["video_uri"], "captions": None, "error": None}
+    entry = {"row": 1, "video_id": "cache-me", "video_uri": video.video_uri, "captions": None, "error": None}
     first = captions_and_order(entry, video, "test:flows-evaluated", h.DURATION, "descending")
     second = captions_and_order(entry, video, "test:flows-evaluated", h.DURATION, "descending")
     assert [s.name for s in first] == ["Completed", "Completed"]
     assert [s.name for s in second] == ["Cached", "Cached"]
     assert second[1].result() == first[1].result()
-    assert first[1].result()["captions"] == ["A motor hums steadily.", "A lamp beeps softly."]  # longest first
+    assert list(first[1].result().captions) == ["A motor hums steadily.", "A lamp beeps softly."]  # longest first
     other = captions_and_order({**entry, "captions": ["b", "a"]}, video, "test:flows-evaluated", h.DURATION, "given")
     assert [s.name for s in other] == ["Completed", "Completed"]  # other inputs, other keys

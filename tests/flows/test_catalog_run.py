@@ -7,12 +7,12 @@ import json
 import av
 import pytest
 
-from flows.catalog import catalog_run
+from flows.catalog import catalog_run, on_video_done
 from media.audio_io import audio_from_bytes
 from storage import keys, tables
 from storage.query import connect
 from storage.root import open_root
-from tasks.objects import key_of
+from pipeline.objects import key_of
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +113,12 @@ def test_storage_is_consistent_and_keys_are_safe(run, check_run_storage):
 def test_a_rerun_skips_finished_videos_and_retries_failed_ones(catalog, run, h, check_run_storage):
     root, _, run_id = run
     before = {k: root.fs.info(root.path(k))["mtime"] for k in root.list("runs")}
-    result = catalog_run(catalog["manifest"], storage_url=catalog["storage_url"], run_id=run_id, model=h.MODEL,
-                         duration=h.DURATION, steps=h.STEPS)
+    done = []
+    with on_video_done(lambda: done.append(1)):  # what moves the CLI's progress bar
+        result = catalog_run(catalog["manifest"], storage_url=catalog["storage_url"], run_id=run_id, model=h.MODEL,
+                             duration=h.DURATION, steps=h.STEPS)
     assert (result["n_skipped"], result["n_ok"], result["n_failed"]) == (4, 4, 14)
+    assert len(done) == 4 + 14  # once per manifest row: 4 skipped (finished ok), 14 failed ones retried
     assert {k: root.fs.info(root.path(k))["mtime"] for k in root.list("runs")} == before  # nothing regenerated
     check_run_storage(root, run_id)
 

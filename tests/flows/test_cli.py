@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from flows import env
 from flows.cli import app
-from tasks import models
+from pipeline import models
 
 runner = CliRunner()
 
@@ -111,3 +111,24 @@ def test_an_unwritable_home_falls_back_to_a_temp_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(blocker))  # ~/.prefect cannot be made under a file
     home = env.default_prefect_home()
     assert home != str(blocker / ".prefect") and os.access(home, os.W_OK)
+
+
+def test_report_html_writes_the_run_report(catalog):
+    from storage import keys
+    from storage.root import open_root
+
+    root = open_root(catalog["storage_url"])
+    root.delete(keys.report_key(catalog["run_id"]))  # the run wrote one; the command writes it again
+    code, out = invoke("report", "html", catalog["run_id"], "--storage", catalog["storage_url"])
+    assert code == 0 and out.strip() == root.uri(keys.report_key(catalog["run_id"]))
+    assert "vidéo-動画" in root.read_bytes(keys.report_key(catalog["run_id"])).decode()
+    code, out = invoke("report", "html", "no-such-run", "--storage", catalog["storage_url"])
+    assert code == 2 and "no run 'no-such-run'" in out
+    code, out = invoke("report", "html", "--storage", catalog["storage_url"])
+    assert code == 2 and "needs a run id" in out
+
+
+def test_run_refuses_an_incomplete_captioner(tmp_path, h):
+    code, out = invoke("run", str(h.DEMO_DIR / "manifest.csv"), "--captioner", "endpoint", "--captioner-model", "m",
+                       "--storage", f"file://{tmp_path}")
+    assert code == 2 and "--captioner-url" in out

@@ -30,7 +30,7 @@ def test_a_catalog_runs_on_a_local_dask_cluster_of_two_workers(tmp_path, h, chec
         flow = catalog_run.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
         result = flow(str(manifest), storage_url=storage_url, run_id="dask-run", model=h.MODEL, duration=h.DURATION,
                       steps=h.STEPS)
-        loaded = client.run(lambda: len(__import__("tasks.models", fromlist=["_bundles"])._bundles))
+        loaded = client.run(lambda: len(__import__("pipeline.models", fromlist=["_bundles"])._bundles))
 
     assert (result["status"], result["n_ok"], result["n_failed"]) == ("completed", 2, 1)
     assert len(loaded) == 2 and sum(loaded.values()) >= 1  # the model ran in the worker processes

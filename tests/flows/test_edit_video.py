@@ -8,8 +8,8 @@ from flows.edit import edit_video
 from storage import keys, tables
 from storage.query import connect
 from storage.root import open_root
-from tasks.cleanup import unit
-from tasks.edit_plan import EditError
+from storage.cleanup import unit
+from pipeline.edit_plan import EditError
 
 VIDEO = "sf-10109180"
 

@@ -9,7 +9,8 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 
-from tasks import gpu
+from pipeline import gpu_slot as gpu
+from tasks.gpu_slot import ensure_gpu_slots
 
 
 def active_slots(name: str) -> int:
@@ -19,7 +20,7 @@ def active_slots(name: str) -> int:
 
 def test_syntheses_never_overlap_and_share_one_acquisition(monkeypatch):
     name = "gpu-test-share"
-    assert gpu.ensure_gpu_slots.fn(name, 1) == 1
+    assert ensure_gpu_slots.fn(name, 1) == 1
     acquisitions = []
     real = gpu.concurrency
     monkeypatch.setattr(gpu, "concurrency", lambda *a, **k: acquisitions.append(a) or real(*a, **k))
@@ -49,7 +50,7 @@ def test_syntheses_never_overlap_and_share_one_acquisition(monkeypatch):
 
 def test_the_slot_waits_for_another_holder():
     name = "gpu-test-other"
-    gpu.ensure_gpu_slots.fn(name, 1)
+    ensure_gpu_slots.fn(name, 1)
     taken = threading.Event()
 
     def other_process():

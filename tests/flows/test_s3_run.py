@@ -63,5 +63,24 @@ def test_a_run_entirely_on_s3(h, check_run_storage, caplog):
                        ).fetchall() == [("c", True)]
         assert not con.sql("SELECT error FROM videos WHERE contains(error, $s)", params={"s": secret}).fetchall()
         assert con.sql("SELECT track_ids FROM mixes WHERE video_id = 'a' AND active").fetchall() == [(["t1"],)]
+        _check_the_report_on_s3(root, result)
     finally:
         root.fs.rm(bucket, recursive=True)
+
+
+def _check_the_report_on_s3(root, result):
+    """The report was written to the bucket; its media links are presigned URLs that the S3 server serves."""
+    import re
+
+    import httpx
+
+    from storage import keys
+
+    assert result["report_uri"] == root.uri(keys.report_key("s3-run"))
+    page = root.read_bytes(keys.report_key("s3-run")).decode()
+    links = re.findall(r'src="(http[^"]+)"', page)
+    assert links and all("Signature=" in link for link in links)  # presigned (SigV2 or SigV4 query auth)
+    for link in links[:3]:
+        response = httpx.get(link.replace("&amp;", "&"), timeout=30)
+        assert response.status_code == 200 and len(response.content) > 1000
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in page

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from media.mix import limit_true_peak, mix_tracks
-from nag_model.loudness import integrated_loudness, true_peak_db
+from audio.loudness import integrated_loudness, true_peak_db
 
 SR = 16_000
 

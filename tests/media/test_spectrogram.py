@@ -64,3 +64,12 @@ def test_grid_has_one_row_per_track_plus_mix():
     assert png_size(no_mix) == (500, 200)
     with pytest.raises(ValueError, match="nothing to draw"):
         spectrogram_grid_png([], SR)
+
+
+def test_grid_has_a_colour_bar_of_the_colour_map_on_the_right():
+    data = spectrogram_grid_png([("tone", tone(1000, 2.0))], SR, width_px=600, row_px=200)
+    rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    column = rgb[18:182, 600 - 52 + 6 + 4]  # the middle of the bar (inside its outline), top to bottom
+    brightness = column.sum(axis=1)
+    assert brightness[0] > 650 and brightness[-1] < 50  # magma: light at the top (loud), dark at the bottom
+    assert np.all(np.diff(brightness) <= 12)  # falls steadily down the bar

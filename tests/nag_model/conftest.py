@@ -4,7 +4,7 @@ import hashlib
 import pytest
 import torch
 
-from nag_model.codec import MelCodec
+from nag_model.codecs.demo_mel import MelCodec
 from nag_model.controlnet import AudioControlNet
 from nag_model.network import build_mmaudio
 

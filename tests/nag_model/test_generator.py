@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nag_model.generator import StepByStepGenerator, TrackSettings, VideoFeatures
-from nag_model.loudness import integrated_loudness
+from audio.loudness import integrated_loudness
 
 CAPTIONS = ["The ball bounces loudly.", "Wind blows softly.", "The bird chirps."]
 

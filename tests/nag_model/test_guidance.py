@@ -27,7 +27,7 @@ def test_nag_ode_reaches_the_closed_form_target(alpha, beta):
     mu0, muc, mupsi = torch.randn(3, 1, 4, 3, dtype=torch.float64).unbind(0)
     nag = NegativeAudioGuidance(alpha, beta)
     u0, uc, upsi = (gaussian_velocity(m, s) for m in (mu0, muc, mupsi))
-    v = lambda t, x: nag.combine([u0(t, x), uc(t, x), upsi(t, x)])  # noqa: E731
+    v = lambda t, x: nag.combine({"empty": u0(t, x), "full": uc(t, x), "reference": upsi(t, x)})  # noqa: E731
     x0 = torch.randn(512, 4, 3, dtype=torch.float64)
     x1 = euler(v, x0, time_grid(400).double())
     target = mu0 + alpha * (muc - mu0) + beta * (muc - mupsi)
@@ -41,7 +41,7 @@ def test_cfg_ode_reaches_the_closed_form_target():
     s, w = 0.3, 4.5
     mu0, muc = torch.randn(2, 1, 5, 2, dtype=torch.float64).unbind(0)
     cfg = ClassifierFreeGuidance(w)
-    v = lambda t, x: cfg.combine([gaussian_velocity(mu0, s)(t, x), gaussian_velocity(muc, s)(t, x)])  # noqa: E731
+    v = lambda t, x: cfg.combine({"empty": gaussian_velocity(mu0, s)(t, x), "full": gaussian_velocity(muc, s)(t, x)})  # noqa: E731
     x0 = torch.randn(64, 5, 2, dtype=torch.float64)
     x1 = euler(v, x0, time_grid(400).double())
     assert torch.allclose(x1, mu0 + w * (muc - mu0) + s * x0, atol=2e-2)
@@ -99,9 +99,17 @@ def test_batched_and_unbatched_guidance_agree(tiny_base, randomize, guidance):
     cs = _condition_set(tiny_base, controlnet, with_negative=True)
     x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.6)
     batched = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=True)(t, x)
-    single = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)(t, x)
-    # fp32 sums in another order: agreement to ~1e-6 of the velocity's scale (|v| ~ 10 here)
-    assert torch.allclose(batched, single, atol=1e-5 * single.abs().max().item(), rtol=0)
+    exact = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)
+    single = exact(t, x)
+    # One forward of all branches rounds its fp32 matrix products differently from one forward per
+    # branch (MKL picks its kernels by row count): each branch velocity (|v| ~ 4 here) agrees to
+    # ~3e-6, within the per-branch tolerance 1e-5. The guidance formula is linear in the branches,
+    # so that rounding is amplified at most by the sum of the absolute weights of the branches
+    # (2 alpha - 1 for CFG, 2 (alpha + beta) - 1 for NAG): the tolerance scales with it.
+    names = exact.names
+    weights = sum(abs(float(guidance.combine({n: torch.tensor(float(n == m)) for n in names}))) for m in names)
+    assert weights >= 1
+    assert torch.allclose(batched, single, atol=1e-5 * weights, rtol=1e-5)
 
 
 @torch.no_grad()
@@ -115,7 +123,7 @@ def test_nag_matches_eq7_from_separate_evaluations(tiny_base, randomize):
     assert not torch.allclose(upsi, tiny_base.predict_flow(x, t, cs.video_only))
     expected = u0 + 4.5 * (uc - u0) + 1.5 * (uc - upsi)
     got = GuidedVelocity(tiny_base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)(t, x)
-    assert torch.allclose(got, expected, atol=1e-5 * expected.abs().max().item(), rtol=0)  # fp32, batched
+    assert torch.allclose(got, expected, atol=1e-5)
 
 
 def test_nag_without_controlnet_is_a_clear_error(tiny_base):
@@ -125,30 +133,40 @@ def test_nag_without_controlnet_is_a_clear_error(tiny_base):
         GuidedVelocity(tiny_base, NegativeAudioGuidance(), cs)
 
 
-def test_each_guidance_names_its_branches_and_combines_them_by_its_formula():
-    """Eq. (3), section 5.1's negative prompt (both forms) and Eq. (7) on stand-in velocities."""
+def test_each_guidance_needs_names_and_combines_its_branches_by_its_formula():
+    """Eq. (3), section 5.1's negative prompt (both forms) and Eq. (7) on stand-in conditions and velocities."""
     full, empty, video_only, negative, reference = "full", "empty", "video_only", "negative", "reference"
     c = ConditionSet(full=full, empty=empty, video_only=video_only, negative=negative, reference=reference)
     step1 = ConditionSet(full=full, empty=empty)  # no earlier track: no negative, no reference
-    u0, uc, un = torch.tensor(1.0), torch.tensor(3.0), torch.tensor(-2.0)
+    v = {"empty": torch.tensor(1.0), "full": torch.tensor(3.0), "negative": torch.tensor(-2.0),
+         "reference": torch.tensor(-2.0)}
 
     def named(branches):
-        return [(b.conditions, b.reference) for b in branches]
+        return [(name, b.conditions, b.reference) for name, b in branches.items()]
+
+    def only(*names):
+        return {n: v[n] for n in names}
 
     cfg = ClassifierFreeGuidance(2.0)
-    assert named(cfg.branches(c)) == [(empty, None), (full, None)] and cfg.combine([u0, uc]) == 1 + 2 * (3 - 1)
+    assert cfg.needs(True) == cfg.needs(False) == {"full", "empty"}
+    assert named(cfg.branches(c)) == [("empty", empty, None), ("full", full, None)]
+    assert cfg.combine(only("empty", "full")) == 1 + 2 * (3 - 1)
     paper, mmaudio = NegativePromptGuidance(2.0, "paper"), NegativePromptGuidance(2.0, "mmaudio")
-    assert named(paper.branches(c)) == [(empty, None), (full, None), (negative, None)]
-    assert paper.combine([u0, uc, un]) == 1 + 2 * (3 + 2)  # u(0,0) + w (u(V,C) - u(0,C_neg))
-    assert named(mmaudio.branches(c)) == [(negative, None), (full, None)]
-    assert mmaudio.combine([un, uc]) == -2 + 2 * (3 + 2)  # u(0,C_neg) + w (u(V,C) - u(0,C_neg))
+    assert paper.needs(True) == {"full", "empty", "negative"} and paper.needs(False) == {"full", "empty"}
+    assert named(paper.branches(c)) == [("empty", empty, None), ("full", full, None), ("negative", negative, None)]
+    assert paper.combine(only("empty", "full", "negative")) == 1 + 2 * (3 + 2)  # u(0,0) + w (u(V,C) - u(0,C_neg))
+    assert named(mmaudio.branches(c)) == [("negative", negative, None), ("full", full, None)]
+    assert mmaudio.combine(only("negative", "full")) == -2 + 2 * (3 + 2)  # u(0,C_neg) + w (u(V,C) - u(0,C_neg))
     for npg in (paper, mmaudio, NegativePromptGuidance(3.0)):
-        assert named(npg.branches(step1)) == [(empty, None), (full, None)]
-    assert NegativePromptGuidance(3.0).combine([u0, uc]) == 1 + 3 * (3 - 1)  # step 1 is CFG of its strength
+        assert named(npg.branches(step1)) == [("empty", empty, None), ("full", full, None)]
+    assert NegativePromptGuidance(3.0).combine(only("empty", "full")) == 1 + 3 * (3 - 1)  # step 1: CFG, its strength
     nag = NegativeAudioGuidance(2.0, 0.5)
-    assert named(nag.branches(c)) == [(empty, None), (full, None), (video_only, reference)]
-    assert nag.combine([u0, uc, un]) == 1 + 2 * (3 - 1) + 0.5 * (3 + 2)
-    assert named(nag.branches(step1)) == [(empty, None), (full, None)] and nag.combine([u0, uc]) == 1 + 2 * (3 - 1)
-    assert named(NegativeAudioGuidance(2.0, 0.0).branches(c)) == [(empty, None), (full, None)]
+    assert nag.needs(True) == {"full", "empty", "video_only", "reference"} and nag.needs(False) == {"full", "empty"}
+    assert NegativeAudioGuidance(2.0, 0.0).needs(True) == {"full", "empty"}
+    assert named(nag.branches(c)) == [("empty", empty, None), ("full", full, None), ("reference", video_only, reference)]
+    assert nag.combine(only("empty", "full", "reference")) == 1 + 2 * (3 - 1) + 0.5 * (3 + 2)
+    assert named(nag.branches(step1)) == [("empty", empty, None), ("full", full, None)]
+    assert nag.combine(only("empty", "full")) == 1 + 2 * (3 - 1)
+    assert named(NegativeAudioGuidance(2.0, 0.0).branches(c)) == [("empty", empty, None), ("full", full, None)]
     with pytest.raises(ValueError, match="video-only conditions"):
         nag.branches(ConditionSet(full=full, empty=empty, reference=reference))

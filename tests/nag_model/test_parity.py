@@ -56,7 +56,7 @@ def test_preprocess_and_intermediates_match_official(fixture):
     te = o["t_embed"]
     assert_close(net.t_embed.freqs, te["freqs"], "t_embed.freqs")
     assert_close(net.t_embed(te["t"]), te["mlp_out"], "t_embed")
-    t = net._time(i["t"], i["latent"])
+    t = net.flow_time(i["t"], i["latent"])
     global_c, extended_c = net.condition_vectors(t, cond)
     assert_close(global_c, o["intermediates"]["global_c"], "global_c")
     assert_close(extended_c, o["intermediates"]["extended_c"], "extended_c")

@@ -42,7 +42,7 @@ def root():
 @pytest.fixture(scope="session")
 def evaluated_model() -> str:
     """A registered model name whose bundle has a scorer, a captioner and an evaluator."""
-    from tasks.models import register_model
+    from pipeline.models import register_model
 
     register_model("test:evaluated", H.evaluated_bundle(), H.DURATION)
     return "test:evaluated"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.handoffs import Captions
 from tasks.captions import CaptionError, check_captions, resolve_captions
 from tasks.ordering import order_captions, order_indices
 from tasks.prepare import describe_video
@@ -19,7 +20,7 @@ def entry(captions, video_id="v"):
 
 def test_manifest_captions_are_stripped_and_kept_in_order(h, video):
     out = resolve_captions.fn(entry([" A dog barks. ", "Rain falls."]), video, h.MODEL, h.DURATION)
-    assert out == {"captions": ["A dog barks.", "Rain falls."], "source": "manifest"}
+    assert out == Captions(("A dog barks.", "Rain falls."), "manifest")
 
 
 @pytest.mark.parametrize("captions, fragment", [
@@ -38,14 +39,15 @@ def test_no_captions_and_no_captioner_is_an_error(h, video):
 
 def test_the_captioner_fills_in_missing_captions(video, evaluated_model, h):
     out = resolve_captions.fn(entry(None), video, evaluated_model, h.DURATION)
-    assert out == {"captions": ["A motor hums steadily.", "A lamp beeps softly."], "source": "captioner"}
+    assert out == Captions(("A motor hums steadily.", "A lamp beeps softly."), "captioner", trace=out.trace)
+    assert out.trace.backend == "demo" and out.trace.model.startswith("random-tiny-evaluated@")
 
 
 def test_check_captions_limits_are_inclusive():
     assert check_captions(["x" * 10], max_chars=10, max_words=1) == ["x" * 10]
 
 
-CAPS = {"captions": ["bb", "a", "cccc", "ddd"], "source": "manifest"}
+CAPS = Captions(("bb", "a", "cccc", "ddd"), "manifest")
 
 
 @pytest.mark.parametrize("order, expected", [
@@ -54,15 +56,15 @@ CAPS = {"captions": ["bb", "a", "cccc", "ddd"], "source": "manifest"}
 ])
 def test_orders_with_a_scorer(video, evaluated_model, h, order, expected):
     out = order_captions.fn(CAPS, video, evaluated_model, h.DURATION, order, 0, "v")
-    assert out["captions"] == expected and out["order"] == order and out["requested"] == order
+    assert list(out.captions) == expected and out.order == order and out.requested == order
     if order != "given":
-        assert out["scores"] == [float(len(c)) for c in expected]
+        assert list(out.scores) == [float(len(c)) for c in expected]
 
 
 def test_without_a_scorer_ranked_orders_fall_back_to_given_and_say_so(video, h):
     out = order_captions.fn(CAPS, video, h.MODEL, h.DURATION, "descending", 0, "v")
-    assert out["captions"] == CAPS["captions"] and out["order"] == "given" and out["requested"] == "descending"
-    assert out["scores"] is None
+    assert out.captions == CAPS.captions and out.order == "given" and out.requested == "descending"
+    assert out.scores is None
 
 
 def test_random_order_is_seeded_by_run_seed_and_video():

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from storage import keys, tables
-from tasks import record
-from tasks.cleanup import reset_video_state, sweep_table_temporaries, unit
-from tasks.record import commit_version, describe_error, first_failure, record_rejected, video_row
+from pipeline.handoffs import Captions, OrderedCaptions, PreparedVideo
+from pipeline.outcomes import STAGES, describe_error, first_failure
+from storage.cleanup import reset_video_state, sweep_table_temporaries, unit
+from storage.commit import commit_version, video_row
+from tasks.record import record_rejected, record_video
 
 ENTRY = {"row": 1, "video_id": "v", "video_uri": "/x.mp4", "captions": ["a"], "error": None}
 
@@ -66,7 +68,7 @@ def test_reset_of_a_new_video_removes_everything_under_its_prefix(root):
 
 
 def test_the_committed_version_is_the_latest_ok_one(root):
-    from tasks.cleanup import committed_version
+    from storage.cleanup import committed_version
 
     assert committed_version(root, "r", "v") == 0  # a new video
     tables.write_rows(root, "videos", "r", [video_row("r", ENTRY, 1, "failed", error="x")], unit=unit("v", 1))
@@ -79,7 +81,7 @@ def test_the_committed_version_is_the_latest_ok_one(root):
 
 def test_a_known_committed_version_is_not_read_again(root, monkeypatch):
     """A resumed catalog passes committed=0 for every unfinished video: the reset then reads no videos table."""
-    from tasks import cleanup
+    from storage import cleanup
 
     fake_version(root, 1, {"t0": 1})
     read = []
@@ -90,7 +92,7 @@ def test_a_known_committed_version_is_not_read_again(root, monkeypatch):
 
 
 def test_clearing_a_compacted_unit_shadows_its_copy(root):
-    from tasks.cleanup import clear_unit
+    from storage.cleanup import clear_unit
 
     row = {"run_id": "r", "video_id": "v", "version": 2, "metric": "lufs", "value": -3.0}
     tables.write_rows(root, "metrics", "r", [row], unit=unit("v", 2))
@@ -112,7 +114,7 @@ def test_table_temporaries_of_this_run_are_swept(root):
 
 
 def test_first_failure_names_the_earliest_stage():
-    ok = {s: {} for s in record.STAGES}
+    ok = {s: {} for s in STAGES}
     assert first_failure(ok) is None
     failed = {**ok, "captions": ValueError("bad"), "ordering": None, "synthesis": None}
     stage, exc = first_failure(failed)
@@ -127,7 +129,7 @@ def test_first_failure_names_the_earliest_stage():
 
 def test_a_videos_row_takes_the_prepared_videos_description():
     video = {"duration_s": 7.5, "fps": 25.0, "width": 640, "height": 360, "has_audio": True, "sha256": "ab"}
-    row = video_row("r", ENTRY, 2, "ok", video=video, n_captions=3)
+    row = video_row("r", ENTRY, 2, "ok", video_fields=video, n_captions=3)
     assert row == {"run_id": "r", "video_id": "v", "version": 2, "video_uri": "/x.mp4", "status": "ok", "error": None,
                    "duration_s": 7.5, "fps": 25.0, "width": 640, "height": 360, "has_audio": True, "n_captions": 3}
     bare = video_row("r", {"video_id": "w"}, 1, "failed", error="prepare: boom")
@@ -156,8 +158,10 @@ def test_a_rejected_row_is_a_failed_videos_row(root):
 
 def test_record_video_writes_a_failure_and_cleans_up(root):
     root.put_atomic(keys.track_key("r", "v", "t0", 1), b"partial")
-    out = record.record_video.fn(root.url, "r", ENTRY, {}, {"duration_s": 8.0, "width": 64}, {"captions": ["a"]},
-                                 {"captions": ["a"]}, RuntimeError("synthesis blew up"), None, None)
+    video = PreparedVideo("/x.mp4", "0" * 64, 8.0, None, 64, None, False, 8.0)
+    out = record_video.fn(root.url, "r", ENTRY, {}, video, Captions(("a",), "manifest"),
+                          OrderedCaptions(("a",), None, "given", "given"), RuntimeError("synthesis blew up"),
+                          None, None)
     assert out == {"video_id": "v", "status": "failed", "error": "synthesis: RuntimeError: synthesis blew up"}
     row = tables.read_table(root, "videos", "r").to_pylist()[0]
     assert row["width"] == 64 and row["n_captions"] == 1 and root.list(keys.video_prefix("r", "v")) == []

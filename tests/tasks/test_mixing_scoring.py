@@ -5,18 +5,19 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.handoffs import OrderedCaptions
 from media.audio_io import audio_from_bytes
-from nag_model.loudness import integrated_loudness, true_peak_db
+from audio.loudness import integrated_loudness, true_peak_db
 from storage import keys, tables
 from tasks.mixing import mix_video
-from tasks.objects import key_of
-from tasks.params import AudioOutput, SynthesisParams
+from pipeline.objects import key_of
+from pipeline.params import AudioOutput, TrackSettings
 from tasks.prepare import describe_video
 from tasks.scoring import evaluator_metrics, level_metrics, score_video
 from tasks.synthesis import synthesize_tracks
 
-ORDERED = {"captions": ["A motor hums steadily.", "A lamp beeps softly.", "Rain falls."], "scores": [3.0, 2.0, 1.0],
-           "order": "descending", "requested": "descending"}
+ORDERED = OrderedCaptions(("A motor hums steadily.", "A lamp beeps softly.", "Rain falls."), (3.0, 2.0, 1.0),
+                          "descending", "descending")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def made(h, demo_video):
 
     root = open_root("memory://mixing-module")
     video = describe_video(demo_video, h.MODEL, h.DURATION)
-    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, SynthesisParams(steps=2),
+    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, TrackSettings(steps=2),
                                   AudioOutput(), 0, gpu_slot_name=None)
     return root, video, tracks
 
@@ -111,7 +112,7 @@ def test_the_mix_sums_the_tracks_as_generated_not_as_limited(root, demo_video):
         rows.append({"track_id": f"t{k}", "version": 1, "caption": f"c{k}", **stored})
     assert rows[0]["limiter_gain_db"] == 0.0 and rows[1]["limiter_gain_db"] < -18
     assert [r["gain_db"] for r in rows] == [0.0, -rows[1]["limiter_gain_db"]]  # the tracks column that undoes it
-    mix = mix_video.fn(root.url, "r", "v", {"video_uri": demo_video}, rows, out)
+    mix = mix_video.fn(root.url, "r", "v", demo_video, rows, out)
     got, _ = audio_from_bytes(root.read_bytes(key_of(root, mix["uri"])))
     expected, _ = mix_tracks([quiet, hot], 16000, ceiling_db=-1.0)
     assert np.abs(got - expected).max() < 1e-3

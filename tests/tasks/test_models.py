@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import models
+from pipeline import models
+from tasks.model_info import describe_model
 
 
 def test_a_worker_loads_each_model_once(h):
@@ -50,7 +51,7 @@ def test_features_are_encoded_once_per_video(h, demo_video, monkeypatch):
 
 
 def test_describe_model_reports_the_optional_parts(h, evaluated_model):
-    info = models.describe_model.fn(h.MODEL, h.DURATION)
+    info = describe_model.fn(h.MODEL, h.DURATION)
     assert info["sample_rate"] == 16000 and info["has_controlnet"] and not info["has_scorer"]
-    rich = models.describe_model.fn(evaluated_model, h.DURATION)
+    rich = describe_model.fn(evaluated_model, h.DURATION)
     assert rich["has_scorer"] and rich["has_captioner"] and rich["has_evaluator"]

@@ -12,14 +12,14 @@ from tasks.prepare import describe_video, file_sha256, prepare_video
 def test_a_demo_video_is_described(h, demo_video):
     info = prepare_video.fn(demo_video, h.MODEL, h.DURATION)
     with open(demo_video, "rb") as f:
-        assert info["sha256"] == hashlib.sha256(f.read()).hexdigest()
-    assert info["width"] == info["height"] == 64 and info["fps"] == 25 and info["has_audio"]
-    assert info["duration_s"] == pytest.approx(8.0) and info["covered_s"] == pytest.approx(h.DURATION)
+        assert info.sha256 == hashlib.sha256(f.read()).hexdigest()
+    assert info.width == info.height == 64 and info.fps == 25 and info.has_audio
+    assert info.duration_s == pytest.approx(8.0) and info.covered_s == pytest.approx(h.DURATION)
 
 
 def test_a_short_video_covers_only_its_length(h, media):
     info = describe_video(str(media["short"]), h.MODEL, h.DURATION)
-    assert info["covered_s"] == pytest.approx(0.6, abs=0.05) and not info["has_audio"]
+    assert info.covered_s == pytest.approx(0.6, abs=0.05) and not info.has_audio
 
 
 @pytest.mark.parametrize("case, error, fragment", [

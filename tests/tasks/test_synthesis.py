@@ -6,17 +6,19 @@ import hashlib
 import numpy as np
 import pytest
 
+from pipeline.edit_plan import NewTrack
+from pipeline.handoffs import OrderedCaptions
 from media.audio_io import audio_from_bytes
-from nag_model.generator import StepByStepGenerator, TrackSettings
-from nag_model.loudness import true_peak_db
+from audio.loudness import true_peak_db
+from nag_model.generator import StepByStepGenerator
 from storage import keys, tables
-from tasks.objects import key_of
-from tasks.params import AudioOutput, SynthesisParams
+from pipeline.objects import key_of
+from pipeline.params import AudioOutput, TrackSettings
 from tasks.prepare import describe_video
 from tasks.synthesis import deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed
 
-SYN = SynthesisParams(steps=2)
-ORDERED = {"captions": ["A fan hums.", "A lamp beeps."], "scores": None, "order": "given", "requested": "given"}
+SYN = TrackSettings(steps=2)
+ORDERED = OrderedCaptions(("A fan hums.", "A lamp beeps."), None, "given", "given")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_seeds_are_deterministic_and_distinct():
 def test_tracks_are_stored_as_stems_with_rows(root, video, h):
     rows = run(root, video, h)
     assert [r["track_id"] for r in rows] == ["t0", "t1"] and [r["position"] for r in rows] == [0, 1]
-    assert [r["caption"] for r in rows] == ORDERED["captions"]
+    assert [r["caption"] for r in rows] == list(ORDERED.captions)
     assert all(r["run_id"] == "r" and r["video_id"] == "v" and r["version"] == 1 for r in rows)
     for row in rows:
         data = root.read_bytes(key_of(root, row["uri"]))
@@ -61,7 +63,7 @@ def test_a_rerun_writes_the_same_stems_at_the_same_keys(root, video, h):
 
 
 def test_independent_rows_leave_beta_null_and_48k_wav_delivery(root, video, h):
-    syn = SynthesisParams(method="independent", steps=2)
+    syn = TrackSettings(method="independent", steps=2)
     rows = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, syn,
                                 AudioOutput("wav", 24, resample_48k=True), 0, gpu_slot_name=None)
     assert rows[0]["beta"] is None and rows[0]["method"] == "independent"
@@ -71,12 +73,14 @@ def test_independent_rows_leave_beta_null_and_48k_wav_delivery(root, video, h):
 
 def test_one_track_against_others_is_the_edit_step(root, video, h):
     rows = run(root, video, h)
-    new = synthesize_track.fn(root.url, "r", "v", video, "A door knocks.", "t2", 1, None, 2, 5, rows, h.MODEL,
-                              h.DURATION, SYN, AudioOutput(), gpu_slot_name=None)
+    new = synthesize_track.fn(root.url, "r", "v", video, NewTrack("t2", 1, None, 2, "A door knocks.", 5), rows,
+                              model=h.MODEL, duration=h.DURATION, synthesis=SYN, output=AudioOutput(),
+                              gpu_slot_name=None)
     assert new["track_id"] == "t2" and new["seed"] == 5 and new["position"] == 2
     assert root.exists(key_of(root, new["uri"]))
-    redo = synthesize_track.fn(root.url, "r", "v", video, "A fan hums.", "t0", 2, 1, 0, 9, rows[1:], h.MODEL,
-                               h.DURATION, SYN, AudioOutput(), gpu_slot_name=None)
+    redo = synthesize_track.fn(root.url, "r", "v", video, NewTrack("t0", 2, 1, 0, "A fan hums.", 9), rows[1:],
+                               model=h.MODEL, duration=h.DURATION, synthesis=SYN, output=AudioOutput(),
+                               gpu_slot_name=None)
     assert redo["version"] == 2 and redo["supersedes"] == 1 and redo["uri"] != rows[0]["uri"]
 
 
@@ -102,9 +106,9 @@ def test_an_edit_rebuilds_the_context_the_model_made_from_limited_stems(root, vi
     gains = [r["limiter_gain_db"] for r in rows]
     assert all(g < -3 for g in gains) and abs(gains[0] - gains[1]) > 1  # loud stems, limited by different gains
     assert [r["gain_db"] for r in rows] == [-g for g in gains]
-    synthesize_track.fn(root.url, "r", "v", video, "A door knocks.", "t2", 1, None, 2, 5, rows, h.MODEL, h.DURATION,
-                        SYN, output, gpu_slot_name=None)
-    n = round(min(video["covered_s"], h.DURATION) * 16000)
+    synthesize_track.fn(root.url, "r", "v", video, NewTrack("t2", 1, None, 2, "A door knocks.", 5), rows,
+                        model=h.MODEL, duration=h.DURATION, synthesis=SYN, output=output, gpu_slot_name=None)
+    n = round(min(video.covered_s, h.DURATION) * 16000)
     assert len(contexts[-1]) == 2
     for got, want, gain in zip(contexts[-1], made[:2], gains):
         want = want[:n]
@@ -127,7 +131,7 @@ def test_the_stem_ceiling_is_a_static_gain_only_when_needed():
 
 
 def test_context_tracks_are_mono_float32_at_the_model_rate_with_their_gain_undone(root):
-    from tasks.objects import write_audio
+    from pipeline.objects import write_audio
     from tasks.synthesis import _context_tracks
 
     left, right = np.full(1600, 0.2, np.float32), np.full(1600, 0.4, np.float32)

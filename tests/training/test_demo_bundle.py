@@ -5,7 +5,7 @@ import numpy as np
 
 from nag_model.bundle import DEMO_BUNDLE, load_bundle
 from nag_model.controlnet import AudioControlNet
-from nag_model.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer
+from nag_model.demo.evaluators import DemoAudioEvaluator, DemoCaptioner, DemoCaptionScorer
 from nag_model.generator import TrackSettings, VideoFeatures
 from synthfoley import make_clip
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nag_model.bundle import load_bundle
-from nag_model.codec import MelCodec
+from nag_model.codecs.demo_mel import MelCodec
 from synthfoley.world import make_clip
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "nag_effect.py"

@@ -1,0 +1,119 @@
+"""Condition encoders: captions -> per-token text features, video frames -> CLIP-rate and
+Synchformer-rate features, with MMAudio's rates and sequence lengths.
+
+Production uses CLIP (DFN5B ViT-H-14-384) and Synchformer weights the user points to; the demo
+encoders here have no pretrained weights at all: they are fixed, seeded projections of simple
+visual and lexical statistics, which the demo network learns to read.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nag_model.encoders.base import TextEncoder, VideoEncoder  # noqa: F401  (re-exported)
+from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
+
+
+def _seeded_matrix(seed: int, rows: int, cols: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, cols, generator=g) / cols ** 0.5
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def tokenize(caption: str) -> list[str]:
+    """Lower-case word tokens (punctuation dropped)."""
+    return _WORD.findall(caption.lower())
+
+
+@dataclass(frozen=True)
+class HashTextEncoderConfig:
+    dim: int = 64
+    seq_len: int = 16
+    seed: int = 0
+
+
+class HashTextEncoder:
+    """Demo text features: each word maps to a fixed unit vector derived from its hash; a token's
+    feature adds a small position code. Padding positions are zero; an empty caption is all zeros
+    (the demo network's `empty_string_feat` is set to this)."""
+
+    def __init__(self, config: HashTextEncoderConfig = HashTextEncoderConfig()):
+        self.config = config
+        self._positions = 0.1 * _seeded_matrix(config.seed + 1, config.seq_len, config.dim)  # rows of norm ~0.1
+
+    def word_vector(self, word: str) -> torch.Tensor:
+        digest = hashlib.sha256(f"{self.config.seed}:{word}".encode()).digest()
+        g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+        v = torch.randn(self.config.dim, generator=g)
+        return v / v.norm()
+
+    def __call__(self, captions: Sequence[str]) -> torch.Tensor:
+        c = self.config
+        out = torch.zeros(len(captions), c.seq_len, c.dim)
+        for b, caption in enumerate(captions):
+            for i, word in enumerate(tokenize(caption)[: c.seq_len]):
+                out[b, i] = self.word_vector(word) + self._positions[i]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"kind": "hash", **asdict(self.config)}
+
+
+@dataclass(frozen=True)
+class PixelVideoEncoderConfig:
+    clip_dim: int = 64
+    sync_dim: int = 64
+    grid: int = 8  # frames are pooled to grid x grid cells
+    seed: int = 0
+
+
+class PixelVideoEncoder:
+    """Demo visual features without pretrained weights.
+
+    clip (8 fps): a fixed random projection of the frame pooled to an 8x8 RGB grid, L2-normalised
+    per frame like CLIP image embeddings. sync (25 fps): for each 16-frame segment (stride 8), 8
+    tokens, each projecting the pooled frame and its absolute difference to the previous frame
+    (motion energy) at one of the segment's 8 frame pairs, as Synchformer's temporal patches do.
+    """
+
+    clip_size = (64, 64)
+    sync_size = (64, 64)
+
+    def __init__(self, config: PixelVideoEncoderConfig = PixelVideoEncoderConfig()):
+        self.config = config
+        cells = 3 * config.grid * config.grid
+        self._clip_proj = _seeded_matrix(config.seed + 10, cells, config.clip_dim)
+        self._sync_proj = _seeded_matrix(config.seed + 11, 2 * cells, config.sync_dim)
+
+    def _pool(self, frames: np.ndarray) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+            raise ValueError(f"frames must be (T, H, W, 3) uint8 with T >= 1, got {frames.shape}")
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float() / 255.0  # (T, 3, H, W)
+        return F.adaptive_avg_pool2d(x, self.config.grid).flatten(1) * 2 - 1  # (T, 3 g g)
+
+    def encode_clip(self, frames: np.ndarray) -> torch.Tensor:
+        f = self._pool(frames) @ self._clip_proj  # (T, clip_dim)
+        return F.normalize(f, dim=-1)[None]
+
+    def encode_sync(self, frames: np.ndarray) -> torch.Tensor:
+        pooled = self._pool(frames)  # (T, cells)
+        if pooled.shape[0] < SYNC_SEGMENT:
+            raise ValueError(f"sync features need at least {SYNC_SEGMENT} frames, got {pooled.shape[0]}")
+        motion = torch.cat([torch.zeros_like(pooled[:1]), (pooled[1:] - pooled[:-1]).abs() * 4], 0)
+        feats = torch.cat([pooled, motion], -1) @ self._sync_proj  # (T, sync_dim)
+        segments = (pooled.shape[0] - SYNC_SEGMENT) // SYNC_STEP + 1
+        per = SYNC_SEGMENT // SYNC_TOKENS_PER_SEGMENT  # frames per token (2)
+        tokens = [feats[s * SYNC_STEP: s * SYNC_STEP + SYNC_SEGMENT].view(SYNC_TOKENS_PER_SEGMENT, per, -1).mean(1)
+                  for s in range(segments)]
+        return torch.cat(tokens, 0)[None]  # (1, 8 segments, sync_dim)
+
+    def to_dict(self) -> dict:
+        return {"kind": "pixel", **asdict(self.config)}
