@@ -185,3 +185,67 @@ def test_tracks_must_share_their_layout():
         mix_tracks([mono, mono[None]], SR)  # one channel each, but (samples,) and (1, samples)
     with pytest.raises(ValueError, match="^mix_tracks needs at least one track$"):
         mix_tracks([], SR)
+
+
+def _traced_mix(monkeypatch, tracks, **kwargs):
+    """mix_tracks with its make-up search recorded: the gain before the limiter and the loudness it gave, per round."""
+    from media import mix as mixer
+
+    excess, loudness = [], []
+    attenuation, measure = mixer._attenuation, mixer.integrated_loudness
+    monkeypatch.setattr(mixer, "_attenuation", lambda e, *a: excess.append(e.copy()) or attenuation(e, *a))
+    monkeypatch.setattr(mixer, "integrated_loudness", lambda x, sr: loudness.append(measure(x, sr)) or loudness[-1])
+    mix, report = mix_tracks(tracks, SR, **kwargs)
+    monkeypatch.undo()
+    total = np.sum([np.asarray(t, np.float64) for t in tracks], axis=0)
+    peaks = mixer._true_peak_db(total)
+    finite = np.isfinite(peaks)
+    ceiling = kwargs.get("ceiling_db", -1.0)
+    gains = [float(np.median(e[finite] - peaks[finite])) + ceiling for e in excess]  # excess = peaks + gain - ceiling
+    # loudness[0]: the sum; then one per round; the last: the report's, of the delivered mix
+    return mix, report, total, peaks, gains, loudness[1:-1], loudness
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("case", ["peaky", "capped by the limit", "deep impacts", "loud tone", "short"])
+def test_the_make_up_search_steps_by_the_secant_and_keeps_the_loudest_mix_within_the_target(monkeypatch, case):
+    rng = np.random.default_rng(0)
+    clicks = np.zeros(SR * 4, np.float32)
+    clicks[rng.integers(0, len(clicks), 20)] = 1.0
+    tracks, kwargs = {
+        "peaky": (PEAKY, {}),
+        "capped by the limit": ([clicks, tone(200, 4, 0.001)], {"max_limit_db": 12.0}),
+        "deep impacts": ([impacts(8, [0.5, 2.0, 3.1, 5.5, 7.0], click=20), tone(300, 8, 0.003)], {}),
+        "loud tone": ([tone(440, 2, 0.9)], {"target_lufs": -5.0, "ceiling_db": -2.0}),
+        "short": ([impacts(0.3, [0.05], click=4.0)], {}),
+    }[case]
+    from media import mix as mixer
+
+    target, ceiling, cap = kwargs.get("target_lufs", -20.0), kwargs.get("ceiling_db", -1.0), kwargs.get("max_limit_db", 20.0)
+    mix, report, total, peaks, gains, lufs, measured = _traced_mix(monkeypatch, tracks, **kwargs)
+    assert report.sum_lufs == measured[0] == integrated_loudness(total, SR)
+    max_gain = ceiling + cap - float(peaks.max())
+    assert gains[0] == pytest.approx(min(target - report.sum_lufs, max_gain), abs=1e-9)
+    slope = [1.0]  # LU per dB, as known after each round: 1 until two rounds give a secant
+    for k in range(1, len(gains)):
+        slope.append(slope[-1] if gains[k] == gains[k - 1] else (lufs[k] - lufs[k - 1]) / (gains[k] - gains[k - 1]))
+    for k in range(1, len(gains)):  # each round makes up the last shortfall along the secant, never past the cap
+        assert gains[k] == pytest.approx(min(gains[k - 1] + (target - lufs[k - 1]) / slope[k - 1], max_gain), abs=1e-9)
+
+    def stops(k):  # there, or more limiting buys too little loudness, or the cap is reached below the target
+        return abs(target - lufs[k]) <= 0.05 or slope[k] < 0.1 or (target - lufs[k] > 0 and gains[k] >= max_gain - 1e-9)
+
+    assert len(gains) == len(lufs) and 1 <= len(gains) <= 8
+    assert all(not stops(k) for k in range(len(gains) - 1)) and (stops(len(gains) - 1) or len(gains) == 8)
+    best = 0
+    for k in range(1, len(gains)):
+        if lufs[best] < lufs[k] <= target + 0.05:
+            best = k
+    assert report.gain_db == gains[best] or report.gain_db == pytest.approx(gains[best], abs=1e-9)
+    assert mix.dtype == np.float32 and measured[-1] == report.lufs == integrated_loudness(mix, SR)
+    assert report.true_peak_db == true_peak_db(mix, SR) <= ceiling + 1e-3
+    assert report.limited == (report.limiter_gain_db < 0.0)
+    attenuation = mixer._attenuation(peaks + report.gain_db - ceiling, SR, 0.002, 300.0)
+    expected, reduction = mixer._apply(total * 10.0 ** (report.gain_db / 20.0), attenuation, SR, ceiling)
+    assert report.limiter_gain_db == reduction and np.array_equal(mix, expected)
+    assert report.lufs == pytest.approx(target, abs=0.05) or report.lufs < target  # never louder than the target

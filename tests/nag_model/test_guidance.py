@@ -123,7 +123,9 @@ def test_nag_matches_eq7_from_separate_evaluations(tiny_base, randomize):
     assert not torch.allclose(upsi, tiny_base.predict_flow(x, t, cs.video_only))
     expected = u0 + 4.5 * (uc - u0) + 1.5 * (uc - upsi)
     got = GuidedVelocity(tiny_base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)(t, x)
-    assert torch.allclose(got, expected, atol=1e-5)
+    # One batched forward against three separate ones: each branch agrees to ~1e-5 (fp32, other kernels at
+    # other row counts and thread counts), amplified by the formula's absolute weights 3.5 + 6 + 1.5 = 11.
+    assert torch.allclose(got, expected, atol=1e-5 * 11, rtol=1e-5)
 
 
 def test_nag_without_controlnet_is_a_clear_error(tiny_base):
