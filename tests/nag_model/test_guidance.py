@@ -172,3 +172,24 @@ def test_each_guidance_needs_names_and_combines_its_branches_by_its_formula():
     assert named(NegativeAudioGuidance(2.0, 0.0).branches(c)) == [("empty", empty, None), ("full", full, None)]
     with pytest.raises(ValueError, match="video-only conditions"):
         nag.branches(ConditionSet(full=full, empty=empty, reference=reference))
+
+
+@torch.no_grad()
+def test_a_reference_branch_that_is_not_last_gets_its_residuals_on_its_own_rows(tiny_base, randomize):
+    """GuidedVelocity adds the ControlNet's residuals to the tail rows only when the reference branch is last;
+    a component that lists it first must get them on its own rows (the general path)."""
+    from nag_model.guidance import EMPTY, FULL, REFERENCE, Branch
+
+    class ReferenceFirst(NegativeAudioGuidance):
+        def branches(self, c):
+            return {REFERENCE: Branch(c.video_only, c.reference), EMPTY: Branch(c.empty), FULL: Branch(c.full)}
+
+    controlnet = randomize(AudioControlNet.from_base(tiny_base), seed=6)
+    cs = _condition_set(tiny_base, controlnet)
+    x, t = torch.randn(1, tiny_base.seq.latent, tiny_base.config.latent_dim), torch.tensor(0.45)
+    guidance = ReferenceFirst(4.5, 1.5)
+    batched = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet)(t, x)
+    single = GuidedVelocity(tiny_base, guidance, cs, controlnet=controlnet, batched=False)(t, x)
+    last = GuidedVelocity(tiny_base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)(t, x)
+    assert torch.allclose(batched, single, atol=1e-5 * 11, rtol=1e-5)
+    assert torch.allclose(batched, last, atol=1e-5 * 11, rtol=1e-5)
