@@ -48,7 +48,7 @@ def test_tracks_have_the_clip_length_and_record_their_settings(generator, video)
     assert all(t.waveform.dtype == np.float32 and np.isfinite(t.waveform).all() for t in tracks)
     record = tracks[2].record()
     assert record["seed"] == 7 and record["method"] == "negative-prompt" and record["steps"] == 2
-    assert record["against"] == CAPTIONS[:2]
+    assert record["against"] == CAPTIONS[:2] and record["caption"] == CAPTIONS[2]
 
 
 def test_a_single_track_can_be_regenerated_against_the_others(generator, video):
