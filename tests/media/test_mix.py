@@ -62,8 +62,10 @@ def test_a_peaky_mix_reaches_the_target_under_the_true_peak_ceiling():
     assert true_peak_db(mix, SR) <= -1.0 and report.true_peak_db <= -1.0
     assert report.limited and -20.0 <= report.limiter_gain_db < -3.0
     # the paper's mix (no ceiling) peaks far above it: one static gain under -1 dBTP would leave it near -27 LUFS
-    _, paper = mix_tracks(PEAKY, SR, ceiling_db=None)
+    paper_mix, paper = mix_tracks(PEAKY, SR, ceiling_db=None)
     assert paper.lufs == pytest.approx(-20.0, abs=0.05) and paper.true_peak_db > 5.0
+    assert paper_mix.dtype == np.float32 and np.array_equal(
+        paper_mix, ((PEAKY[0].astype(np.float64) + PEAKY[1]) * 10 ** (paper.gain_db / 20)).astype(np.float32))
 
 
 @pytest.mark.filterwarnings("error")
