@@ -64,6 +64,7 @@ def test_a_peaky_mix_reaches_the_target_under_the_true_peak_ceiling():
     # the paper's mix (no ceiling) peaks far above it: one static gain under -1 dBTP would leave it near -27 LUFS
     paper_mix, paper = mix_tracks(PEAKY, SR, ceiling_db=None)
     assert paper.lufs == pytest.approx(-20.0, abs=0.05) and paper.true_peak_db > 5.0
+    assert paper.limiter_gain_db == 0.0 and not paper.limited
     assert paper_mix.dtype == np.float32 and np.array_equal(
         paper_mix, ((PEAKY[0].astype(np.float64) + PEAKY[1]) * 10 ** (paper.gain_db / 20)).astype(np.float32))
 
@@ -209,7 +210,8 @@ def _traced_mix(monkeypatch, tracks, **kwargs):
 
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.parametrize("case", ["peaky", "capped by the limit", "deep impacts", "loud tone", "short"])
+@pytest.mark.parametrize("case", ["peaky", "capped by the limit", "deep impacts", "loud tone", "short",
+                                  "capped near the target"])
 def test_the_make_up_search_steps_by_the_secant_and_keeps_the_loudest_mix_within_the_target(monkeypatch, case):
     rng = np.random.default_rng(0)
     clicks = np.zeros(SR * 4, np.float32)
@@ -220,6 +222,7 @@ def test_the_make_up_search_steps_by_the_secant_and_keeps_the_loudest_mix_within
         "deep impacts": ([impacts(8, [0.5, 2.0, 3.1, 5.5, 7.0], click=20), tone(300, 8, 0.003)], {}),
         "loud tone": ([tone(440, 2, 0.9)], {"target_lufs": -5.0, "ceiling_db": -2.0}),
         "short": ([impacts(0.3, [0.05], click=4.0)], {}),
+        "capped near the target": (PEAKY, {"max_limit_db": 11.0}),
     }[case]
     from media import mix as mixer
 
@@ -251,3 +254,12 @@ def test_the_make_up_search_steps_by_the_secant_and_keeps_the_loudest_mix_within
     expected, reduction = mixer._apply(total * 10.0 ** (report.gain_db / 20.0), attenuation, SR, ceiling)
     assert report.limiter_gain_db == reduction and np.array_equal(mix, expected)
     assert report.lufs == pytest.approx(target, abs=0.05) or report.lufs < target  # never louder than the target
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_mix_under_the_loudness_gate_is_still_held_under_the_callers_ceiling():
+    click = np.zeros(SR * 4, np.float32)
+    click[SR] = 0.01  # one click at -40 dBFS in silence: far below the -70 LUFS gate, not below a -60 dBTP ceiling
+    mix, report = mix_tracks([click], SR, ceiling_db=-60.0)
+    assert report.sum_lufs == -math.inf and report.gain_db == 0.0
+    assert true_peak_db(mix, SR) <= -60.0 and report.limited and report.limiter_gain_db < -15.0

@@ -193,3 +193,11 @@ def test_a_reference_branch_that_is_not_last_gets_its_residuals_on_its_own_rows(
     last = GuidedVelocity(tiny_base, NegativeAudioGuidance(4.5, 1.5), cs, controlnet=controlnet)(t, x)
     assert torch.allclose(batched, single, atol=1e-5 * 11, rtol=1e-5)
     assert torch.allclose(batched, last, atol=1e-5 * 11, rtol=1e-5)
+
+
+def test_a_latent_batch_that_is_not_the_conditions_batch_is_refused(tiny_base):
+    cs = _condition_set(tiny_base, AudioControlNet.from_base(tiny_base), with_reference=False)
+    velocity = GuidedVelocity(tiny_base, ClassifierFreeGuidance(4.5), cs)
+    x = torch.zeros(2, tiny_base.seq.latent, tiny_base.config.latent_dim)
+    with pytest.raises(ValueError, match=r"^latent batch 2 != conditions batch 1$"):
+        velocity(torch.tensor(0.5), x)
