@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audio.loudness import (
+    peak_limit_gain_db,
     integrated_loudness,
     scale_under_true_peak,
     normalize_loudness,
@@ -152,3 +153,5 @@ def test_limit_true_peak_meets_ceiling(ceiling):
 def test_limit_true_peak_leaves_quiet_audio_unchanged():
     x = sine(0.1, 1.0)
     np.testing.assert_array_equal(scale_under_true_peak(x, SR, -1.0), x)
+    at = true_peak_db(x, SR)  # a true peak exactly at the ceiling needs no gain; above it, the gap and the margin
+    assert peak_limit_gain_db(x, SR, at) == 0.0 and peak_limit_gain_db(x, SR, at - 2.0) == pytest.approx(-2.001, abs=1e-12)
