@@ -133,6 +133,11 @@ def test_true_peak_of_sine_and_of_intersample_peak():
     x = (np.sin(np.pi / 2 * n + np.pi / 4) * fade).astype(np.float32)
     assert 20 * math.log10(np.max(np.abs(x))) == pytest.approx(-3.01, abs=0.01)
     assert true_peak_db(x, SR) == pytest.approx(0.0, abs=0.05)
+    # oversample=1 is the sample peak; a single sample has no neighbours to interpolate between
+    assert true_peak_db(x, SR, oversample=1) == 20 * math.log10(float(np.max(np.abs(x.astype(np.float64)))))
+    assert true_peak_db(np.array([0.5]), SR) == 20 * math.log10(0.5)
+    with pytest.raises(ValueError, match=r"^oversample must be >= 1; got 0$"):
+        true_peak_db(x, SR, oversample=0)
 
 
 @pytest.mark.parametrize("ceiling", [-1.0, -3.0, -0.1])
