@@ -136,6 +136,14 @@ def test_true_peak_of_sine_and_of_intersample_peak():
     # oversample=1 is the sample peak; a single sample has no neighbours to interpolate between
     assert true_peak_db(x, SR, oversample=1) == 20 * math.log10(float(np.max(np.abs(x.astype(np.float64)))))
     assert true_peak_db(np.array([0.5]), SR) == 20 * math.log10(0.5)
+    assert true_peak_db(np.array([0.5, 0.5]), SR) > 20 * math.log10(0.5) + 1.0  # two samples are interpolated
+    # 2x oversampling finds this peak halfway between samples; each channel of a stereo pair is oversampled in time
+    assert true_peak_db(x, SR, oversample=2) == pytest.approx(0.0, abs=0.05)
+    assert true_peak_db(np.stack([x, x * np.float32(0.5)]), SR) == pytest.approx(0.0, abs=0.05)
+    # at pi/8 the peak lies a quarter of a sample off the grid: 4x finds it, 2x does not
+    quarter = (np.sin(np.pi / 2 * n + np.pi / 8) * fade).astype(np.float32)
+    assert true_peak_db(quarter, SR, oversample=2) == pytest.approx(-0.69, abs=0.05)
+    assert true_peak_db(quarter, SR) == pytest.approx(0.0, abs=0.05)
     with pytest.raises(ValueError, match=r"^oversample must be >= 1; got 0$"):
         true_peak_db(x, SR, oversample=0)
 
