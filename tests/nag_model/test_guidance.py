@@ -170,7 +170,7 @@ def test_each_guidance_needs_names_and_combines_its_branches_by_its_formula():
     assert named(nag.branches(step1)) == [("empty", empty, None), ("full", full, None)]
     assert nag.combine(only("empty", "full")) == 1 + 2 * (3 - 1)
     assert named(NegativeAudioGuidance(2.0, 0.0).branches(c)) == [("empty", empty, None), ("full", full, None)]
-    with pytest.raises(ValueError, match="video-only conditions"):
+    with pytest.raises(ValueError, match=r"^NAG needs the video-only conditions u\(V, empty\) for its ControlNet branch$"):
         nag.branches(ConditionSet(full=full, empty=empty, reference=reference))
 
 
