@@ -88,6 +88,9 @@ def test_clip_shorter_than_one_block_is_measured_and_normalised():
     # a single sample and a very short stereo clip do not raise either
     assert math.isfinite(integrated_loudness(np.stack([x[:80], x[:80]]), SR))
     normalize_loudness(x[:1], SR)
+    assert math.isfinite(integrated_loudness(np.array([0.5], np.float32), SR))  # one sample is measured too
+    # a short (1, samples) clip is looped in time only: it reads as the same clip without the channel axis
+    assert integrated_loudness(x[None], SR) == integrated_loudness(x, SR)
 
 
 def test_int16_is_converted():
