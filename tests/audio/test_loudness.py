@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audio.loudness import (
+    as_float_audio,
     peak_limit_gain_db,
     integrated_loudness,
     scale_under_true_peak,
@@ -171,3 +172,18 @@ def test_limit_true_peak_leaves_quiet_audio_unchanged():
     np.testing.assert_array_equal(scale_under_true_peak(x, SR, -1.0), x)
     at = true_peak_db(x, SR)  # a true peak exactly at the ceiling needs no gain; above it, the gap and the margin
     assert peak_limit_gain_db(x, SR, at) == 0.0 and peak_limit_gain_db(x, SR, at - 2.0) == pytest.approx(-2.001, abs=1e-12)
+
+
+def test_rates_layouts_and_pcm_are_checked_exactly():
+    x = sine(0.1, 1.0)
+    for rate in (0, -16000, None):
+        with pytest.raises(ValueError, match=rf"^sample_rate must be positive; got {rate}$"):
+            true_peak_db(x, rate)
+    assert true_peak_db(x, 1) == true_peak_db(x, SR)  # any positive rate: the measure is relative to the grid
+    assert math.isfinite(integrated_loudness(np.stack([x] * 5), SR))  # L, R, C, Ls, Rs: five channels are fine
+    with pytest.raises(ValueError, match=r"^audio must be numeric PCM or float samples, not bool$"):
+        as_float_audio(np.ones(4, bool))
+    u8 = as_float_audio(np.array([0, 64, 128, 255], np.uint8))  # unsigned PCM: 128 is the zero line
+    assert u8.dtype == np.float32 and u8.tolist() == [-1.0, -0.5, 0.0, 127 / 128]
+    u16 = as_float_audio(np.array([0, 32768, 65535], np.uint16))
+    assert u16.tolist() == [-1.0, 0.0, np.float32(32767 / 32768)]
