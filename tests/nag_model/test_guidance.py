@@ -131,8 +131,11 @@ def test_nag_matches_eq7_from_separate_evaluations(tiny_base, randomize):
 def test_nag_without_controlnet_is_a_clear_error(tiny_base):
     controlnet = AudioControlNet.from_base(tiny_base)
     cs = _condition_set(tiny_base, controlnet)
-    with pytest.raises(ValueError, match="needs an AudioControlNet"):
+    with pytest.raises(ValueError, match=r"^NegativeAudioGuidance needs an AudioControlNet for its reference branch$"):
         GuidedVelocity(tiny_base, NegativeAudioGuidance(), cs)
+    two = ConditionSet(full=cs.full, empty=tiny_base.get_empty_conditions(2))
+    with pytest.raises(ValueError, match=r"^all branches must share the batch size 1, got \[1, 2\]$"):
+        GuidedVelocity(tiny_base, ClassifierFreeGuidance(), two)
 
 
 def test_each_guidance_needs_names_and_combines_its_branches_by_its_formula():
