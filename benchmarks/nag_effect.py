@@ -12,33 +12,45 @@ the ground-truth order of prominence (loudest source first: what a perfect score
 A caption keeps its noise seed in every method and order, and the first track of any order is
 the same CFG track, so it is generated once per caption.
 
-Per method it reports, over tracks 2..K (the ones that have earlier tracks):
-  - leakage (tagger): share of (track, earlier caption of another kind) pairs where the audio
-    tagger hears the earlier caption's kind (probability >= 0.5) in the track;
-  - leakage (ground truth): the track's mel magnitudes are decomposed (non-negative least squares)
-    onto the clip's true, time-aligned source stems (`gt_shares`); a pair leaks when the earlier
-    source explains at least GT_SHARE (20%) of the track's energy; the mean share is reported too;
-  - target presence: share of tracks where the tagger hears the caption's own kind, and (GT) where
-    the caption's own stem explains at least 20% of the track;
-  - A-A separability (the paper's): mean cosine (tagger embedding) between every pair of tracks of
-    a video, lower is better;
-  - audio-audio similarity to the ground truth: cosine between the track and its true stem;
-  - text-audio similarity: cosine between the caption and the track in the tagger's joint space;
-  - mix similarity: cosine between the sum of all generated tracks and the ground-truth mix.
-The same numbers on the ground-truth stems are printed as a reference row.
+Per method it reports leakage (tracks 2..K against their earlier tracks) and target presence by three judges:
+  - the demo audio tagger: a (track, earlier caption of another kind) pair leaks when the tagger
+    hears the earlier caption's kind (probability >= 0.5) in the track; the target is present when
+    it hears the caption's own kind;
+  - the ground-truth NNLS judge (`synthfoley.judges.nnls_shares`): the track's mel magnitudes are
+    decomposed (non-negative least squares) onto the clip's true, time-aligned source stems; a pair
+    leaks when the earlier source explains at least 20% of the track's energy (the mean share is
+    reported too), the target is present when its own stem explains at least 20%;
+  - the null-calibrated stem-correlation judge (`synthfoley.judges.StemCorrelationJudge`): remove the
+    track's own true stem by NNLS (|STFT| 1024/256, power 0.5, unit-normalised), correlate the rest with
+    the earlier source's true stem; a pair leaks when that is above the 95th percentile of the same score
+    against stems of kinds absent from the clip, taken from other clips (`--null-clips`); presence
+    correlates the track with its own stem against the same null. Its false-alarm rate on the null
+    (leave one out) is reported as corr_null_false_alarm;
+and the paper's A-A separability (mean cosine, tagger embedding, between every pair of tracks of a
+video, lower is better), the cosine between track and true stem (A-A sim to GT), between caption and
+track (T-A sim), and between the sum of all tracks and the ground-truth mix (mix sim). The same
+numbers on the ground-truth stems are a reference row.
+
+Every method's difference from independent gets a paired bootstrap 95% CI over clips
+(`synthfoley.stats.paired_rate_difference`; relative too for leakage). With --out the per-track,
+per-pair and per-clip rows are written as Parquet beside the JSON, so the table can be recomputed
+or re-analysed. Clips come from a split (`--split`, default test) or any seed range (`--seeds`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import shlex
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-from scipy.optimize import nnls
 from tqdm import tqdm
 
 from nag_model.bundle import load_bundle
@@ -46,9 +58,13 @@ from nag_model.generator import Track, TrackSettings
 from nag_model.settings import DEFAULTS
 from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
-from synthfoley.splits import split_seeds
-from synthfoley.world import make_clip, plan_clip
+from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, nnls_shares
+from synthfoley.splits import SPLITS, captioned_seeds, seed_range, split_seeds
+from synthfoley.stats import paired_rate_difference
+from synthfoley.world import SR, make_clip
 from training.data import _clip_index
+
+N_SAMPLES = 8 * SR  # the demo model's 8 s
 
 METHODS = {  # name -> (settings kwargs, order)
     "independent": (dict(method="independent"), "descending"),
@@ -62,41 +78,49 @@ METHODS = {  # name -> (settings kwargs, order)
 }
 
 
+def select_clips(n: int, seed: int = 0, *, split: str = "test", seeds: str | None = None, null_clips: int = 40,
+                 min_captions: int = 3, max_captions: int = 5) -> tuple[list[int], list[int]]:
+    """(clip seeds to evaluate, clip seeds whose stems form the calibrated judge's null); cheap: plans only.
+
+    The evaluated clips are the first n with min..max captions among `split`'s seeds drawn with `seed`
+    (the same clips for the same arguments as before the null existed), or among the seeds of the range
+    `seeds` ('START:STOP'). The null clips are the next `null_clips` candidates after the last evaluated
+    one (any number of captions; past STOP when the range runs out), so the two sets never overlap."""
+    if seeds is not None:
+        rng = seed_range(seeds)
+        candidates = [*rng, *range(rng.stop, rng.stop + null_clips)]
+        chosen = captioned_seeds(rng, n, min_captions, max_captions)
+    else:
+        candidates = [int(s) for s in split_seeds(split, 20 * n + 100, seed)]
+        chosen = captioned_seeds(candidates, n, min_captions, max_captions)
+    if not chosen:
+        raise ValueError(f"no clip with {min_captions}..{max_captions} captions among the candidates")
+    after = candidates.index(chosen[-1]) + 1
+    return chosen, candidates[after:after + null_clips]
+
+
 def test_clips(n: int, seed: int, min_captions: int = 3, max_captions: int = 5) -> list[int]:
-    """The first n test-split clips (drawn with seed) that have min..max captions (cheap: plans only)."""
-    out = []
-    for s in split_seeds("test", 20 * n + 100, seed):
-        if min_captions <= len(plan_clip(int(s)).captions) <= max_captions:
-            out.append(int(s))
-            if len(out) == n:
-                break
-    return out
+    """The first n test-split clips (drawn with seed) that have min..max captions."""
+    return select_clips(n, seed, min_captions=min_captions, max_captions=max_captions, null_clips=0)[0]
 
 
-GT_SHARE = 0.2  # a source "is in" a track when it explains at least this share of the track's mel energy
+def null_judge(seeds: list[int]) -> StemCorrelationJudge:
+    """The calibrated judge whose null stems are every sounding stem of these clips (first 8 s)."""
+    stems, kinds = [], []
+    for s in seeds:
+        clip = make_clip(s, with_frames=False)
+        for info, stem in zip(clip.sources, clip.stems):
+            if info.sounding:
+                stems.append(np.asarray(stem[:N_SAMPLES], np.float32))
+                kinds.append(info.kind)
+    return StemCorrelationJudge(np.stack(stems), kinds)
 
 
-def _mel_magnitude(codec, wav: np.ndarray) -> np.ndarray:
-    return (10.0 ** codec.encode(torch.from_numpy(np.array(wav, np.float32))[None])[0].double().numpy()).ravel()
+def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.ndarray], method: str) -> dict:
+    """Rows of one ordered set of tracks: {"tracks": [...], "pairs": [...], "clip": {...}}.
 
-
-def gt_shares(codec, track: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
-    """Share of the track's mel magnitude explained by each ground-truth stem of the clip.
-
-    The track's mel magnitudes (frames x bands, linear) are decomposed as a non-negative combination of
-    the clip's true stems' mel magnitudes, each scaled to unit sum; weight j is then the magnitude that
-    stem j explains, and dividing by the track's total gives a share in [0, 1] (the rest is unexplained:
-    artefacts, or sound in the wrong place or time). Because the stems are time-aligned with the video,
-    a leaked visible source shows up at its true event times."""
-    basis = np.stack([_mel_magnitude(codec, s) for s in stems], 1)
-    basis /= np.maximum(basis.sum(0, keepdims=True), 1e-12)
-    y = _mel_magnitude(codec, track)
-    weights, _ = nnls(basis, y, maxiter=50 * len(stems))
-    return weights / max(float(y.sum()), 1e-12)
-
-
-def evaluate_clip(bundle, clip, captions, tracks: list[Track], stems: dict[str, np.ndarray]) -> dict:
-    """Per-pair and per-track numbers of one ordered set of tracks."""
+    A track row holds its target presence by each judge, a pair row (track k, earlier track j) its
+    leakage by each judge (for pairs of different kinds) and the two tracks' A-A similarity."""
     ev, codec = bundle.evaluator, bundle.codec
     labels = ev.labels
     wavs = np.stack([t.waveform for t in tracks])
@@ -105,39 +129,118 @@ def evaluate_clip(bundle, clip, captions, tracks: list[Track], stems: dict[str, 
     gt_emb = ev.embed_audio(np.stack([stems[t.caption] for t in tracks]))
     text = ev.embed_text([t.caption for t in tracks])
     order = list(stems)
-    shares = [gt_shares(codec, w, [stems[c] for c in order]) for w in wavs]  # (K, n_sources)
+    clip_kinds = [parse_caption(c)[0] for c in order]
     kinds = [parse_caption(t.caption)[0] for t in tracks]
-    leak_tag, leak_gt, leak_share, presence, presence_gt = [], [], [], [], []
+    base = {"clip_seed": int(clip.seed), "method": method}
+    track_rows, pair_rows = [], []
     for k, t in enumerate(tracks):
-        presence.append(float(probs[k, labels.index(kinds[k])] >= 0.5))
-        presence_gt.append(float(shares[k][order.index(t.caption)] >= GT_SHARE))
+        shares = nnls_shares(codec, wavs[k], [stems[c] for c in order])
+        others = [j for j in range(k) if kinds[j] != kinds[k]]
+        presence, leaks = judge.judge(wavs[k], stems[t.caption], [stems[tracks[j].caption] for j in others], clip_kinds)
+        own = float(shares[order.index(t.caption)])
+        track_rows.append(base | {
+            "position": k, "caption": t.caption, "kind": kinds[k],
+            "tag_prob": float(probs[k, labels.index(kinds[k])]), "presence_tag": bool(probs[k, labels.index(kinds[k])] >= 0.5),
+            "own_share": own, "presence_gt": own >= GT_SHARE,
+            "corr_score": presence.score, "corr_threshold": presence.threshold, "presence_corr": presence.detected,
+            "aa": float(emb[k] @ gt_emb[k]), "ta": float(emb[k] @ text[k])})
+        verdicts = dict(zip(others, leaks))
         for j in range(k):
-            if kinds[j] == kinds[k]:
-                continue
-            leak_tag.append(float(probs[k, labels.index(kinds[j])] >= 0.5))
-            share = float(shares[k][order.index(tracks[j].caption)])
-            leak_gt.append(float(share >= GT_SHARE))
-            leak_share.append(share)
+            row = base | {"position": k, "earlier": j, "caption": t.caption, "earlier_caption": tracks[j].caption,
+                          "same_kind": kinds[j] == kinds[k], "sep": float(emb[k] @ emb[j])}
+            if j in verdicts:
+                share, v = float(shares[order.index(tracks[j].caption)]), verdicts[j]
+                row |= {"tag_prob": float(probs[k, labels.index(kinds[j])]),
+                        "leak_tag": bool(probs[k, labels.index(kinds[j])] >= 0.5),
+                        "leak_share": share, "leak_gt": share >= GT_SHARE,
+                        "corr_score": v.score, "corr_threshold": v.threshold, "leak_corr": v.detected,
+                        "corr_null_false_alarm": v.null_false_alarm}
+            pair_rows.append(row)
     mix = sum(t.waveform.astype(np.float64) for t in tracks)
     mix_emb = ev.embed_audio(normalize_loudness(mix, bundle.sample_rate, -20.0)[None].astype(np.float32))[0]
     gt_mix_emb = ev.embed_audio(np.asarray(clip.mix[:len(mix)], np.float32)[None])[0]
-    return {"leak_tag": leak_tag, "leak_gt": leak_gt, "leak_share": leak_share, "presence_later": presence[1:],
-            "presence_all": presence, "presence_gt": presence_gt,
-            "aa": [float(emb[k] @ gt_emb[k]) for k in range(len(tracks))],
-            "sep": [float(emb[i] @ emb[j]) for i in range(len(tracks)) for j in range(i)],
-            "ta": [float(emb[k] @ text[k]) for k in range(len(tracks))],
-            "mix": [float(mix_emb @ gt_mix_emb)]}
+    return {"tracks": track_rows, "pairs": pair_rows,
+            "clip": base | {"tracks": len(tracks), "mix": float(mix_emb @ gt_mix_emb)}}
 
 
-def _report(bundle_path, results, n_done, n_planned, steps, alpha, seed, seconds) -> dict:
-    table = {m: {k: (round(float(np.mean(v)), 4) if v else None) for k, v in r.items()} | {"pairs": len(r.get("leak_tag", []))}
-             for m, r in results.items()}
+# metric -> (table, column, which rows: "all", "later" (tracks 2..K) or "leak" (pairs of different kinds))
+METRICS: dict[str, tuple[str, str, str]] = {
+    "leak_tag": ("pairs", "leak_tag", "leak"),
+    "leak_gt": ("pairs", "leak_gt", "leak"),
+    "leak_share": ("pairs", "leak_share", "leak"),
+    "leak_corr": ("pairs", "leak_corr", "leak"),
+    "presence_later": ("tracks", "presence_tag", "later"),
+    "presence_all": ("tracks", "presence_tag", "all"),
+    "presence_gt": ("tracks", "presence_gt", "all"),
+    "presence_corr": ("tracks", "presence_corr", "all"),
+    "sep": ("pairs", "sep", "all"),
+    "aa": ("tracks", "aa", "all"),
+    "ta": ("tracks", "ta", "all"),
+    "mix": ("clips", "mix", "all"),
+    "corr_null_false_alarm": ("pairs", "corr_null_false_alarm", "leak"),
+}
+# metrics whose difference from independent gets a paired bootstrap CI (relative too for leakage)
+CI_METRICS = ("leak_tag", "leak_gt", "leak_corr", "presence_later", "presence_gt", "presence_corr")
+BASELINE = "independent"
+
+
+def _values(rows: dict, metric: str, method: str) -> list[tuple[int, float]]:
+    """(clip seed, value) of every item a metric averages over, for one method."""
+    table, column, which = METRICS[metric]
+    out = []
+    for r in rows[table]:
+        if r["method"] != method or (which == "later" and r["position"] == 0):
+            continue
+        if which == "leak" and r.get(column) is None:
+            continue
+        out.append((r["clip_seed"], float(r[column])))
+    return out
+
+
+def _per_clip(values: list[tuple[int, float]], clips: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(sum, count) of the values of each clip, in `clips` order."""
+    index = {c: i for i, c in enumerate(clips)}
+    num, den = np.zeros(len(clips)), np.zeros(len(clips))
+    for c, v in values:
+        num[index[c]] += v
+        den[index[c]] += 1
+    return num, den
+
+
+def summarise(rows: dict, *, n_resamples: int = 2000, seed: int = 0) -> tuple[dict, dict]:
+    """(table: {method: {metric: mean}}, ci: {method: {metric: {diff: [est, low, high], rel: [...]}}})."""
+    methods = list(dict.fromkeys(r["method"] for r in rows["clips"]))
+    clips = list(dict.fromkeys(r["clip_seed"] for r in rows["clips"]))
+    table = {}
+    for m in methods:
+        table[m] = {}
+        for metric in METRICS:
+            vals = [v for _, v in _values(rows, metric, m)]
+            table[m][metric] = round(float(np.mean(vals)), 4) if vals else None
+        table[m]["pairs"] = len(_values(rows, "leak_tag", m))
+    ci = {}
+    if BASELINE in methods:
+        for m in methods:
+            if m == BASELINE:
+                continue
+            ci[m] = {}
+            for metric in CI_METRICS:
+                a, b = _per_clip(_values(rows, metric, m), clips), _per_clip(_values(rows, metric, BASELINE), clips)
+                entry = {"diff": paired_rate_difference(*a, *b, n_resamples=n_resamples, seed=seed)}
+                if metric.startswith("leak"):
+                    entry["rel"] = paired_rate_difference(*a, *b, relative=True, n_resamples=n_resamples, seed=seed)
+                ci[m][metric] = {k: [round(x, 4) for x in (v.estimate, v.low, v.high)] for k, v in entry.items()}
+    return table, ci
+
+
+def _report(bundle_path, rows, n_done, n_planned, steps, alpha, seed, seconds, selection: dict) -> dict:
+    table, ci = summarise(rows, seed=seed) if rows["clips"] else ({}, {})
     return {"bundle": bundle_path, "clips": n_done, "clips_planned": n_planned, "steps": steps, "alpha": alpha,
-            "seed": seed, "seconds": round(seconds, 1), "table": table}
+            "seed": seed, "seconds": round(seconds, 1), **selection, "table": table, "ci": ci}
 
 
-def run_clip(bundle, clip_seed: int, steps: int, seed: int, alpha: float, methods: dict) -> dict:
-    """Every method on one clip: {method: {metric: [values]}} (the ground-truth stems as one more method)."""
+def run_clip(bundle, judge, clip_seed: int, steps: int, seed: int, alpha: float, methods: dict) -> dict:
+    """Every method on one clip, plus the ground-truth stems as one more method: {"tracks", "pairs", "clips"} rows."""
     gen = bundle.generator()
     clip = make_clip(clip_seed)
     video = bundle.video_features(clip.frames[_clip_index(len(clip.frames))], clip.frames)
@@ -152,99 +255,168 @@ def run_clip(bundle, clip_seed: int, steps: int, seed: int, alpha: float, method
     cap_seed = {c: clip_seed * 10 + i for i, c in enumerate(captions)}
     cfg = {c: gen.generate_track(video, c, cap_seed[c], TrackSettings(method="independent", alpha=alpha, steps=steps))
            for c in captions}
-    out = {}
+    out: dict[str, list] = {"tracks": [], "pairs": [], "clips": []}
+
+    def add(result: dict) -> None:
+        out["tracks"] += result["tracks"]
+        out["pairs"] += result["pairs"]
+        out["clips"].append(result["clip"])
+
     for name, (kw, order) in methods.items():
         settings = TrackSettings(alpha=alpha, steps=steps, **kw)
         tracks = [cfg[orders[order][0]]]
         for c in orders[order][1:]:
             tracks.append(cfg[c] if kw["method"] == "independent" else
                           gen.generate_track(video, c, cap_seed[c], settings, context=tracks))
-        out[name] = evaluate_clip(bundle, clip, captions, tracks, stems)
+        add(evaluate_clip(bundle, judge, clip, tracks, stems, name))
     gt_tracks = [Track(c, 0, TrackSettings(), stems[c], bundle.sample_rate) for c in desc]
-    out["ground-truth stems"] = evaluate_clip(bundle, clip, captions, gt_tracks, stems)
+    add(evaluate_clip(bundle, judge, clip, gt_tracks, stems, "ground-truth stems"))
     return out
 
 
 _WORKER: dict = {}
 
 
-def _init_worker(bundle_path: str, threads: int) -> None:
+def _init_worker(bundle_path: str, threads: int, null_seeds: list[int]) -> None:
     torch.set_num_threads(threads)
     _WORKER["bundle"] = load_bundle(bundle_path)
+    _WORKER["judge"] = null_judge(null_seeds)
 
 
 def _run_clip_in_worker(args: tuple) -> dict:
-    return run_clip(_WORKER["bundle"], *args)
+    return run_clip(_WORKER["bundle"], _WORKER["judge"], *args)
+
+
+def write_rows(rows: dict, out_json: str) -> list[str]:
+    """The rows as Parquet beside the JSON: <stem>.tracks.parquet, <stem>.pairs.parquet, <stem>.clips.parquet."""
+    stem = str(Path(out_json).with_suffix(""))
+    paths = []
+    for name, table in rows.items():
+        columns = list(dict.fromkeys(k for r in table for k in r))  # every key, in first-seen order
+        path = f"{stem}.{name}.parquet"
+        pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in table]), path)
+        paths.append(path)
+    return paths
+
+
+def read_rows(out_json: str) -> dict:
+    """The rows `write_rows` wrote beside this JSON."""
+    stem = str(Path(out_json).with_suffix(""))
+    return {name: pq.read_table(f"{stem}.{name}.parquet").to_pylist() for name in ("tracks", "pairs", "clips")}
 
 
 def run(bundle_path: str, n_clips: int, steps: int, seed: int, alpha: float, progress: bool = True,
-        on_clip=None, methods: dict | None = None, workers: int = 1, threads: int = 1) -> dict:
-    """on_clip(report) is called with the report so far after every clip (partial results survive a stop);
-    methods: a subset of METHODS (default all); workers > 1 shares the clips among processes (each clip's
-    results do not depend on which process ran it)."""
+        on_clip=None, methods: dict | None = None, workers: int = 1, threads: int = 1, split: str = "test",
+        seeds: str | None = None, null_clips: int = 40) -> tuple[dict, dict]:
+    """(report, rows). on_clip(report, rows) is called after every clip (partial results survive a stop);
+    methods: a subset of METHODS (default all); split / seeds: where the clips come from (`select_clips`);
+    workers > 1 shares the clips among processes (each clip's results do not depend on which process ran it)."""
     methods = METHODS if methods is None else methods
-    results: dict[str, dict[str, list[float]]] = {m: {} for m in [*methods, "ground-truth stems"]}
-    seeds = test_clips(n_clips, seed)
-    jobs = [(s, steps, seed, alpha, methods) for s in seeds]
+    clip_seeds, null_seeds = select_clips(n_clips, seed, split=split, seeds=seeds, null_clips=null_clips)
+    selection = {"split": None if seeds else split, "seed_range": seeds, "clip_seeds": clip_seeds,
+                 "null_clip_seeds": null_seeds}
+    rows: dict[str, list] = {"tracks": [], "pairs": [], "clips": []}
+    jobs = [(s, steps, seed, alpha, methods) for s in clip_seeds]
     t0 = time.time()
     if workers > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(bundle_path, threads))
+                                   initializer=_init_worker, initargs=(bundle_path, threads, null_seeds))
         clip_results = pool.map(_run_clip_in_worker, jobs)
     else:
-        _init_worker(bundle_path, threads)
+        _init_worker(bundle_path, threads, null_seeds)
         pool, clip_results = None, map(_run_clip_in_worker, jobs)
     try:
         for ci, clip_result in enumerate(tqdm(clip_results, total=len(jobs), desc="clips", disable=not progress)):
-            for name, metrics in clip_result.items():
-                for key, vals in metrics.items():
-                    results[name].setdefault(key, []).extend(vals)
+            for name, table in clip_result.items():
+                rows[name] += table
             if on_clip is not None:
-                on_clip(_report(bundle_path, results, ci + 1, len(seeds), steps, alpha, seed, time.time() - t0))
+                on_clip(_report(bundle_path, rows, ci + 1, len(clip_seeds), steps, alpha, seed, time.time() - t0,
+                                selection), rows)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return _report(bundle_path, results, len(seeds), len(seeds), steps, alpha, seed, time.time() - t0)
+    return _report(bundle_path, rows, len(clip_seeds), len(clip_seeds), steps, alpha, seed, time.time() - t0,
+                   selection), rows
+
+
+COLUMNS = [("leak_tag", "leakage (tagger)"), ("leak_gt", "leakage (GT NNLS)"), ("leak_share", "leaked energy share (GT)"),
+           ("leak_corr", "leakage (calibrated corr)"), ("presence_later", "target presence (tagger, tracks 2..K)"),
+           ("presence_all", "target presence (tagger, all)"), ("presence_gt", "target presence (GT NNLS)"),
+           ("presence_corr", "target presence (calibrated corr)"), ("sep", "A-A separability (lower is better)"),
+           ("aa", "A-A sim to GT stem"), ("ta", "T-A sim"), ("mix", "mix sim"), ("pairs", "pairs")]
+
+
+def _fmt(entry: list[float], percent: bool) -> str:
+    est, low, high = (100 * v if percent else v for v in entry)
+    unit = "%" if percent else ""
+    return f"{est:+.{0 if percent else 3}f}{unit} ({low:+.{0 if percent else 3}f}{unit}, {high:+.{0 if percent else 3}f}{unit})"
 
 
 def markdown(report: dict) -> str:
-    cols = [("leak_tag", "leakage (tagger)"), ("leak_gt", "leakage (GT)"), ("leak_share", "leaked energy share (GT)"),
-            ("presence_later", "target presence (tracks 2..K)"), ("presence_all", "target presence (all)"),
-            ("presence_gt", "target presence (GT)"), ("sep", "A-A separability (lower is better)"),
-            ("aa", "A-A sim to GT stem"), ("ta", "T-A sim"), ("mix", "mix sim"),
-            ("pairs", "pairs")]
-    lines = ["| method | " + " | ".join(c for _, c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    """The means table, then the paired bootstrap 95% CIs of every method's difference from independent."""
+    lines = ["| method | " + " | ".join(c for _, c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for m, r in report["table"].items():
-        lines.append(f"| {m} | " + " | ".join(str(r.get(k)) for k, _ in cols) + " |")
+        lines.append(f"| {m} | " + " | ".join(str(r.get(k)) for k, _ in COLUMNS) + " |")
+    if report.get("ci"):
+        names = dict(COLUMNS)
+        lines += ["", "Difference from independent, paired bootstrap over clips, 95% CI (leakage: also relative):", "",
+                  "| method | " + " | ".join(names[k] for k in CI_METRICS) + " |", "|---" * (len(CI_METRICS) + 1) + "|"]
+        for m, r in report["ci"].items():
+            cells = []
+            for k in CI_METRICS:
+                cell = _fmt(r[k]["diff"], False)
+                if "rel" in r[k] and all(np.isfinite(r[k]["rel"])):
+                    cell += "; " + _fmt(r[k]["rel"], True)
+                cells.append(cell)
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", default="demo")
-    p.add_argument("--clips", type=int, default=100)
+    p.add_argument("--clips", type=int, default=100, help="clips with 3 to 5 captions to evaluate")
+    p.add_argument("--split", default="test", choices=sorted(SPLITS), help="draw the clips from this split")
+    p.add_argument("--seeds", default=None, metavar="START:STOP",
+                   help="take the clips from these clip seeds instead of a split (any range, e.g. 20000000:20001000)")
+    p.add_argument("--null-clips", type=int, default=60,
+                   help="clips (after the evaluated ones) whose stems form the calibrated judge's null")
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)
     p.add_argument("--alpha", type=float, default=DEFAULTS.alpha)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="draws the split's clips, the random order and the bootstrap")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the clips")
-    p.add_argument("--out", default=None, help="write the report as JSON here")
+    p.add_argument("--out", default=None,
+                   help="write the report as JSON here, and the per-item rows as <stem>.{tracks,pairs,clips}.parquet")
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                    help="a subset of the methods, by name (e.g. 'independent' 'NAG beta 1.5'); default all")
     p.add_argument("--beta", type=float, nargs="+", default=(),
                    help="extra NAG betas to run in descending order (e.g. --beta 3 5)")
+    p.add_argument("--from-rows", default=None, metavar="JSON",
+                   help="generate nothing: recompute the table and CIs from the Parquet rows beside this JSON "
+                        "(and write them to --out if given)")
     args = p.parse_args(argv)
-    command = "python benchmarks/nag_effect.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    if args.from_rows:
+        table, ci = summarise(read_rows(args.from_rows), seed=args.seed)
+        report = json.loads(Path(args.from_rows).read_text()) | {"table": table, "ci": ci}
+        if args.out:  # the recomputed report (the rows stay where they are)
+            Path(args.out).write_text(json.dumps(report, indent=2))
+        print(markdown(report))
+        return
+    command = "python benchmarks/nag_effect.py " + shlex.join(argv if argv is not None else sys.argv[1:])
 
-    def write(report: dict) -> None:
+    def write(report: dict, rows: dict) -> None:
         if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({**report, "command": command}, indent=2))
+            write_rows(rows, args.out)
 
     methods = {m: METHODS[m] for m in args.methods} if args.methods else dict(METHODS)
     methods |= {f"NAG beta {b:g}": (dict(method="nag", beta=b), "descending") for b in args.beta}
-    report = run(args.bundle, args.clips, args.steps, args.seed, args.alpha, on_clip=write, methods=methods,
-                 workers=args.workers, threads=args.threads)
-    write(report)
+    report, rows = run(args.bundle, args.clips, args.steps, args.seed, args.alpha, on_clip=write, methods=methods,
+                       workers=args.workers, threads=args.threads, split=args.split, seeds=args.seeds,
+                       null_clips=args.null_clips)
+    write(report, rows)
     print(markdown(report))
 
 

@@ -32,9 +32,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from captioning.captioner import CaptionerSettings
 from nag_model.settings import DEFAULTS
-from pipeline.gpu_slot import GPU_SLOT, RESERVE_S
+from pipeline.gpu_slot import GPU_SLOT, RESERVE_S, release_gpu_slots
 from pipeline.models import check_method
-from pipeline.params import AudioOutput, TrackSettings, check_order
+from pipeline.params import AudioOutput, TrackSettings, check_order, check_run_id
 from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
@@ -47,7 +47,7 @@ from tasks.prepare import prepare_video
 from tasks.record import record_rejected, record_video
 from tasks.report import publish_report
 from tasks.reset import reset_video
-from tasks.run_log import begin_run, finish_run, finished_videos
+from tasks.run_log import begin_run, finish_run, finished_videos, name_flow_run
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
@@ -108,7 +108,7 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     reset = (reset_video.submit(storage_url, run_id, vid, committed=0) if resumed  # start clean (after a kill)
              else {"committed_version": 0, "removed": []})
     video = prepare_video.submit(entry.video_uri, model, duration, wait_for=[reset] if resumed else None)
-    captions = resolve_captions.submit(entry.to_dict(), video, model, duration, max_caption_chars, captioner)
+    captions = resolve_captions.submit(entry, video, model, duration, max_caption_chars, captioner)
     ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
                                       seed, gpu_slot)  # track k pushed away from tracks 1..k-1 (Eq. 7)
@@ -123,10 +123,11 @@ def _report(storage_url: str, run_id: str) -> str | None:
     return state.result()["report_uri"] if state.is_completed() else None
 
 
-@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+@flow(name="catalog-run", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS),
+      on_completion=[release_gpu_slots], on_failure=[release_gpu_slots], on_crashed=[release_gpu_slots])
 def catalog_run(
     manifest_uri: str,
-    storage_url: str = "file://./out",
+    storage_url: str = "file://./foley-out",
     run_id: str | None = None,
     model: str = "demo",
     method: str = DEFAULTS.method,
@@ -151,12 +152,14 @@ def catalog_run(
     Args:
         manifest_uri: CSV, JSONL or Parquet at any fsspec URL (columns id, video_uri[, captions]).
         storage_url: where outputs and tables go (``file://``, ``s3://``, ``memory://``).
-        run_id: a new id by default; an existing one resumes that run (same settings required).
+        run_id: a new id by default; an existing one resumes that run (same settings required). It names
+            the Prefect flow run too, and must be a name like a video id (``pipeline.params.check_run_id``).
         model: ``"demo"``, a bundle folder/URL, or ``"random:<preset>"``.
         method, alpha, beta, steps: ``nag`` (Eq. 7), ``independent`` (CFG) or ``negative-prompt``.
         order: ``descending`` (scorer; falls back to ``given`` without one), ``ascending``, ``random``, ``given``.
         seed: run seed; each track's seed derives from it, the video id and the track.
-        duration: seconds of audio to generate from the start of each video (the paper: 8).
+        duration: seconds of one generation window (the paper's 8); a longer video is covered to its end by
+            overlapping windows (``nag_model.long_form``), so every soundtrack is as long as its video.
         audio_format, bit_depth, resample_48k: stem and mix files (FLAC/WAV, 16/24 bit, model rate or 48 kHz).
         stems_in_video: also mux every stem into the video as an extra audio stream.
         max_caption_chars: longer captions fail their video (see :mod:`tasks.captions`).
@@ -174,7 +177,8 @@ def catalog_run(
     check_order(order)
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
-    run_id = run_id or new_run_id()
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+    name_flow_run(run_id)
     params = {"manifest_uri": manifest_uri, "storage_url": storage_url, "run_id": run_id, "model": model,
               "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
               "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
@@ -196,7 +200,7 @@ def catalog_run(
                 _video_done()
                 continue
             if entry.error:
-                records.append(record_rejected.submit(storage_url, run_id, entry.to_dict()))
+                records.append(record_rejected.submit(storage_url, run_id, entry))
                 _video_done()
                 continue
             stages = soundtrack(entry, storage_url=storage_url, run_id=run_id, model=model, duration=duration,
@@ -206,7 +210,7 @@ def catalog_run(
             videos[stages[-1]] = (entry, stages)
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
-            records.append(record_video.submit(storage_url, run_id, entry.to_dict(), *map(outcome, stages)))
+            records.append(record_video.submit(storage_url, run_id, entry, *map(outcome, stages)))
             _video_done()
         wait(records)
         summary = finish_run(storage_url, run_id, "completed", compact)

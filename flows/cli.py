@@ -7,13 +7,18 @@
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
-    foley query "SELECT video_id, status, error FROM videos" [--storage URL]
+    foley query "SELECT video_id, status, error FROM videos" [--storage URL] [--timeout 60]
     foley report {methods|failures|captions} [--run-id ID]
     foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
     foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
-Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. Telemetry is off and
-``PREFECT_HOME`` defaults to a writable folder (see :mod:`flows.env`).
+Every command defaults to the same storage, ``./foley-out``, where the demo writes. ``query`` reads the
+tables and nothing else (``storage.query.connect_readonly``). An unreachable storage fails in seconds
+with one line and exit code 2. Ids and captions are printed through :func:`flows.terminal.printable`.
+
+Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one; it is started as a child
+that dies with this process. Telemetry is off and ``PREFECT_HOME`` defaults to a writable folder
+(see :mod:`flows.env`).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ env.apply_defaults(quiet_console=True)  # before Prefect is imported anywhere
 
 import contextlib  # noqa: E402
 import math  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 from enum import Enum  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,12 +36,14 @@ from typing import Any, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from flows.terminal import printable  # noqa: E402
+
 from captioning.captioner import KINDS as CAPTIONER_KINDS  # noqa: E402
 from nag_model.settings import DEFAULTS, METHODS  # noqa: E402
 from pipeline.params import AUDIO_FORMATS, ORDERS  # noqa: E402
 
-DEFAULT_STORAGE = "file://./out"
-DEMO_STORAGE = "file://./foley-out"
+DEFAULT_STORAGE = "file://./foley-out"  # every command, the demo included
+DEMO_STORAGE = DEFAULT_STORAGE
 DEMO_MANIFEST = Path(__file__).resolve().parent.parent / "synthfoley" / "demo_catalog" / "manifest.csv"
 MAX_ROWS = 50
 
@@ -69,24 +77,6 @@ class Report(str, Enum):
 
 REPORTS = {"methods": "metric-means", "failures": "failed-videos", "captions": "tracks-per-caption"}
 
-SUMMARY_SQL = """
-WITH latest AS (SELECT * FROM latest_videos WHERE run_id = $run_id)
-SELECT (SELECT count(*) FROM latest) AS videos,
-       (SELECT count(*) FROM latest WHERE status = 'ok') AS ok,
-       (SELECT count(*) FROM latest WHERE status = 'failed') AS failed,
-       (SELECT count(*) FROM tracks WHERE run_id = $run_id AND active) AS tracks,
-       (SELECT round(avg(lufs), 2) FROM mixes WHERE run_id = $run_id AND active) AS mean_mix_lufs,
-       (SELECT round(max(true_peak_db), 2) FROM mixes WHERE run_id = $run_id AND active) AS max_mix_true_peak_db
-"""
-OUTPUTS_SQL = """
-SELECT video_id, version, len(track_ids) AS tracks, muxed_uri
-FROM mixes WHERE run_id = $run_id AND active ORDER BY video_id LIMIT 20
-"""
-FAILURES_SQL = """
-SELECT video_id, error FROM latest_videos WHERE run_id = $run_id AND status = 'failed'
-ORDER BY video_id LIMIT 20
-"""
-
 
 # ------------------------------------------------------------------ printing
 def _cell(value: Any, max_width: int | None) -> str:
@@ -94,27 +84,54 @@ def _cell(value: Any, max_width: int | None) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
-    text = " ".join(str(value).split())
+    text = printable(" ".join(str(value).split()))
     return text if max_width is None or len(text) <= max_width else text[: max_width - 3] + "..."
 
 
-def format_table(table, max_rows: int = MAX_ROWS, max_width: int | None = 160) -> str:
-    """A pyarrow table as aligned plain text (at most ``max_rows`` rows, then a count of the rest)."""
-    names = table.column_names
+def format_table(table, max_rows: int = MAX_ROWS, max_width: int | None = 160, more_uncounted: bool = False) -> str:
+    """A pyarrow table as aligned plain text (at most ``max_rows`` rows, then a count of the rest, or only
+    a mark that there are more when ``more_uncounted``)."""
+    names = [printable(n) for n in table.column_names]
     rows = [[_cell(v, max_width) for v in row.values()] for row in table.slice(0, max_rows).to_pylist()]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     if table.num_rows > max_rows:
-        lines.append(f"... {table.num_rows - max_rows} more rows")
+        lines.append(f"... {table.num_rows - max_rows} more rows" if not more_uncounted else "... more rows")
     if table.num_rows == 0:
         lines.append("(no rows)")
     return "\n".join(lines)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _storage_errors(storage: str):
+    """Turn a storage that cannot be reached (or refuses us) into one line and exit code 2, not a traceback."""
+    from storage.root import StorageConfigError, StorageUnreachable, unreachable_reason
+
+    try:
+        yield
+    except (StorageUnreachable, StorageConfigError) as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        reason = unreachable_reason(exc)
+        if reason is None:
+            raise
+        _fail(f"{storage}: {reason}")
+
+
+def _open_checked(storage: str, must_exist: bool = True):
+    """The storage root, after a quick check that it can be reached (seconds, within the S3 timeouts)."""
+    from storage.root import open_root
+
+    with _storage_errors(storage):
+        root = open_root(storage)
+        root.check(must_exist=must_exist)
+    return root
 
 
 # ------------------------------------------------------------------ progress
@@ -141,25 +158,41 @@ class _Progress:
 
 
 # ------------------------------------------------------------------ summary
+def follow_up_command(storage_url: str, run_id: str) -> str:
+    """The shell command that lists the run's tracks: the run id is a SQL string literal (quotes doubled)
+    inside a shell-quoted argument, so any id can be pasted back as it is printed."""
+    from storage.query import sql_string
+
+    sql = f"SELECT * FROM tracks WHERE run_id = {sql_string(run_id)}"
+    return shlex.join(["foley", "query", sql, "--storage", storage_url])
+
+
 def print_summary(storage_url: str, run_id: str) -> None:
     """Where the outputs are, and a DuckDB summary of the run."""
-    from storage.query import connect
+    from media.mix import MAX_LIMIT_DB
+    from audio.loudness import DEFAULT_TARGET_LUFS
+    from storage.query import connect, failed_videos, mixes_below_target, run_outputs, run_summary
 
     con = connect(storage_url)
-    params = {"run_id": run_id}
-    typer.echo(f"\nstorage: {storage_url}   run: {run_id}")
+    typer.echo(f"\nstorage: {printable(storage_url)}   run: {printable(run_id)}")
     typer.echo("\nsummary (DuckDB over the Parquet tables):")
-    typer.echo(format_table(con.sql(SUMMARY_SQL, params=params).to_arrow_table()))
+    typer.echo(format_table(run_summary(con, run_id)))
+    below = mixes_below_target(con, run_id)
+    if below.num_rows:
+        typer.echo(f"\nmixes below the {DEFAULT_TARGET_LUFS:g} LUFS target: {below.num_rows} (too impulsive: the "
+                   f"true-peak limiter, at most {MAX_LIMIT_DB:g} dB, could not raise them further; "
+                   "mixes.loudness_status = 'below_target'):")
+        typer.echo(format_table(below))
     typer.echo("\noutputs (muxed videos; stems, mixes and spectrograms sit beside them):")
-    typer.echo(format_table(con.sql(OUTPUTS_SQL, params=params).to_arrow_table(), max_width=None))
-    failures = con.sql(FAILURES_SQL, params=params).to_arrow_table()
+    typer.echo(format_table(run_outputs(con, run_id), max_width=None))
+    failures = failed_videos(con, run_id, limit=20).select(["video_id", "error"])
     if failures.num_rows:
         typer.echo("\nfailed videos:")
         typer.echo(format_table(failures))
     report = report_uri(storage_url, run_id)
     if report:
-        typer.echo(f"\nreport: {report}")
-    typer.echo(f'\nmore: foley query "SELECT * FROM tracks WHERE run_id = \'{run_id}\'" --storage {storage_url}')
+        typer.echo(f"\nreport: {printable(report)}")
+    typer.echo(f"\nmore: {printable(follow_up_command(storage_url, run_id))}")
 
 
 def report_uri(storage_url: str, run_id: str) -> str | None:
@@ -177,14 +210,12 @@ def _catalog_flow(dask: Optional[str]):
 
     if dask is None:
         return catalog_run
-    try:
-        from flows.dask_cluster import dask_task_runner
-    except ImportError as exc:
-        _fail(f"--dask needs prefect-dask: pip install 'foley-nag[dask]' ({exc})")
+    from flows.dask_cluster import dask_task_runner
+
     try:
         return catalog_run.with_options(task_runner=dask_task_runner(dask))
-    except ValueError as exc:
-        _fail(str(exc))
+    except (ImportError, ValueError) as exc:
+        _fail(f"--dask: {exc}")
 
 
 def _model(model: str, weights: Optional[str]) -> str:
@@ -203,18 +234,19 @@ def _model(model: str, weights: Optional[str]) -> str:
 
 def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: bool, dask: Optional[str] = None,
                  **params: Any) -> None:
+    storage_url = _open_checked(storage, must_exist=False).url  # first: seconds, before the heavy imports
     from flows.catalog import absolute_uri, new_run_id
-    from storage.root import StorageConfigError, open_root
     from storage.manifest import ManifestError, load_manifest
     from pipeline.models import ModelNotFound
-    from pipeline.params import AudioOutput, TrackSettings
+    from pipeline.params import AudioOutput, TrackSettings, check_run_id
     from tasks.run_log import RunConflict
 
     try:
         TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
-        storage_url = open_root(storage).url
-    except (ValueError, StorageConfigError) as exc:
+        if run_id is not None:
+            check_run_id(run_id)
+    except ValueError as exc:
         _fail(str(exc))
     manifest_uri = absolute_uri(manifest)
     try:
@@ -223,15 +255,15 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
         _fail(f"cannot read the manifest {manifest_uri}: {exc}")
     run_id = run_id or new_run_id()
     flow = _catalog_flow(dask)
-    typer.echo(f"run {run_id}: {total} videos from {manifest_uri}" + (f" (tasks on Dask: {dask})" if dask else ""),
-               err=True)
+    typer.echo(f"run {printable(run_id)}: {total} videos from {printable(manifest_uri)}"
+               + (f" (tasks on Dask: {dask})" if dask else ""), err=True)
     try:
-        with _Progress(run_id, total, progress), env.local_run_settings(), \
+        with _storage_errors(storage_url), _Progress(run_id, total, progress), env.local_run_settings(), \
                 (env.shared_api() if dask else contextlib.nullcontext()):
             result = flow(manifest_uri, storage_url=storage_url, run_id=run_id, **params)
     except (ModelNotFound, RunConflict, ManifestError) as exc:
         _fail(str(exc))
-    typer.echo(f"run {run_id} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "
+    typer.echo(f"run {printable(run_id)} {result['status']}: {result['n_ok']} ok, {result['n_failed']} failed, "
                f"{result['n_skipped']} already finished (of {total})")
     print_summary(storage_url, run_id)
 
@@ -253,7 +285,8 @@ def run(
     steps: int = typer.Option(DEFAULTS.steps, help="Euler steps"),
     order: Order = typer.Option(Order("descending"), help="caption order"),
     seed: int = typer.Option(0, help="run seed"),
-    duration: float = typer.Option(8.0, help="seconds of each video"),
+    duration: float = typer.Option(8.0, help="seconds of one generation window; longer videos get overlapping "
+                                             "windows, so the soundtrack always covers the whole video"),
     audio_format: AudioFormat = typer.Option(AudioFormat("flac")),
     bit_depth: int = typer.Option(16, help="16 or 24"),
     resample_48k: bool = typer.Option(False, help="deliver stems and mix at 48 kHz"),
@@ -317,14 +350,15 @@ def edit(
     from pipeline.edit_plan import EditError
     from pipeline.models import ModelNotFound
 
+    _open_checked(storage)
     try:
-        with env.local_run_settings():
+        with _storage_errors(storage), env.local_run_settings():
             result = edit_video(run_id, video_id, action.value, caption=caption, track_id=track, seed=seed,
                                 storage_url=storage, model=model, method=method.value)
     except (EditError, ModelNotFound) as exc:
         _fail(str(exc))
-    typer.echo(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "
-               f"tracks now {', '.join(result['track_ids'])}")
+    typer.echo(printable(f"{video_id}: version {result['version']} ({action.value} {result['track_id']}); "
+                         f"tracks now {', '.join(result['track_ids'])}"))
 
 
 @app.command()
@@ -332,18 +366,21 @@ def query(
     sql: str = typer.Argument(..., help="one read-only SQL statement over runs, videos, tracks, mixes, metrics"),
     storage: str = typer.Option(DEFAULT_STORAGE, help="storage root URL"),
     max_rows: int = typer.Option(MAX_ROWS, help="rows to print"),
+    timeout: float = typer.Option(60.0, help="stop the query after this many seconds"),
 ) -> None:
-    """Run a read-only DuckDB query over the tables and print the result."""
+    """Run a read-only DuckDB query over the tables (and nothing else) and print the result."""
     import duckdb
 
-    from storage.query import ReadOnlyQueryError, connect, query_readonly
+    from storage.query import QueryTimeout, ReadOnlyQueryError, connect_readonly, query_readonly
 
-    con = connect(storage)
-    try:
-        result = query_readonly(con, sql)
-    except (ReadOnlyQueryError, duckdb.Error) as exc:
-        _fail(str(exc))
-    typer.echo(format_table(result, max_rows))
+    root = _open_checked(storage)
+    with _storage_errors(storage):
+        con = connect_readonly(root)
+        try:
+            result = query_readonly(con, sql, timeout_s=timeout, max_rows=max_rows)
+        except (ReadOnlyQueryError, QueryTimeout, duckdb.Error) as exc:
+            _fail(str(exc))
+    typer.echo(format_table(result, max_rows, more_uncounted=True))
 
 
 @app.command()
@@ -356,22 +393,25 @@ def report(
     """Canned reports: metric means per method, failed videos with their errors, tracks per caption; or the
     run's HTML report (``html RUN_ID``), written into the run's storage."""
     from storage.query import REPORTS as CANNED
-    from storage.query import connect
+    from storage.query import connect_readonly
 
     run_id = run or run_id
     if name is Report.html:
         from reports.html import write_report
-        from storage.root import open_root
 
         if not run_id:
             _fail("foley report html needs a run id: foley report html RUN_ID")
+        root = _open_checked(storage)
         try:
-            typer.echo(write_report(open_root(storage), run_id))
+            with _storage_errors(storage):
+                typer.echo(printable(write_report(root, run_id)))
         except LookupError as exc:
             _fail(str(exc))
         return
 
-    typer.echo(format_table(CANNED[REPORTS[name.value]](connect(storage), run_id)))
+    root = _open_checked(storage)
+    with _storage_errors(storage):
+        typer.echo(format_table(CANNED[REPORTS[name.value]](connect_readonly(root), run_id)))
 
 
 # ------------------------------------------------------------------ weights

@@ -14,19 +14,38 @@ how many syntheses run at once.
   runs on the cluster named by ``FOLEY_DASK_ADDRESS`` where the flow runs (default ``local``).
 
 (Not ``flows/dask.py``: Prefect loads entrypoints as scripts, and that name would hide the ``dask`` package.)
+
+Without prefect-dask installed this module still loads, so ``prefect deploy --all`` works on a plain
+install: ``catalog_run_dask`` is then a flow of the same parameters that fails at once, saying what to
+install (before, the deploy itself failed with a misleading message).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from typing import Any
 
-from prefect_dask import DaskTaskRunner
+from prefect import flow
 
 from flows.catalog import catalog_run
 
+try:
+    from prefect_dask import DaskTaskRunner
+except ImportError as exc:  # the [dask] extra is not installed
+    DaskTaskRunner = None
+    _MISSING = f"the Dask task runner needs prefect-dask: pip install 'foley-nag[dask]' ({exc})"
 
-def dask_task_runner(address: str) -> DaskTaskRunner:
+
+def dask_task_runner(address: str) -> Any:
     """A task runner on the Dask cluster at ``address`` (``tcp://host:8786``), or on a new local cluster
-    of N single-threaded worker processes for ``local:N`` (``local``: one per CPU core)."""
+    of N single-threaded worker processes for ``local:N`` (``local``: one per CPU core).
+
+    Raises:
+        ImportError: prefect-dask is not installed. ValueError: a bad ``local:N``.
+    """
+    if DaskTaskRunner is None:
+        raise ImportError(_MISSING)
     if address == "local" or address.startswith("local:"):
         n = address.partition(":")[2]
         if n and not (n.isdigit() and int(n) > 0):
@@ -36,5 +55,14 @@ def dask_task_runner(address: str) -> DaskTaskRunner:
     return DaskTaskRunner(address=address)
 
 
-catalog_run_dask = catalog_run.with_options(
-    name="catalog-run-dask", task_runner=dask_task_runner(os.environ.get("FOLEY_DASK_ADDRESS", "local")))
+def _without_dask(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    raise ImportError(_MISSING)
+
+
+if DaskTaskRunner is not None:
+    catalog_run_dask = catalog_run.with_options(
+        name="catalog-run-dask", task_runner=dask_task_runner(os.environ.get("FOLEY_DASK_ADDRESS", "local")))
+else:  # same name and parameters, so it deploys; it fails when run, naming the missing extra
+    _without_dask = functools.wraps(catalog_run.fn)(_without_dask)
+    _without_dask.__signature__ = inspect.signature(catalog_run.fn)  # type: ignore[attr-defined]
+    catalog_run_dask = flow(name="catalog-run-dask")(_without_dask)

@@ -14,8 +14,9 @@ from typing import Any
 from prefect import flow
 
 from nag_model.settings import DEFAULTS
-from pipeline.gpu_slot import GPU_SLOT
+from pipeline.gpu_slot import GPU_SLOT, release_gpu_slots
 from pipeline.params import AudioOutput, TrackSettings
+from storage.manifest import ManifestEntry
 from storage.root import open_root
 from tasks.captions import DEFAULT_MAX_CAPTION_CHARS, resolve_captions
 from tasks.gpu_slot import ensure_gpu_slots
@@ -29,7 +30,8 @@ from tasks.scoring import score_video
 from tasks.synthesis import synthesize_track
 
 
-@flow(name="edit-video")
+@flow(name="edit-video", flow_run_name="{run_id}: {action} on {video_id}",
+      on_completion=[release_gpu_slots], on_failure=[release_gpu_slots], on_crashed=[release_gpu_slots])
 def edit_video(
     run_id: str,
     video_id: str,
@@ -37,7 +39,7 @@ def edit_video(
     caption: str | None = None,
     track_id: str | None = None,
     seed: int | None = None,
-    storage_url: str = "file://./out",
+    storage_url: str = "file://./foley-out",
     model: str | None = None,
     method: str = DEFAULTS.method,
     gpu_slot: str | None = GPU_SLOT,
@@ -67,7 +69,7 @@ def edit_video(
         video, new_rows = plan.video["video_uri"], []
         if new is not None:
             video = prepare_video(video, model, duration)
-            resolve_captions({"video_id": video_id, "captions": [new.caption]}, video, model, duration,
+            resolve_captions(ManifestEntry(0, video_id, video.video_uri, (new.caption,)), video, model, duration,
                              params.get("max_caption_chars", DEFAULT_MAX_CAPTION_CHARS))
             if gpu_slot:
                 ensure_gpu_slots(gpu_slot)

@@ -2,11 +2,21 @@
 
 Prefect's telemetry is switched off (it tries to reach the internet), its home is a writable folder,
 and the ephemeral API server gets time to start on a slow machine. Values the user set win.
+
+Without ``PREFECT_API_URL`` a flow runs on Prefect's ephemeral API server, a ``uvicorn`` child process.
+Prefect stops it at exit, but a ``kill -9`` of the parent left it running (reparented to PID 1, still
+listening). :func:`start_ephemeral_server` starts it as a child that the kernel stops with its parent
+(Linux ``PR_SET_PDEATHSIG``); the CLI does so before every flow.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -54,9 +64,53 @@ def apply_defaults(*, quiet_console: bool = False) -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with(parent: int) -> None:
+    """In the child, between fork and exec: ask for SIGTERM when the parent dies; exit if it already has."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+class _PopenDyingWithUs:
+    """The ``subprocess`` module as Prefect's server module sees it while it starts the server, with
+    ``Popen`` starting children that die with this process."""
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+    @property
+    def Popen(self):  # noqa: N802 - the attribute Prefect calls
+        return functools.partial(subprocess.Popen, preexec_fn=functools.partial(_die_with, os.getpid()))
+
+
+def start_ephemeral_server() -> None:
+    """Start Prefect's ephemeral API server now, in this thread, as a child that dies with this process.
+
+    Call it from the main thread (the kernel's parent-death signal follows the thread that started the
+    child). It is the instance Prefect's clients use afterwards. Nothing happens with ``PREFECT_API_URL``
+    set, when the server already runs, or off Linux (there the server still stops at a normal exit).
+    """
+    from prefect.server.api import server as server_module
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or _prctl is None or None in server_module.SubprocessASGIServer._instances:
+        return
+    server = server_module.SubprocessASGIServer()
+    real, server_module.subprocess = server_module.subprocess, _PopenDyingWithUs()
+    try:
+        server.start()
+    finally:
+        server_module.subprocess = real
+
+
 @contextlib.contextmanager
 def local_run_settings() -> Iterator[None]:
-    """Settings for a flow run on Prefect's ephemeral server (no ``PREFECT_API_URL``): no flow heartbeat.
+    """Settings for a flow run on Prefect's ephemeral server (no ``PREFECT_API_URL``): no flow heartbeat, and
+    the server started here so that it dies with this process (:func:`start_ephemeral_server`).
 
     Heartbeats let a server notice dead runs, which the ephemeral server never checks, and each flow
     run spends ~1 s joining the heartbeat thread. With a server configured nothing changes.
@@ -67,6 +121,7 @@ def local_run_settings() -> Iterator[None]:
         yield
         return
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        start_ephemeral_server()
         yield
 
 
@@ -84,6 +139,7 @@ def shared_api() -> Iterator[None]:
     if PREFECT_API_URL.value():
         yield
         return
+    start_ephemeral_server()  # dies with this process (on Linux)
     server = SubprocessASGIServer()  # the one Prefect's own client would start in this process
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url

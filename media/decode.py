@@ -25,8 +25,6 @@ from media.source import MediaSource, describe_source, open_media
 __all__ = [
     "DEFAULT_DURATION",
     "FrameRequest",
-    "CLIP_FRAMES",
-    "SYNC_FRAMES",
     "FrameSet",
     "DecodedVideo",
     "decode_frames",
@@ -55,12 +53,6 @@ class FrameRequest:
             raise ValueError(f"size must be (height, width) > 0; got {self.size}")
         if self.fit not in ("stretch", "crop"):
             raise ValueError(f"fit must be 'stretch' or 'crop'; got {self.fit!r}")
-
-
-# MMAudio's two visual streams (mmaudio-facts section 5): CLIP at 8 fps, 384x384 bicubic resize without
-# keeping the aspect ratio; Synchformer at 25 fps, short side to 224 then a 224x224 centre crop.
-CLIP_FRAMES = FrameRequest(fps=8, size=(384, 384), fit="stretch")
-SYNC_FRAMES = FrameRequest(fps=25, size=(224, 224), fit="crop")
 
 
 @dataclass(frozen=True)
@@ -111,7 +103,7 @@ def _to_rgb(frame: av.VideoFrame, request: FrameRequest, scaler: VideoReformatte
 
 def decode_frames(
     source: MediaSource,
-    requests: Sequence[FrameRequest] = (CLIP_FRAMES, SYNC_FRAMES),
+    requests: Sequence[FrameRequest],
     *,
     duration: float = DEFAULT_DURATION,
 ) -> DecodedVideo:
@@ -119,7 +111,7 @@ def decode_frames(
 
     Args:
         source: local path, fsspec URL, bytes or binary file-like object.
-        requests: rates and sizes, e.g. ``(CLIP_FRAMES, SYNC_FRAMES)`` for the model.
+        requests: rates and sizes (the model's: ``pipeline.models.frame_requests``).
         duration: seconds from the start of the video.
 
     Returns:

@@ -15,6 +15,7 @@ __all__ = [
     "NoVideoStream",
     "NoAudioStream",
     "MuxError",
+    "VideoTooLong",
 ]
 
 
@@ -48,3 +49,7 @@ class NoAudioStream(MissingStream):
 
 class MuxError(MediaError):
     """The output could not be written, e.g. the video codec cannot be stream-copied into the container."""
+
+
+class VideoTooLong(MediaError):
+    """The video is longer than the pipeline makes soundtracks for."""

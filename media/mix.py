@@ -43,7 +43,7 @@ from audio.loudness import (
 )
 from audio.loudness import scale_under_true_peak as static_ceiling
 
-__all__ = ["MixReport", "mix_tracks", "limit_true_peak"]
+__all__ = ["MixReport", "mix_tracks", "limit_true_peak", "LOUDNESS_STATUSES"]
 
 OVERSAMPLE = 4  # BS.1770-4 Annex 2 true-peak measurement
 LOOKAHEAD_S = 0.002  # the gain starts to fall this long before a peak (and the averaging spans twice this)
@@ -52,6 +52,8 @@ MAX_LIMIT_DB = 20.0  # the loudness make-up stops where the limiter would take m
 _LOUDNESS_TOLERANCE_LU = 0.05
 _MIN_SLOPE = 0.1  # LU per dB: below this, more limiting is not worth the loudness it buys
 _MAX_ROUNDS = 8
+TARGET_TOLERANCE_LU = 0.5  # a mix within this of the target is on target
+LOUDNESS_STATUSES = ("on_target", "below_target", "silent")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,15 @@ class MixReport:
     limiter_gain_db: float  # the limiter's deepest gain reduction (<= 0); 0 when it did not engage
     limited: bool  # whether the limiter reduced any sample
     sum_lufs: float  # loudness of the (gain-weighted) sum before normalisation
+    target_lufs: float = DEFAULT_TARGET_LUFS
+
+    @property
+    def loudness_status(self) -> str:
+        """``on_target`` (within 0.5 LU), ``below_target`` (its peaks would have needed more than the
+        limiter's ``max_limit_db``: a very impulsive mix) or ``silent`` (nothing above the -70 LUFS gate)."""
+        if not math.isfinite(self.lufs):
+            return "silent"
+        return "on_target" if self.lufs >= self.target_lufs - TARGET_TOLERANCE_LU else "below_target"
 
 
 def _true_peak_db(x: np.ndarray) -> np.ndarray:
@@ -209,5 +220,6 @@ def mix_tracks(
         limiter_gain_db=reduction_db,
         limited=reduction_db < 0.0,
         sum_lufs=sum_lufs,
+        target_lufs=target_lufs,
     )
     return mix, report

@@ -8,6 +8,13 @@ the default stream and the stems follow with ``title`` (and, in MP4, ``handler_n
 
 MP4 output is written to a temporary local file with ``+faststart`` (moov in front for streaming; the
 MP4 muxer cannot do this on an in-memory buffer) and then read back or moved into place atomically.
+
+A track with a ``ceiling_db`` keeps its true peak under that ceiling in what is delivered, the decoded
+AAC stream, not only in its source: AAC's quantisation raises peaks (a mix limited to -1 dBTP came back
+at up to +1.4 dBTP). The track is encoded and decoded once to measure; when the decoded peak is over,
+the 48 kHz source goes through the true-peak limiter (``media.mix.limit_true_peak``) with the ceiling
+lowered by the overshoot, and is measured again (FFmpeg's AAC encoder is deterministic, so the stream
+muxed afterwards is the one measured). :func:`audio_true_peaks_db` measures a muxed file.
 """
 from __future__ import annotations
 
@@ -24,13 +31,16 @@ import numpy as np
 
 from media.audio_io import DELIVERY_RATE, resample
 from media.errors import MuxError, NoVideoStream
+from media.mix import limit_true_peak
 from media.source import MediaSource, describe_source, open_media
-from audio.loudness import as_float_audio
+from audio.loudness import as_float_audio, true_peak_db
 
-__all__ = ["AudioTrack", "mux_audio", "mux_audio_to_path", "stream_title"]
+__all__ = ["AudioTrack", "mux_audio", "mux_audio_to_path", "stream_title", "audio_true_peaks_db"]
 
 Container = Literal["mp4", "matroska"]
 _AAC_FRAME = 1024  # samples per AAC frame: feed whole frames so PyAV does not re-chunk
+_CEILING_ROUNDS = 6  # encode-measure rounds before a last static gain (2 are usually enough)
+_CEILING_MARGIN_DB = 0.05  # aimed below the ceiling on each retry
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class AudioTrack:
     sample_rate: int
     title: str  # shown by players as the track name: "mix" or the caption of a stem
     language: str = "und"  # ISO 639-2 code; "und" = undetermined ("zxx" = no linguistic content)
+    ceiling_db: float | None = None  # dBTP the decoded AAC stream must stay under (None: as it comes)
 
 
 def stream_title(stream: av.stream.Stream) -> str | None:
@@ -55,6 +66,60 @@ def _planar_48k(track: AudioTrack) -> np.ndarray:
     if x.shape[0] > 2:
         raise ValueError(f"track {track.title!r}: only mono or stereo can be muxed; got shape {x.shape}")
     return resample(x, track.sample_rate, DELIVERY_RATE).astype(np.float32)  # (C, N) at 48 kHz
+
+
+def _aac_encoder(channels: int, bit_rate: int) -> av.audio.codeccontext.AudioCodecContext:
+    enc = av.CodecContext.create("aac", "w")
+    enc.sample_rate, enc.layout, enc.format = DELIVERY_RATE, "mono" if channels == 1 else "stereo", "fltp"
+    enc.bit_rate, enc.time_base = bit_rate, Fraction(1, DELIVERY_RATE)
+    return enc
+
+
+def _aac_round_trip(x: np.ndarray, bit_rate: int) -> np.ndarray:
+    """(C, N) float32 at 48 kHz encoded to AAC as :func:`_encode` does and decoded back: (C, M)."""
+    enc = _aac_encoder(x.shape[0], bit_rate)
+    enc.open()
+    packets = []
+    for s in range(0, x.shape[1], _AAC_FRAME):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, s : s + _AAC_FRAME]), format="fltp",
+                                           layout=enc.layout.name)
+        frame.sample_rate, frame.pts, frame.time_base = DELIVERY_RATE, s, Fraction(1, DELIVERY_RATE)
+        packets += enc.encode(frame)
+    packets += enc.encode(None)
+    dec = av.CodecContext.create("aac", "r")
+    dec.extradata = enc.extradata
+    out = [f.to_ndarray() for p in packets for f in dec.decode(p)]
+    out += [f.to_ndarray() for f in dec.decode(None)]
+    return np.concatenate(out, axis=-1) if out else np.zeros((x.shape[0], 0), np.float32)
+
+
+def _under_ceiling(x: np.ndarray, ceiling_db: float, bit_rate: int) -> np.ndarray:
+    """``x`` (C, N) at 48 kHz, limited so that its AAC encoding decodes at or under ``ceiling_db`` dBTP."""
+    y, target = x, ceiling_db
+    for _ in range(_CEILING_ROUNDS):
+        overshoot = true_peak_db(_aac_round_trip(y, bit_rate), DELIVERY_RATE) - ceiling_db
+        if overshoot <= 0:
+            return y
+        target -= overshoot + _CEILING_MARGIN_DB
+        y = limit_true_peak(x, DELIVERY_RATE, target)[0]
+    while (overshoot := true_peak_db(_aac_round_trip(y, bit_rate), DELIVERY_RATE) - ceiling_db) > 0:
+        y = (y * np.float32(10.0 ** (-(overshoot + _CEILING_MARGIN_DB) / 20.0))).astype(np.float32)
+    return y
+
+
+def audio_true_peaks_db(source: MediaSource) -> list[float]:
+    """The true peak (dBTP, 4x oversampled) of every audio stream of a media file, decoded, in stream order."""
+    with open_media(source) as container:
+        streams = list(container.streams.audio)
+        position = {stream.index: i for i, stream in enumerate(streams)}
+        decoded: list[list[np.ndarray]] = [[] for _ in streams]
+        for packet in container.demux(*streams):
+            decoded[position[packet.stream.index]] += [frame.to_ndarray() for frame in packet.decode()]
+    peaks = []
+    for stream, chunks in zip(streams, decoded):
+        audio = np.concatenate(chunks, axis=-1) if chunks else np.zeros((1, 0), np.float32)
+        peaks.append(true_peak_db(audio, stream.codec_context.sample_rate))
+    return peaks
 
 
 def _encode(stream: av.audio.stream.AudioStream, x: np.ndarray, start: int) -> list[av.Packet]:
@@ -83,6 +148,7 @@ def _mux_file(
     if container not in ("mp4", "matroska"):
         raise ValueError(f"container must be 'mp4' or 'matroska'; got {container!r}")
     audio = [_planar_48k(t) for t in tracks]  # validate before touching any file
+    audio = [x if t.ceiling_db is None else _under_ceiling(x, t.ceiling_db, bit_rate) for t, x in zip(tracks, audio)]
     options = {"movflags": "+faststart"} if container == "mp4" else {}
     with open_media(video) as inp:
         if not inp.streams.video:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 import torch
 
 from nag_model.track_batch import TrackBatch
@@ -36,7 +36,7 @@ class GraphedSampler:
 
     def __init__(self, max_graphs: int = 8):
         self.max_graphs = max_graphs
-        self._graphs: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._graphs: LRUCache[tuple, _Entry] = LRUCache(maxsize=max_graphs)  # least recently used dropped
         self._failed: set[tuple] = set()
         self.captures = 0
         self.replays = 0
@@ -60,11 +60,8 @@ class GraphedSampler:
                 torch.cuda.synchronize()
             else:
                 self._graphs[key] = entry
-                while len(self._graphs) > self.max_graphs:
-                    self._graphs.popitem(last=False)
         if entry is None:
             return batch.sample(timesteps)
-        self._graphs.move_to_end(key)
         entry.batch.copy_(batch)
         entry.timesteps.copy_(timesteps, non_blocking=True)
         entry.graph.replay()

@@ -11,6 +11,10 @@ releasing and re-acquiring between consecutive videos left the GPU idle that lon
 Slots are leased for :data:`GPU_LEASE_S` and renewed while held: on a Prefect server, the slot of a
 killed worker comes back when its lease expires. The ephemeral server expires no leases (see
 :func:`ensure_limit`).
+
+A flow releases what its process still holds when it ends (:func:`release_gpu_slots`, a flow state hook):
+released at interpreter exit instead, the release needed new threads after Python had begun shutting
+them down, and every deployed run ended with an ERROR traceback ("can't register atexit after shutdown").
 """
 from __future__ import annotations
 
@@ -65,6 +69,7 @@ class _Attempt:
     def __init__(self) -> None:
         self.held = False
         self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
 
 
 class SlotHolder:
@@ -76,6 +81,8 @@ class SlotHolder:
         self._users = 0  # syntheses running or queued in this process
         self._attempt: _Attempt | None = None
         self._closing = False
+        self._flushing = False  # release now, once: the end of a flow
+        self._timers: list[threading.Timer] = []
         self._run = threading.Lock()  # one synthesis at a time in this process
 
     @property
@@ -113,7 +120,8 @@ class SlotHolder:
             with SettingsContext(profile=caller.profile, settings=caller.settings):
                 self._keep(attempt)
 
-        threading.Thread(target=keep, name=f"gpu-slot-{self.name}", daemon=True).start()
+        attempt.thread = threading.Thread(target=keep, name=f"gpu-slot-{self.name}", daemon=True)
+        attempt.thread.start()
 
     def _keep(self, attempt: _Attempt) -> None:
         try:
@@ -124,8 +132,8 @@ class SlotHolder:
                     self._cv.notify_all()
                     while True:  # never released under a running synthesis
                         self._cv.wait_for(lambda: self._users == 0)
-                        if self._closing or not self._cv.wait_for(lambda: self._users > 0 or self._closing,
-                                                                  timeout=self.linger_s):
+                        if self._closing or self._flushing or not self._cv.wait_for(
+                                lambda: self._users > 0 or self._closing or self._flushing, timeout=self.linger_s):
                             break
                     self._attempt = None  # from here on, a new synthesis starts a new acquisition
                     self._cv.notify_all()
@@ -151,14 +159,38 @@ class SlotHolder:
                 self._start(self._attempt)
             attempt = self._attempt
             self._cv.wait_for(lambda: attempt.held or attempt.error is not None, timeout=wait_s)
-        timer = threading.Timer(seconds, self._unreserve)
+        timer = threading.Timer(seconds, self._unreserve, args=(None,))
+        timer.args = (timer,)
         timer.daemon = True
+        with self._cv:
+            self._timers.append(timer)
         timer.start()
 
-    def _unreserve(self) -> None:
+    def _unreserve(self, timer: threading.Timer) -> None:
         with self._cv:
-            self._users -= 1
+            if timer in self._timers:  # not already given back by release()
+                self._timers.remove(timer)
+                self._users -= 1
+                self._cv.notify_all()
+
+    def release(self, timeout: float = 10.0) -> None:
+        """Give the slot back now if this process holds it and no synthesis runs or waits (the end of a
+        flow): pending reservations end and the hold does not linger. A later synthesis acquires again."""
+        with self._cv:
+            for timer in self._timers:
+                timer.cancel()
+                self._users -= 1
+            self._timers.clear()
+            attempt = self._attempt
+            if attempt is None or not attempt.held or self._users > 0:  # nothing held, or still in use
+                self._cv.notify_all()
+                return
+            self._flushing = True
             self._cv.notify_all()
+            self._cv.wait_for(lambda: self._attempt is not attempt, timeout=timeout)
+            self._flushing = False
+        if attempt.thread is not None:
+            attempt.thread.join(timeout)  # the release itself happens as the thread leaves concurrency()
 
     def close(self, timeout: float = 5.0) -> None:
         """Release the slot as soon as no synthesis runs, without lingering (at interpreter exit)."""
@@ -181,6 +213,15 @@ def holder(name: str) -> SlotHolder:
             _holders[name] = SlotHolder(name)
             atexit.register(_holders[name].close)
         return _holders[name]
+
+
+def release_gpu_slots(*_hook_args: object) -> None:
+    """Give back every slot this process holds and no synthesis uses (signature of a Prefect state hook:
+    ``@flow(on_completion=[release_gpu_slots], on_failure=[...])``)."""
+    with _holders_lock:
+        holders = list(_holders.values())
+    for holder in holders:
+        holder.release()
 
 
 @contextlib.contextmanager

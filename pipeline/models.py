@@ -12,7 +12,10 @@ A worker process loads each (model, duration) once; every task in that process r
 * anything else: a bundle folder, local path or fsspec URL (``nag_model.bundle.load_bundle``).
 
 Video features (``bundle.video_features``) are cached per process by (video sha256, encoder identity,
-duration), so the captions, ordering and synthesis stages of one video encode its frames once.
+duration), so the captions, ordering and synthesis stages of one video encode its frames once. A video
+is encoded whole (up to :data:`MAX_VIDEO_S`), one set of features per generation window of
+``nag_model.long_form``: ``duration`` is the model's window, not a cut. Captions and ordering look at the
+first window; the synthesis at all of them (:func:`video_windows`).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from nag_model.bundle import FoleyBundle, load_bundle, random_bundle
 from nag_model.checkpoint import state_fingerprint
 from nag_model.config import CLIP_FPS, SYNC_FPS
 from nag_model.generator import VideoFeatures
+from nag_model.long_form import Window, plan_windows, window_features
 from nag_model.mmaudio_bundle import load_mmaudio_bundle, parse_model_string
 from pipeline.objects import open_input
 
@@ -37,11 +41,14 @@ DEMO_MODEL = "demo"
 DEMO_MODEL_DIR = Path(nag_model.__file__).resolve().parent / "weights" / "demo"
 DEMO_MODEL_FILES = ("bundle.json", "base.json", "base.safetensors")
 FEATURE_CACHE_SIZE = 64
+# The longest video given a soundtrack: decoding keeps its frames at the encoder's sizes in memory (the demo's
+# 64x64: ~0.4 MB per second of video; MMAudio's CLIP 384x384 + Synchformer 224x224: ~7 MB per second).
+MAX_VIDEO_S = 600.0
 
 _lock = threading.Lock()
 _bundles: dict[tuple[str, float], FoleyBundle] = {}
 _ids: dict[int, str] = {}
-_features: LRUCache[tuple[str, str, float], tuple[VideoFeatures, float]] = LRUCache(maxsize=FEATURE_CACHE_SIZE)
+_features: LRUCache[tuple[str, str, float], tuple[list[VideoFeatures], float]] = LRUCache(maxsize=FEATURE_CACHE_SIZE)
 
 
 class ModelNotFound(FileNotFoundError):
@@ -132,9 +139,16 @@ def frame_requests(bundle: FoleyBundle) -> tuple[FrameRequest, FrameRequest]:
             FrameRequest(SYNC_FPS, tuple(enc.sync_size), getattr(enc, "sync_fit", "stretch")))
 
 
-def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: float) -> tuple[VideoFeatures, float]:
-    """Features of the first ``duration`` seconds of a video and the seconds of video they cover,
-    decoded and encoded once per process (cached by sha256, encoder identity and duration).
+def soundtrack_windows(bundle: FoleyBundle, covered_s: float) -> list[Window]:
+    """The generation windows of a soundtrack of ``covered_s`` seconds (``nag_model.long_form.plan_windows``)."""
+    window = bundle.base.seq.latent * bundle.codec.samples_per_latent
+    return plan_windows(round(covered_s * bundle.sample_rate), window, bundle.sample_rate)
+
+
+def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: float) -> tuple[list[VideoFeatures], float]:
+    """Features of every generation window of a video (:func:`soundtrack_windows`) and the seconds of video
+    (at most :data:`MAX_VIDEO_S`), decoded and encoded once per process (cached by sha256, encoder identity
+    and the model's window ``duration``).
 
     Raises the ``media.errors`` of ``decode_frames`` for unusable videos.
     """
@@ -143,16 +157,23 @@ def encode_video(bundle: FoleyBundle, video_uri: str, sha256: str, duration: flo
         if key in _features:
             return _features[key]
     with open_input(video_uri) as source:
-        decoded = decode_frames(source, frame_requests(bundle), duration=duration)
+        decoded = decode_frames(source, frame_requests(bundle), duration=MAX_VIDEO_S)
     clip, sync = decoded.frame_sets
-    value = (bundle.video_features(clip.frames, sync.frames), min(float(decoded.duration), float(duration)))
+    covered = float(decoded.duration)
+    windows = soundtrack_windows(bundle, covered) if covered > 0 else [Window(0, 1)]
+    value = (window_features(bundle.video_features, clip.frames, sync.frames, windows, bundle.sample_rate), covered)
     with _lock:
         _features[key] = value
     return value
 
 
 def video_features(bundle: FoleyBundle, video_uri: str, sha256: str, duration: float) -> VideoFeatures:
-    """The features of :func:`encode_video` (from this worker's cache when it has them)."""
+    """The features of the video's first window (from this worker's cache when it has them)."""
+    return encode_video(bundle, video_uri, sha256, duration)[0][0]
+
+
+def video_windows(bundle: FoleyBundle, video_uri: str, sha256: str, duration: float) -> list[VideoFeatures]:
+    """The features of every generation window of the video, in order (from this worker's cache)."""
     return encode_video(bundle, video_uri, sha256, duration)[0]
 
 

@@ -34,6 +34,16 @@ class AudioOutput:
         return asdict(self)
 
 
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a name (the rules of video ids: ``storage.manifest.id_problem``), else ValueError."""
+    from storage.manifest import id_problem
+
+    problem = id_problem(run_id)
+    if problem is not None:
+        raise ValueError(f"bad run id: {problem.replace('the id', 'the run id', 1)}")
+    return run_id
+
+
 def check_order(order: str) -> str:
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from storage import tables
 from storage.cleanup import clear_unit, reset_video_state, unit
+from storage.manifest import ManifestEntry
 from storage.root import Root
 
 MEASURED = ("generation_s", "limiter_gain_db")  # on track rows from the synthesis; stored as metrics
@@ -23,13 +24,13 @@ def track_columns(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in MEASURED}
 
 
-def video_row(run_id: str, entry: dict, version: int, status: str, *, video_fields: dict | None = None,
+def video_row(run_id: str, entry: ManifestEntry, version: int, status: str, *, video_fields: dict | None = None,
               n_captions: int | None = None, error: str | None = None) -> dict:
     """A ``videos`` row from a manifest entry and (when known) the prepared video's columns
     (``pipeline.handoffs.PreparedVideo.row_fields``)."""
     video = video_fields or {}
-    return {"run_id": run_id, "video_id": entry["video_id"], "version": version,
-            "video_uri": entry.get("video_uri") or "", "status": status, "error": error,
+    return {"run_id": run_id, "video_id": entry.video_id, "version": version,
+            "video_uri": entry.video_uri or "", "status": status, "error": error,
             "duration_s": video.get("duration_s"), "fps": video.get("fps"), "width": video.get("width"),
             "height": video.get("height"), "has_audio": video.get("has_audio"), "n_captions": n_captions}
 
@@ -61,12 +62,12 @@ def commit_version(root: Root, run_id: str, video_id: str, version: int, video: 
     tables.write_rows(root, "videos", run_id, [video], unit=u)
 
 
-def record_failure(root: Root, run_id: str, entry: dict, error: str, *, n_captions: int | None = None,
+def record_failure(root: Root, run_id: str, entry: ManifestEntry, error: str, *, n_captions: int | None = None,
                    video_fields: dict | None = None, captions: dict | None = None) -> None:
     """Version 1 of a video failed: remove what its attempt stored and write its ``failed`` videos row (after
     its ``captions`` row, when the captions stage delivered something to trace)."""
-    reset_video_state(root, run_id, entry["video_id"], committed=0)
+    reset_video_state(root, run_id, entry.video_id, committed=0)
     if captions:
-        tables.write_rows(root, "captions", run_id, [captions], unit=unit(entry["video_id"], 1))
+        tables.write_rows(root, "captions", run_id, [captions], unit=unit(entry.video_id, 1))
     row = video_row(run_id, entry, 1, "failed", error=error, n_captions=n_captions, video_fields=video_fields)
-    tables.write_rows(root, "videos", run_id, [row], unit=unit(entry["video_id"], 1))
+    tables.write_rows(root, "videos", run_id, [row], unit=unit(entry.video_id, 1))

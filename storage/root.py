@@ -10,6 +10,10 @@ Supported URLs (the code above this module is the same for all of them):
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and the first of
   ``FOLEY_S3_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``. Secrets are never
   logged and never appear in a ``Root``'s repr (but the wrapped ``fs`` object holds them).
+  Every S3 call has bounded timeouts and retries (:data:`S3_TIMEOUTS`; botocore's own defaults
+  wait 60 s per connection attempt): ``FOLEY_S3_CONNECT_TIMEOUT``, ``FOLEY_S3_READ_TIMEOUT`` and
+  ``FOLEY_S3_MAX_ATTEMPTS`` change them. :meth:`Root.check` tells an unreachable endpoint
+  (:class:`StorageUnreachable`, one clear line) before any work starts.
 
 Keys are relative, ``/``-separated and checked by :func:`storage.keys.validate_key`.
 
@@ -47,12 +51,23 @@ Protocol = Literal["file", "memory", "s3"]
 Content = bytes | bytearray | memoryview | BinaryIO
 
 S3_ENDPOINT_ENV = ("FOLEY_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+# botocore settings of every S3 call: (environment variable, botocore name, default). Standard-mode
+# retries back off exponentially and retry throttling (503 SlowDown), 5xx, resets and timeouts.
+S3_TIMEOUTS = (("FOLEY_S3_CONNECT_TIMEOUT", "connect_timeout", 5.0),
+               ("FOLEY_S3_READ_TIMEOUT", "read_timeout", 30.0),
+               ("FOLEY_S3_MAX_ATTEMPTS", "max_attempts", 5))
+CHECK_ATTEMPTS = 2  # Root.check: attempts of its one probe call
 _CHUNK = 1 << 20
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class StorageConfigError(ValueError):
     """The storage URL or its options are wrong; the message says how to fix them."""
+
+
+class StorageUnreachable(ConnectionError):
+    """The storage cannot be reached or refuses us (endpoint down, wrong credentials, no such bucket);
+    the message is one line that says which and where."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,33 @@ class Root:
                 self.fs.mkdir(bucket)
         elif self.protocol == "file":
             os.makedirs(self.base, exist_ok=True)
+
+    def check(self, must_exist: bool = True) -> None:
+        """Make sure the root can be reached, within the S3 timeouts (seconds, not minutes).
+
+        Args:
+            must_exist: a missing bucket is an error (reading); False lets it pass (a run creates it).
+
+        Raises:
+            StorageUnreachable: the endpoint does not answer, refuses the credentials, or the bucket
+                is missing when it must exist.
+        """
+        if self.protocol != "s3":
+            return
+        bucket = self.base.split("/", 1)[0]
+        options = dict(self.fs.storage_options)
+        config = dict(options.get("config_kwargs") or {})
+        config["retries"] = {"max_attempts": CHECK_ATTEMPTS, "mode": "standard"}  # a probe: fail fast
+        probe = type(self.fs)(**{**options, "config_kwargs": config, "skip_instance_cache": True})
+        try:
+            probe.call_s3("head_bucket", Bucket=bucket)
+        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not a storage problem
+            problem = unreachable_reason(exc)
+            if problem is None or (problem == "no such bucket" and not must_exist):
+                if problem is None:
+                    raise
+                return
+            raise StorageUnreachable(f"{self.url}: {problem}") from exc
 
     def open(self, key: str) -> IO[bytes]:
         """Open ``key`` for reading (binary). Raises ``FileNotFoundError`` if it is missing."""
@@ -251,11 +293,55 @@ def open_root(url: str | os.PathLike[str], storage_options: Mapping[str, Any] | 
     )
 
 
+def unreachable_reason(exc: BaseException) -> str | None:
+    """One line saying why S3 could not be used, when ``exc`` (or an exception it was raised from) is a
+    connection failure, a timeout, refused credentials or a missing bucket; None for anything else."""
+    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, EndpointConnectionError):
+            return (f"cannot connect to the S3 endpoint {seen.kwargs.get('endpoint_url', '')}: is the server up, "
+                    "and is FOLEY_S3_ENDPOINT_URL right?")
+        if isinstance(seen, (ConnectTimeoutError, ReadTimeoutError)):
+            return f"the S3 endpoint did not answer in time ({type(seen).__name__}: {seen})"
+        if isinstance(seen, ClientError):
+            code = str(seen.response.get("Error", {}).get("Code", ""))
+            if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+                return f"the S3 server refused the credentials ({code}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            if code in ("404", "NoSuchBucket"):
+                return "no such bucket"
+        if isinstance(seen, PermissionError):
+            return f"the S3 server refused the credentials ({seen})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _bounded(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with botocore timeouts and retries from :data:`S3_TIMEOUTS` where they do not say."""
+    config = dict(options.get("config_kwargs") or {})
+    env = os.environ
+    for var, name, default in S3_TIMEOUTS:
+        raw = env.get(var)
+        try:
+            value = type(default)(raw) if raw else default
+        except ValueError:
+            raise StorageConfigError(f"{var}={raw!r} is not a number") from None
+        if name == "max_attempts":
+            config.setdefault("retries", {"max_attempts": value, "mode": "standard"})
+        else:
+            config.setdefault(name, value)
+    return {**options, "config_kwargs": config}
+
+
 def s3_options(storage_options: Mapping[str, Any], url: str = "s3://…") -> dict[str, Any]:
     """s3fs arguments: ``storage_options`` first, then the environment (see module docstring).
 
     Listings are never cached (``use_listings_cache=False``) so that files written by other
-    processes show up. ``region_name`` is never added (see :meth:`Root.ensure_exists`).
+    processes show up. ``region_name`` is never added (see :meth:`Root.ensure_exists`). Timeouts and
+    retries are bounded (:data:`S3_TIMEOUTS`) unless ``config_kwargs`` sets them.
 
     Raises:
         StorageConfigError: no usable credentials; the message names what to set.
@@ -276,6 +362,7 @@ def s3_options(storage_options: Mapping[str, Any], url: str = "s3://…") -> dic
         if endpoint:
             options["endpoint_url"] = endpoint
     options.setdefault("use_listings_cache", False)
+    options = _bounded(options)
     has_keys = bool(options.get("key")) and bool(options.get("secret"))
     if bool(options.get("key")) != bool(options.get("secret")):
         missing = "secret (AWS_SECRET_ACCESS_KEY)" if options.get("key") else "key (AWS_ACCESS_KEY_ID)"

@@ -59,6 +59,8 @@ mixes     muxed_uri        string                    video with the mix (storage
 mixes     lufs             float64                   integrated loudness
 mixes     true_peak_db     float64                   true peak, dBTP
 mixes     limiter_gain_db  float64                   deepest gain reduction of the true-peak limiter (<= 0)
+mixes     loudness_status  string                    'on_target' | 'below_target' | 'silent' (media.mix)
+mixes     muxed_true_peak_db float64                 true peak of the mix as delivered in the muxed video (AAC, decoded)
 mixes     created_at       timestamp[us, UTC]    NN
 metrics   run_id           string                NN
 metrics   video_id         string                NN
@@ -206,6 +208,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("lufs", pa.float64()),
         _f("true_peak_db", pa.float64()),
         _f("limiter_gain_db", pa.float64()),
+        _f("loudness_status", pa.string()),
+        _f("muxed_true_peak_db", pa.float64()),
         _f("created_at", TIME, True),
     ]),
     "metrics": pa.schema([
@@ -241,6 +245,7 @@ ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("videos", "status"): frozenset({"ok", "failed"}),
     ("tracks", "method"): frozenset(METHODS),
     ("captions", "source"): frozenset({"manifest", *CAPTIONERS}),
+    ("mixes", "loudness_status"): frozenset({"on_target", "below_target", "silent"}),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table
@@ -310,7 +315,7 @@ def _check_values(table: str, run_id: str, data: pa.Table) -> None:
             raise ValueError(f"{table}.supersedes must name an earlier version than version")
     for (name, column), allowed in ALLOWED_VALUES.items():
         if name == table:
-            bad = set(pc.unique(data[column]).to_pylist()) - allowed
+            bad = set(pc.unique(data[column]).to_pylist()) - allowed - {None}  # null: a nullable column left empty
             if bad:
                 raise ValueError(f"{table}.{column} must be one of {sorted(allowed)}, got {sorted(bad)}")
 

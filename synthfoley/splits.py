@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .world import Clip, make_clip
+from .world import Clip, make_clip, plan_clip
 
 SPLITS: dict[str, range] = {
     "train": range(0, 10_000_000),
@@ -33,3 +33,25 @@ def iter_clips(split: str, n: int, seed: int = 0, *, duration: float = 8.0, size
     """Yield the n clips of split_seeds(split, n, seed), made in memory (no file I/O)."""
     for s in split_seeds(split, n, seed):
         yield make_clip(int(s), duration, size=size, with_frames=with_frames)
+
+
+def seed_range(spec: str) -> range:
+    """'START:STOP' -> range(START, STOP) of clip seeds (any seeds, inside a split or not)."""
+    try:
+        start, stop = (int(v) for v in spec.split(":"))
+    except ValueError:
+        raise ValueError(f"a seed range is START:STOP with two integers, got {spec!r}") from None
+    if not 0 <= start < stop:
+        raise ValueError(f"need 0 <= START < STOP in a seed range, got {spec!r}")
+    return range(start, stop)
+
+
+def captioned_seeds(candidates, n: int, min_captions: int = 1, max_captions: int = 5) -> list[int]:
+    """The first n seeds of `candidates` whose clip has min..max captions (cheap: plans only)."""
+    out = []
+    for s in candidates:
+        if min_captions <= len(plan_clip(int(s)).captions) <= max_captions:
+            out.append(int(s))
+            if len(out) == n:
+                break
+    return out

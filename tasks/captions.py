@@ -1,6 +1,6 @@
-"""The captions of one video: from the manifest, else proposed by a captioner.
+"""The captions stage: a video's captions from the manifest, else proposed by a captioner.
 
-Rules (a broken caption list fails that video with a clear error; the catalog goes on):
+Rules (:mod:`pipeline.caption_rules`; a broken caption list fails that video with a clear error; the catalog goes on):
 
 * none in the manifest (missing or empty field): the captioner proposes up to 5 (the paper's
   Multi-Caps count): the bundle's own (``--captioner demo``, the default; a bundle without one fails
@@ -29,46 +29,20 @@ from prefect.context import TaskRunContext
 
 from captioning.captioner import CaptionerSettings
 from common.captioners import DEMO
-from nag_model.encoders.demo import tokenize
+from pipeline.caption_rules import DEFAULT_MAX_CAPTION_CHARS, MAX_CAPTIONS, CaptionError, check_captions
 from pipeline.captioner import bundle_captions, vlm_captions
 from pipeline.handoffs import Captions, PreparedVideo
 from pipeline.models import load_model, model_id
+from storage.manifest import ManifestEntry
 
-MAX_CAPTIONS = 5
-CACHE_VERSION = 2  # bump when the rules below change: cached results name it
-DEFAULT_MAX_CAPTION_CHARS = 300
-
-
-class CaptionError(ValueError):
-    """A video's captions cannot be used (the message says why)."""
-
-
-def check_captions(captions: list[str], *, max_chars: int, max_words: int | None) -> list[str]:
-    """Stripped captions, or ``CaptionError`` for an empty list, a blank or an over-long caption."""
-    if not captions:
-        raise CaptionError("the caption list is empty; give at least one caption, or leave the field out to "
-                           "use the model's captioner")
-    out = []
-    for k, caption in enumerate(captions, start=1):
-        text = caption.strip() if isinstance(caption, str) else ""
-        if not text:
-            raise CaptionError(f"caption {k} of {len(captions)} is blank")
-        if len(text) > max_chars:
-            raise CaptionError(f"caption {k} is {len(text)} characters long; the limit is {max_chars} "
-                               f"(over-long captions are rejected, not cut): {text[:60]!r}...")
-        words = len(tokenize(text))
-        if max_words is not None and words > max_words:
-            raise CaptionError(f"caption {k} has {words} words; the model reads at most {max_words} text tokens, "
-                               f"so its tail would be dropped silently: {text[:60]!r}...")
-        out.append(text)
-    return out
+CACHE_VERSION = 2  # bump when the rules of pipeline.caption_rules change: cached results name it
 
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """The result is a function of the video's content, the model, the manifest's captions (else the
     captioner's identity) and the limit."""
     bundle = load_model(parameters["model"], parameters["duration"])
-    given = parameters["entry"].get("captions")
+    given = parameters["entry"].captions
     captioner = parameters.get("captioner") or CaptionerSettings()
     source = (f"captioner-{captioner.identity()}" if given is None
               else hashlib.sha256(json.dumps(list(given)).encode()).hexdigest()[:16])
@@ -76,11 +50,11 @@ def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
             f"{parameters.get('max_caption_chars', DEFAULT_MAX_CAPTION_CHARS)}-{source}")
 
 
-@task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry[video_id]}")
-def resolve_captions(entry: dict, video: PreparedVideo, model: str, duration: float,
+@task(name="resolve-captions", cache_key_fn=_cache_key, persist_result=True, task_run_name="captions-{entry.video_id}")
+def resolve_captions(entry: ManifestEntry, video: PreparedVideo, model: str, duration: float,
                      max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
                      captioner: CaptionerSettings | None = None) -> Captions:
-    """Captions for one manifest entry (a :class:`storage.manifest.ManifestEntry` dict).
+    """Captions for one manifest entry.
 
     Returns:
         The checked :class:`Captions` and their source (``"manifest"`` or ``"captioner"``); proposed
@@ -91,12 +65,12 @@ def resolve_captions(entry: dict, video: PreparedVideo, model: str, duration: fl
     """
     bundle = load_model(model, duration)
     max_words = bundle.base.config.text_seq_len
-    if entry.get("captions") is not None:
-        checked = check_captions(list(entry["captions"]), max_chars=max_caption_chars, max_words=max_words)
+    if entry.captions is not None:
+        checked = check_captions(list(entry.captions), max_chars=max_caption_chars, max_words=max_words)
         return Captions(tuple(checked), "manifest")
     captioner = captioner or CaptionerSettings()
     if captioner.kind == DEMO and bundle.captioner is None:
-        raise CaptionError(f"the manifest gives no captions for {entry['video_id']!r} and the model "
+        raise CaptionError(f"the manifest gives no captions for {entry.video_id!r} and the model "
                            f"{bundle.name!r} has no captioner; add captions to the manifest")
     trace = (bundle_captions(bundle, video, duration, MAX_CAPTIONS) if captioner.kind == DEMO
              else vlm_captions(captioner, video, duration))

@@ -1,79 +1,15 @@
-"""Mix a video's tracks and deliver them: the mix file, the muxed video and the spectrograms.
-
-The mix is the paper's (sum of the tracks, loudness-normalised to -20 LUFS) held under a -1 dBTP
-true-peak ceiling by a look-ahead limiter, so it never clips and still reaches -20 LUFS
-(``media.mix.mix_tracks``). Stems are stored under their own ceiling (a static gain, see
-:mod:`tasks.synthesis`); each track row's ``gain_db`` undoes it in the mix, so the mix sums the
-tracks as the model made them.
-
-The video is muxed with the mix as its default audio stream (and, with ``stems_in_video``, each stem
-as an extra stream titled with its caption), the picture stream-copied; an MP4 that cannot hold the
-picture's codec falls back to Matroska. One spectrogram PNG per track version, and one grid PNG (all
-tracks + the mix) per mix version.
-
-The work runs in two helper threads at a lower CPU priority (Linux niceness, per thread): where the
-model shares the CPU with it (no GPU), delivering one video slows the synthesis of the next as little
-as it can. The task hands only its (picklable) arguments to them, so it runs on any task runner, Dask
-workers in other processes included.
-"""
+"""The mixing stage: the paper's mix (sum of the tracks at -20 LUFS under a -1 dBTP true-peak ceiling),
+the muxed video and the spectrograms of one video, on a low-priority delivery thread
+(:mod:`pipeline.delivery`)."""
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from media.errors import MuxError
-from media.mix import mix_tracks
-from media.mux import AudioTrack, mux_audio
-from media.spectrogram import spectrogram_grid_png, spectrogram_png
-from storage import keys
-from storage.root import Root, open_root
+from pipeline.delivery import mix_and_deliver, on_delivery_thread
 from pipeline.handoffs import PreparedVideo
-from pipeline.objects import open_input, read_audio, write_audio
 from pipeline.params import AudioOutput
 from tasks.retry_policy import IO_RETRY
-
-CEILING_DB = -1.0
-DELIVERY_NICE = 10  # delivery work yields the CPU to the model where both share it
-
-
-def _below_the_model() -> None:
-    """Lower the priority of this (delivery) thread only; Linux schedules threads individually."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DELIVERY_NICE)
-
-
-_delivery = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery", initializer=_below_the_model)
-
-
-def _on_delivery_thread(fn, *args):
-    """``fn(*args)`` on a delivery thread of this process; its result or exception."""
-    return _delivery.submit(fn, *args).result()
-
-
-def _mono(wav: np.ndarray) -> np.ndarray:
-    return wav if wav.ndim == 1 else wav.mean(axis=0)
-
-
-def _muxed(root: Root, run_id: str, video_id: str, version: int, video_uri: str, mix: AudioTrack,
-           stems: list[AudioTrack]) -> str:
-    """Mux and store the video; MP4 first, Matroska when MP4 cannot carry the picture's codec."""
-    try:
-        with open_input(video_uri) as source:
-            data, ext = mux_audio(source, mix, stems, container="mp4"), "mp4"
-    except MuxError:
-        with open_input(video_uri) as source:
-            data, ext = mux_audio(source, mix, stems, container="matroska"), "mkv"
-    key = keys.muxed_key(run_id, video_id, version, ext)
-    root.put_atomic(key, data)
-    return root.uri(key)
 
 
 @task(name="mix-video", cache_policy=NO_CACHE, task_run_name="mix-{video_id}-v{version}", **IO_RETRY)
@@ -89,36 +25,5 @@ def mix_video(storage_url: str, run_id: str, video_id: str, video: PreparedVideo
     if not tracks:
         raise ValueError(f"{video_id}: nothing to mix (no tracks)")
     video_uri = video if isinstance(video, str) else video.video_uri
-    return _on_delivery_thread(_mix_and_deliver, storage_url, run_id, video_id, video_uri, tracks, output, version,
-                               supersedes)
-
-
-def _mix_and_deliver(storage_url: str, run_id: str, video_id: str, video_uri: str, tracks: list[dict],
-                     output: AudioOutput, version: int, supersedes: int | None) -> dict:
-    root = open_root(storage_url)
-    audio = [read_audio(root, t["uri"]) for t in tracks]
-    rates = {rate for _, rate in audio}
-    if len(rates) != 1:
-        raise ValueError(f"{video_id}: tracks have different sample rates {sorted(rates)}")
-    rate = rates.pop()
-    waves = [_mono(w) for w, _ in audio]
-    gains_db = [float(t["gain_db"] or 0.0) for t in tracks]  # each stem as the model made it
-    mix, report = mix_tracks(waves, rate, gains_db=gains_db, ceiling_db=CEILING_DB)
-    stored = write_audio(root, keys.mix_key(run_id, video_id, version, output.audio_format), mix, rate,
-                         AudioOutput(output.audio_format, output.bit_depth, resample_48k=False))
-    stems = ([AudioTrack(w, rate, t["caption"]) for w, t in zip(waves, tracks, strict=True)]
-             if output.stems_in_video else [])
-    muxed_uri = _muxed(root, run_id, video_id, version, video_uri, AudioTrack(mix, rate, "mix"), stems)
-    for wave, t in zip(waves, tracks, strict=True):
-        key = keys.spectrogram_key(run_id, video_id, t["version"], t["track_id"])
-        if not root.exists(key):  # a track version's picture never changes
-            root.put_atomic(key, spectrogram_png(wave, rate, title=t["caption"]))
-    grid = spectrogram_grid_png([(t["caption"], w) for w, t in zip(waves, tracks, strict=True)], rate, mix=mix,
-                                title=f"{video_id} (mix v{version})")
-    root.put_atomic(keys.spectrogram_key(run_id, video_id, version), grid)
-    return {"run_id": run_id, "video_id": video_id, "version": version, "supersedes": supersedes,
-            "track_ids": [t["track_id"] for t in tracks], "track_versions": [t["version"] for t in tracks],
-            "uri": stored["uri"], "sha256": stored["sha256"], "muxed_uri": muxed_uri,
-            "lufs": report.lufs if np.isfinite(report.lufs) else None,
-            "true_peak_db": report.true_peak_db if np.isfinite(report.true_peak_db) else None,
-            "limiter_gain_db": report.limiter_gain_db}
+    return on_delivery_thread(mix_and_deliver, storage_url, run_id, video_id, video_uri, tracks, output, version,
+                              supersedes)

@@ -113,3 +113,16 @@ def finish_run(storage_url: str, run_id: str, status: str, compact: bool = True)
     sweep_table_temporaries(root, run_id)
     return {"run_id": run_id, "status": status, "n_videos": len(latest), "n_ok": len(latest) - n_failed,
             "n_failed": n_failed}
+
+
+def name_flow_run(name: str) -> None:
+    """Name the current Prefect flow run ``name`` (the run id), so the UI and ``prefect flow-run ls`` show
+    the run, not a random pair of words. Outside a flow run it does nothing."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.name == name:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(context.flow_run.id, name=name)

@@ -25,3 +25,24 @@ def pytest_collection_modifyitems(config, items):
     with open(stats) as f:
         durations = json.load(f).get("duration_by_test", {})
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect test server for the whole session, shared by every folder that runs flows (their
+    conftests use it autouse); flow heartbeats off (they cost ~1 s per flow)."""
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    from pipeline import gpu_slot as gpu
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+        for holder in list(gpu._holders.values()):  # release lingering GPU slots while the server is up
+            holder.close()
+        ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=10)

@@ -108,10 +108,17 @@ class VideoTaggerObjective(nn.Module):
 # ---------------------------------------------------------------- batch sources over FoleyData
 class BaseBatches:
     """Half the batch audio-visual (mix, the clip's single label, its video), half audio-text (one sounding
-    stem, its own caption, null video), as MMAudio mixes VGGSound with audio-text datasets."""
+    stem, its own caption, null video), as MMAudio mixes VGGSound with audio-text datasets.
 
-    def __init__(self, data: FoleyData, av_fraction: float = 0.5):
-        self.data, self.av_fraction = data, av_fraction
+    stem_video_fraction > 0 keeps the clip's video for that share of the stem rows: (stem, its caption,
+    the clip's video), the conditioning step-by-step generation uses, which the MMAudio mixture never
+    shows (issue 12: without it, generated event sounds are not placed at the video's event times).
+    At 0 (the default) the batches are exactly those of the committed weights."""
+
+    def __init__(self, data: FoleyData, av_fraction: float = 0.5, stem_video_fraction: float = 0.0):
+        if not 0.0 <= stem_video_fraction <= 1.0:
+            raise ValueError(f"stem_video_fraction must be in [0, 1], got {stem_video_fraction}")
+        self.data, self.av_fraction, self.stem_video_fraction = data, av_fraction, stem_video_fraction
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> dict:
         d = self.data
@@ -119,11 +126,13 @@ class BaseBatches:
         av = torch.randint(len(d), (n_av,), generator=generator)
         at = torch.randint(d.stems.shape[0], (batch_size - n_av,), generator=generator)
         at_clip = d.stem_clip[at]
+        n_sv = round((batch_size - n_av) * self.stem_video_fraction)  # stem rows that keep their video
         return {"x1": torch.cat([d.mix[av], d.stems[at]]),
                 "clip_f": torch.cat([d.clip_f[av], d.clip_f[at_clip]]),
                 "sync_f": torch.cat([d.sync_f[av], d.sync_f[at_clip]]),
                 "text_f": torch.cat([d.text[d.label_text[av]], d.text[d.stem_text[at]]]),
-                "video_exist": torch.cat([torch.ones(n_av, dtype=torch.bool), torch.zeros(batch_size - n_av, dtype=torch.bool)])}
+                "video_exist": torch.cat([torch.ones(n_av + n_sv, dtype=torch.bool),
+                                          torch.zeros(batch_size - n_av - n_sv, dtype=torch.bool)])}
 
 
 class ControlNetBatches:

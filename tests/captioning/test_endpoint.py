@@ -60,13 +60,14 @@ def test_an_unreachable_endpoint_is_retried_then_a_clear_error(caplog):
 
 def test_the_captions_task_uses_the_endpoint_and_keeps_the_trace(vlm_server, monkeypatch, h):
     from tasks.captions import resolve_captions
-    from tasks.prepare import describe_video
+    from pipeline.videos import describe_video
+    from storage.manifest import ManifestEntry
 
     monkeypatch.setenv("TEST_VLM_KEY", vlm_server["key"])
     video = describe_video(str(DEMO_VIDEO), h.MODEL, h.DURATION)
     settings = CaptionerSettings(kind="endpoint", url=vlm_server["url"], model="tiny-qwen", n_frames=2,
                                  api_key_env="TEST_VLM_KEY", max_tokens=300)
-    entry = {"row": 1, "video_id": "v", "video_uri": str(DEMO_VIDEO), "captions": None, "error": None}
+    entry = ManifestEntry(1, "v", str(DEMO_VIDEO), None)
     out = resolve_captions.fn(entry, video, h.MODEL, h.DURATION, 300, settings)
     assert out.source == "captioner" and out.captions == out.trace.captions
     assert out.trace.backend == "endpoint" and out.trace.model == "tiny-qwen"

@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 _spec = importlib.util.spec_from_file_location(
     "foley_test_helpers", Path(__file__).resolve().parents[1] / "tasks" / "helpers.py")
@@ -51,18 +49,9 @@ OK_TRACKS = {"sf-10109180": 3, "sf-10161943": 2, "vidéo-動画": 1, "short-clip
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_api():
-    """One Prefect test server for the session; flow heartbeats off (they cost ~1 s per flow)."""
-    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
-
-    from pipeline import gpu_slot as gpu
-
-    with prefect_test_harness(server_startup_timeout=120):
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            yield
-        for holder in list(gpu._holders.values()):  # release lingering GPU slots while the server is up
-            holder.close()
-        ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=10)
+def _prefect_server(prefect_api):
+    """The session's Prefect test server (tests/conftest.py) for every test here."""
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -65,5 +65,5 @@ def test_the_event_trigger_templates_the_manifest_into_the_run():
     params = {k: json.loads(jinja2.Environment().from_string(v.replace("}}", "| tojson }}")).render(event=event))
               for k, v in trigger["parameters"].items()}
     assert params["manifest_uri"] == "s3://cat/new.parquet"
-    assert params["storage_url"] == "s3://foley-outputs" and params["model"] == "demo" and params["steps"] == 25
+    assert params["storage_url"] == "file://./foley-out" and params["model"] == "demo" and params["steps"] == 25
     catalog_run.validate_parameters({**DEPLOYMENTS["on-new-manifest"].get("parameters", {}), **params})

@@ -79,7 +79,7 @@ def test_catalog_run_on_real_mmaudio_modules_writes_audio_rows_and_scores(weight
     assert [(t[0], t[1]) for t in tracks] == [("t0", "nag"), ("t1", "nag")]
     for *_, uri in tracks:
         wav, rate = sf.read(uri.removeprefix("file://"))
-        assert rate == 16_000 and len(wav) == 32_000 and abs(wav).max() > 0
+        assert rate == 16_000 and len(wav) == 128_000 and abs(wav).max() > 0  # the whole 8-s video, 2-s windows
     n_metrics = con.sql("SELECT count(*) FROM metrics WHERE run_id = 'real'").fetchall()[0][0]
     assert n_metrics > 0
     assert con.sql("SELECT count(*) FROM mixes WHERE run_id = 'real' AND active").fetchall()[0][0] == 1

@@ -9,7 +9,7 @@ import fsspec
 import numpy as np
 import pytest
 
-from media.decode import CLIP_FRAMES, SYNC_FRAMES, FrameRequest, decode_audio, decode_frames
+from media.decode import FrameRequest, decode_audio, decode_frames
 from media.errors import (
     CorruptMedia,
     EmptyMedia,
@@ -19,6 +19,13 @@ from media.errors import (
     NoVideoStream,
 )
 from media.probe import probe
+from nag_model.config import CLIP_FPS, SYNC_FPS
+
+# MMAudio's two visual streams (mmaudio-facts section 5): CLIP, 384x384 bicubic resize without keeping the
+# aspect ratio; Synchformer, short side to 224 then a 224x224 centre crop.
+CLIP_FRAMES = FrameRequest(fps=CLIP_FPS, size=(384, 384), fit="stretch")
+SYNC_FRAMES = FrameRequest(fps=SYNC_FPS, size=(224, 224), fit="crop")
+MODEL_FRAMES = (CLIP_FRAMES, SYNC_FRAMES)
 
 
 def grey_level(i: int) -> int:
@@ -95,14 +102,14 @@ def test_ten_second_video_gives_64_clip_and_200_sync_frames(media_dir):
 
 
 def test_stretch_keeps_the_whole_picture_and_crop_cuts_the_sides(media_dir):
-    clip, sync = decode_frames(media_dir / "v3_audio.mp4", duration=1.0).frame_sets
+    clip, sync = decode_frames(media_dir / "v3_audio.mp4", MODEL_FRAMES, duration=1.0).frame_sets
     red = lambda f: (f[..., 0] > 200) & (f[..., 1] < 60)  # noqa: E731  the left-edge stripe of conftest
     assert red(clip.frames[0][:, :10]).mean() > 0.9  # stretch: stripe squeezed but present on the left
     assert not red(sync.frames[0]).any()  # 64x48 -> 299x224 -> centre crop 224x224 drops 37 px per side
 
 
 def test_short_video_returns_existing_frames_and_actual_duration(media_dir):
-    video = decode_frames(media_dir / "v3_audio.mp4")
+    video = decode_frames(media_dir / "v3_audio.mp4", MODEL_FRAMES)
     clip, sync = video.frame_sets
     assert video.is_short and video.duration == pytest.approx(3.0) and video.requested_duration == 8.0
     assert len(clip.frames) == 24 and clip.target_count == 64  # targets 0 .. 2.875 s
@@ -118,7 +125,7 @@ def test_duration_argument_and_custom_request(media_dir):
 
 
 def test_variable_rate_input_follows_first_frame_at_or_after_rule(media_dir, vfr_pts_ms):
-    video = decode_frames(media_dir / "vfr12.mkv")
+    video = decode_frames(media_dir / "vfr12.mkv", MODEL_FRAMES)
     times = vfr_pts_ms / 1000.0
     for frame_set in video.frame_sets:
         fps = frame_set.request.fps
@@ -137,7 +144,7 @@ def test_variable_rate_input_follows_first_frame_at_or_after_rule(media_dir, vfr
 
 
 def test_times_are_measured_from_the_video_start(media_dir):
-    video = decode_frames(media_dir / "offset.mkv")  # first frame at 1.5 s, 25 fps, 75 frames
+    video = decode_frames(media_dir / "offset.mkv", MODEL_FRAMES)  # first frame at 1.5 s, 25 fps, 75 frames
     clip, sync = video.frame_sets
     assert sync.source_indices.tolist() == list(range(75))
     assert clip.source_indices.tolist() == [math.ceil(25 * k / 8) for k in range(24)]
@@ -149,8 +156,8 @@ def test_times_are_measured_from_the_video_start(media_dir):
 
 def test_sources_give_identical_frames(media_dir):
     path = media_dir / "v3_audio.mkv"
-    a = decode_frames(path, duration=1.0)
-    b = decode_frames(io.BytesIO(path.read_bytes()), duration=1.0)
+    a = decode_frames(path, MODEL_FRAMES, duration=1.0)
+    b = decode_frames(io.BytesIO(path.read_bytes()), MODEL_FRAMES, duration=1.0)
     for x, y in zip(a.frame_sets, b.frame_sets):
         np.testing.assert_array_equal(x.frames, y.frames)
 
@@ -190,7 +197,7 @@ def test_decode_audio_mono_resampled_and_cut(media_dir):
 )
 def test_decode_frames_errors(media_dir, name, error):
     with pytest.raises(error):
-        decode_frames(media_dir / name)
+        decode_frames(media_dir / name, MODEL_FRAMES)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +214,7 @@ def test_probe_errors(media_dir, name, error):
 def test_truncated_and_in_memory_errors(media_dir):
     data = (media_dir / "v3_audio.mp4").read_bytes()
     with pytest.raises(CorruptMedia):  # moov atom at the end is cut away
-        decode_frames(data[: len(data) // 2])
+        decode_frames(data[: len(data) // 2], MODEL_FRAMES)
     with pytest.raises(EmptyMedia):
         probe(b"")
     with pytest.raises(MediaUnreadable):
@@ -235,7 +242,7 @@ def test_s3_sources_are_opened_with_the_storage_credentials_which_errors_never_s
 
     monkeypatch.setattr(fsspec, "open", fake_open)
     with pytest.raises(MediaUnreadable) as error:
-        decode_frames("s3://studio/clips/a.mp4")
+        decode_frames("s3://studio/clips/a.mp4", MODEL_FRAMES)
     assert seen["url"] == "s3://studio/clips/a.mp4" and seen["endpoint_url"] == "http://127.0.0.1:9"
     assert (seen["key"], seen["secret"]) == ("AKIDTESTFOLEY", "s3cr3t-never-shown")
     assert "s3cr3t" not in str(error.value) and "AKIDTESTFOLEY" not in str(error.value)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import pytest
 
 from pipeline.handoffs import Captions
-from tasks.captions import CaptionError, check_captions, resolve_captions
+from storage.manifest import ManifestEntry
+from pipeline.caption_rules import CaptionError, check_captions
+from tasks.captions import resolve_captions
 from tasks.ordering import order_captions, order_indices
-from tasks.prepare import describe_video
+from pipeline.videos import describe_video
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +17,7 @@ def video(h, demo_video):
 
 
 def entry(captions, video_id="v"):
-    return {"row": 1, "video_id": video_id, "video_uri": "x", "captions": captions, "error": None}
+    return ManifestEntry(1, video_id, "x", None if captions is None else tuple(captions))
 
 
 def test_manifest_captions_are_stripped_and_kept_in_order(h, video):

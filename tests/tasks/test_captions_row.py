@@ -8,6 +8,7 @@ from pipeline.handoffs import Captions
 from pipeline.outcomes import captions_outcome_row
 from storage import tables
 from storage.commit import record_failure
+from storage.manifest import ManifestEntry
 from storage.root import open_root
 
 TRACE = CaptionTrace(backend="endpoint", model="qwen @ http://vlm/v1", prompt="Task: ...", raw_answer="#1 Rain.",
@@ -26,6 +27,6 @@ def test_rows_for_each_outcome(tmp_path):
     assert failed["error"] == "captions: CaptionerAnswerError: unusable twice"
     assert captions_outcome_row("r", "v", 1, RuntimeError("x")) is None
     assert captions_outcome_row("r", "v", 1, None) is None
-    record_failure(root, "r", {"video_id": "v", "video_uri": "v.mp4"}, failed["error"], captions=failed)
+    record_failure(root, "r", ManifestEntry(1, "v", "v.mp4", None), failed["error"], captions=failed)
     row = tables.read_table(root, "captions", "r").to_pylist()[0]
     assert row["source"] == "endpoint" and row["structured_answer"] == '{"captions": []}' and row["version"] == 1

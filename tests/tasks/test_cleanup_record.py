@@ -1,14 +1,17 @@
 """Rows last, videos row last of all; resets remove what unfinished attempts left; errors name their stage."""
 from __future__ import annotations
 
+import dataclasses
+
 from storage import keys, tables
 from pipeline.handoffs import Captions, OrderedCaptions, PreparedVideo
 from pipeline.outcomes import STAGES, describe_error, first_failure
 from storage.cleanup import reset_video_state, sweep_table_temporaries, unit
 from storage.commit import commit_version, video_row
+from storage.manifest import ManifestEntry
 from tasks.record import record_rejected, record_video
 
-ENTRY = {"row": 1, "video_id": "v", "video_uri": "/x.mp4", "captions": ["a"], "error": None}
+ENTRY = ManifestEntry(1, "v", "/x.mp4", ("a",))
 
 
 def fake_version(root, version: int, track_versions: dict[str, int]):
@@ -150,10 +153,10 @@ def test_a_version_without_rows_of_a_table_empties_that_tables_unit(root):
 
 
 def test_a_rejected_row_is_a_failed_videos_row(root):
-    entry = {**ENTRY, "video_id": "a/b", "error": "manifest row 3: the id 'a/b' contains a path separator"}
+    entry = dataclasses.replace(ENTRY, video_id="a/b", error="manifest row 3: the id 'a/b' contains a path separator")
     out = record_rejected.fn(root.url, "r", entry)
     rows = tables.read_table(root, "videos", "r").to_pylist()
-    assert out["status"] == "failed" and rows[0]["video_id"] == "a/b" and rows[0]["error"] == entry["error"]
+    assert out["status"] == "failed" and rows[0]["video_id"] == "a/b" and rows[0]["error"] == entry.error
 
 
 def test_record_video_writes_a_failure_and_cleans_up(root):

@@ -12,8 +12,9 @@ from storage import keys, tables
 from tasks.mixing import mix_video
 from pipeline.objects import key_of
 from pipeline.params import AudioOutput, TrackSettings
-from tasks.prepare import describe_video
-from tasks.scoring import evaluator_metrics, level_metrics, score_video
+from pipeline.videos import describe_video
+from pipeline.metrics import evaluator_metrics, level_metrics
+from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
 ORDERED = OrderedCaptions(("A motor hums steadily.", "A lamp beeps softly.", "Rain falls."), (3.0, 2.0, 1.0),
@@ -98,9 +99,10 @@ def test_identical_tracks_are_not_separable(h):
 
 
 def test_the_mix_sums_the_tracks_as_generated_not_as_limited(root, demo_video):
-    """A stem stored 20 dB down under its ceiling still weighs in the mix as the model made it."""
+    """A stem stored at another level (quiet ones raised toward -20 LUFS, hot ones 20 dB down under their
+    ceiling) still weighs in the mix as the model made it."""
     from media.mix import mix_tracks
-    from tasks.synthesis import _store
+    from pipeline.stems import store_stem as _store
 
     t = np.arange(32000) / 16000
     quiet = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
@@ -111,7 +113,10 @@ def test_the_mix_sums_the_tracks_as_generated_not_as_limited(root, demo_video):
         stored = _store(root, keys.track_key("r", "v", f"t{k}", 1, "flac"), wav, 16000, out)
         rows.append({"track_id": f"t{k}", "version": 1, "caption": f"c{k}", **stored})
     assert rows[0]["limiter_gain_db"] == 0.0 and rows[1]["limiter_gain_db"] < -18
-    assert [r["gain_db"] for r in rows] == [0.0, -rows[1]["limiter_gain_db"]]  # the tracks column that undoes it
+    for row, wav in zip(rows, (quiet, hot)):  # gain_db, the tracks column, undoes the storage gain
+        stored, _ = audio_from_bytes(root.read_bytes(key_of(root, row["uri"])))
+        np.testing.assert_allclose(stored * 10 ** (row["gain_db"] / 20), wav, atol=1e-3 * np.abs(wav).max())
+    assert rows[0]["gain_db"] < -5  # the quiet stem was raised for storage (no 16-bit resolution wasted)
     mix = mix_video.fn(root.url, "r", "v", demo_video, rows, out)
     got, _ = audio_from_bytes(root.read_bytes(key_of(root, mix["uri"])))
     expected, _ = mix_tracks([quiet, hot], 16000, ceiling_db=-1.0)

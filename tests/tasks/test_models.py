@@ -44,10 +44,13 @@ def test_features_are_encoded_once_per_video(h, demo_video, monkeypatch):
     real = models.decode_frames
     monkeypatch.setattr(models, "decode_frames", lambda *a, **k: calls.append(a) or real(*a, **k))
     sha = "0" * 63 + "1"
-    f1, covered = models.encode_video(bundle, demo_video, sha, h.DURATION)
+    windows, covered = models.encode_video(bundle, demo_video, sha, h.DURATION)
     f2 = models.video_features(bundle, demo_video, sha, h.DURATION)
-    assert f1 is f2 and len(calls) == 1 and covered == pytest.approx(h.DURATION)
-    assert f1.clip_f.shape[1] == bundle.base.seq.clip and f1.sync_f.shape[1] == bundle.base.seq.sync
+    assert windows[0] is f2 and len(calls) == 1 and covered == pytest.approx(8.0)  # the whole video
+    assert models.video_windows(bundle, demo_video, sha, h.DURATION) is windows and len(calls) == 1
+    assert len(windows) == len(models.soundtrack_windows(bundle, 8.0)) == 1  # one 8-s window (2 for 8.5 s)
+    assert len(models.soundtrack_windows(bundle, 8.5)) == 2
+    assert f2.clip_f.shape[1] == bundle.base.seq.clip and f2.sync_f.shape[1] == bundle.base.seq.sync
 
 
 def test_describe_model_reports_the_optional_parts(h, evaluated_model):

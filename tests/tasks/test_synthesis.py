@@ -14,8 +14,10 @@ from nag_model.generator import StepByStepGenerator
 from storage import keys, tables
 from pipeline.objects import key_of
 from pipeline.params import AudioOutput, TrackSettings
-from tasks.prepare import describe_video
-from tasks.synthesis import deliverable, synthesize_track, synthesize_tracks, track_id_for, track_seed
+from pipeline.videos import describe_video
+from pipeline.stems import deliverable
+from pipeline.tracks import track_id_for, track_seed
+from tasks.synthesis import synthesize_track, synthesize_tracks
 
 SYN = TrackSettings(steps=2)
 ORDERED = OrderedCaptions(("A fan hums.", "A lamp beeps."), None, "given", "given")
@@ -68,7 +70,7 @@ def test_independent_rows_leave_beta_null_and_48k_wav_delivery(root, video, h):
                                 AudioOutput("wav", 24, resample_48k=True), 0, gpu_slot_name=None)
     assert rows[0]["beta"] is None and rows[0]["method"] == "independent"
     assert rows[0]["uri"].endswith(".wav") and rows[0]["sample_rate"] == 48000
-    assert rows[0]["duration_s"] == pytest.approx(h.DURATION, abs=1e-3)
+    assert rows[0]["duration_s"] == pytest.approx(video.covered_s, abs=1e-3)  # the whole video, windows joined
 
 
 def test_one_track_against_others_is_the_edit_step(root, video, h):
@@ -88,9 +90,9 @@ def test_one_track_against_others_is_the_edit_step(root, video, h):
     (AudioOutput(), 2.0 ** -15),  # 16-bit FLAC: half a quantisation step (at the stored level), max abs error
     (AudioOutput("wav", 24, resample_48k=True), 5e-2),  # 16k -> 48k -> 16k (drops energy near 8 kHz): relative RMS
 ], ids=["flac16", "wav24-48k"])
-def test_an_edit_rebuilds_the_context_the_model_made_from_limited_stems(root, video, h, monkeypatch, output, tolerance):
-    """The stems are stored under the -1 dBTP ceiling; the NAG context of an edit must be the tracks as the
-    model made them (ceiling gain undone, model rate), not the quieter stored stems."""
+def test_an_edit_rebuilds_the_context_the_model_made_from_the_stored_stems(root, video, h, monkeypatch, output, tolerance):
+    """The stems are stored with one static gain (toward -20 LUFS, under the -1 dBTP ceiling); the NAG context of
+    an edit must be the tracks as the model made them (that gain undone, model rate), not the stored stems."""
     made, contexts = [], []
     generate_track = StepByStepGenerator.generate_track
 
@@ -103,45 +105,30 @@ def test_an_edit_rebuilds_the_context_the_model_made_from_limited_stems(root, vi
     monkeypatch.setattr(StepByStepGenerator, "generate_track", spy)
     rows = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, SYN, output, 0,
                                 gpu_slot_name=None)
-    gains = [r["limiter_gain_db"] for r in rows]
-    assert all(g < -3 for g in gains) and abs(gains[0] - gains[1]) > 1  # loud stems, limited by different gains
-    assert [r["gain_db"] for r in rows] == [-g for g in gains]
+    gains = [r["gain_db"] for r in rows]  # what undoes each stem's storage gain
+    assert all(abs(g) > 3 for g in gains) and abs(gains[0] - gains[1]) > 1  # stored at other levels, by other gains
     synthesize_track.fn(root.url, "r", "v", video, NewTrack("t2", 1, None, 2, "A door knocks.", 5), rows,
                         model=h.MODEL, duration=h.DURATION, synthesis=SYN, output=output, gpu_slot_name=None)
     n = round(min(video.covered_s, h.DURATION) * 16000)
     assert len(contexts[-1]) == 2
     for got, want, gain in zip(contexts[-1], made[:2], gains):
         want = want[:n]
-        assert got.shape == want.shape and true_peak_db(want, 16000) > -1.0  # louder than any stored stem
+        assert got.shape == want.shape
         if output.resample_48k:
             assert np.linalg.norm(got - want) / np.linalg.norm(want) < tolerance
             assert float(got @ want / (want @ want)) == pytest.approx(1.0, abs=tolerance)  # the level is the model's
         else:
-            assert np.abs(got - want).max() <= tolerance * 10 ** (-gain / 20)
+            assert np.abs(got - want).max() <= tolerance * 10 ** (gain / 20)
 
 
-def test_the_stem_ceiling_is_a_static_gain_only_when_needed():
+def test_a_stem_is_stored_with_one_static_gain_toward_the_target_under_the_ceiling():
     quiet = np.full(1600, 0.1, np.float32)
-    assert deliverable(quiet, 16000)[1] == 0.0
+    out, gain = deliverable(quiet, 16000)
+    assert gain > 10 and true_peak_db(out, 16000) <= -1.0  # raised: no 16-bit resolution wasted
+    assert deliverable(np.zeros(1600, np.float32), 16000)[1] == 0.0  # silence stays
     loud = np.sin(np.linspace(0, 200, 16000)).astype(np.float32) * 3
     out, gain = deliverable(loud, 16000)
     assert gain < -10 and true_peak_db(out, 16000) <= -1.0
     assert np.allclose(out, loud * 10 ** (gain / 20), atol=1e-5)  # one static gain: the shape is kept
     assert track_id_for(3) == "t3"
 
-
-def test_context_tracks_are_mono_float32_at_the_model_rate_with_their_gain_undone(root):
-    from pipeline.objects import write_audio
-    from tasks.synthesis import _context_tracks
-
-    left, right = np.full(1600, 0.2, np.float32), np.full(1600, 0.4, np.float32)
-    stereo = write_audio(root, "s.wav", np.stack([left, right]), 16000, AudioOutput("wav", 24))
-    at48k = write_audio(root, "m.wav", left, 16000, AudioOutput("wav", 24, resample_48k=True))
-    rows = [{**stereo, "caption": "A fan hums.", "seed": 7, "gain_db": 6.0},
-            {**at48k, "caption": "A lamp beeps.", "seed": 8, "gain_db": None}]  # a row from before gain_db
-    a, b = _context_tracks(root, rows, 16000)
-    assert (a.caption, a.seed, a.sample_rate, b.caption, b.seed, b.sample_rate) == (
-        "A fan hums.", 7, 16000, "A lamp beeps.", 8, 16000)
-    assert a.waveform.dtype == b.waveform.dtype == np.float32 and a.waveform.shape == b.waveform.shape == (1600,)
-    assert np.allclose(a.waveform, 0.3 * 10 ** (6 / 20), atol=1e-4)  # the channels' mean, 6 dB up
-    assert np.allclose(b.waveform[200:-200], 0.2, atol=2e-3)  # no gain; back at 16 kHz

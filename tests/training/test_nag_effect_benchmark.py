@@ -1,15 +1,17 @@
-"""The NAG-effect benchmark's ground-truth judge and one end-to-end clip on the committed demo bundle."""
+"""The NAG-effect benchmark: clip selection, one clip end to end on the committed demo bundle, the
+summary with paired bootstrap CIs and the per-item Parquet rows."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from nag_model.bundle import load_bundle
-from nag_model.codecs.demo_mel import MelCodec
-from synthfoley.world import make_clip
+from synthfoley.world import make_clip, plan_clip
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "nag_effect.py"
 _spec = importlib.util.spec_from_file_location("nag_effect_benchmark", _PATH)
@@ -17,46 +19,71 @@ nag_effect = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(nag_effect)
 
 
-def _sounding_stems(clip) -> list[np.ndarray]:
-    return [np.asarray(s[:128000], np.float32) for s, i in zip(clip.stems, clip.sources) if i.sounding]
+def test_clip_selection_from_a_split_or_a_seed_range():
+    chosen, null = nag_effect.select_clips(5, 0, null_clips=7)
+    assert chosen == nag_effect.test_clips(5, 0)  # the null does not change the evaluated clips
+    assert all(10_100_000 <= s < 10_200_000 for s in chosen + null)  # the test split
+    assert len(null) == 7 and not set(null) & set(chosen)
+    chosen, null = nag_effect.select_clips(3, 0, seeds="20000000:20000010", null_clips=20)
+    assert all(20_000_000 <= s < 20_000_010 for s in chosen)
+    assert all(3 <= len(plan_clip(s).captions) <= 5 for s in chosen)
+    assert len(null) == 20 and null[0] == chosen[-1] + 1 and not set(null) & set(chosen)
+    val, _ = nag_effect.select_clips(2, 0, split="val", null_clips=0)
+    assert all(10_000_000 <= s < 10_100_000 for s in val)
 
 
 @pytest.fixture(scope="module")
-def clip_stems():
-    seed = next(s for s in nag_effect.test_clips(5, 0) if len(make_clip(s).captions) >= 3)
-    return _sounding_stems(make_clip(seed))
-
-
-def test_gt_judge_attributes_each_true_stem_to_itself(clip_stems):
-    codec = MelCodec()
-    for k, stem in enumerate(clip_stems):
-        shares = nag_effect.gt_shares(codec, stem, clip_stems)
-        assert shares[k] > 0.95
-        assert np.delete(shares, k).max() < nag_effect.GT_SHARE
-
-
-def test_gt_judge_splits_a_sum_of_stems(clip_stems):
-    codec = MelCodec()
-    a, b = clip_stems[0], clip_stems[1]
-    # make both sources explain about the same mel energy
-    scale = nag_effect._mel_magnitude(codec, a).sum() / max(nag_effect._mel_magnitude(codec, b).sum(), 1e-9)
-    shares = nag_effect.gt_shares(codec, a + scale * b, clip_stems)
-    assert shares[0] >= nag_effect.GT_SHARE and shares[1] >= nag_effect.GT_SHARE
-    assert shares[0] + shares[1] > 0.8
-    assert shares[2:].sum() < 0.1
-
-
-def test_one_clip_end_to_end_reports_every_metric():
+def one_clip():
     methods = {m: nag_effect.METHODS[m] for m in ("independent", "NAG beta 1.5")}
     bundle = load_bundle("demo")
-    seed = nag_effect.test_clips(1, 0)[0]
-    out = nag_effect.run_clip(bundle, seed, steps=2, seed=0, alpha=4.5, methods=methods)
-    assert set(out) == {"independent", "NAG beta 1.5", "ground-truth stems"}
+    (seed,), null = nag_effect.select_clips(1, 0, null_clips=20)  # >= 19 absent-kind stems for a 5% threshold
+    rows = nag_effect.run_clip(bundle, nag_effect.null_judge(null), seed, steps=2, seed=0, alpha=4.5, methods=methods)
+    return seed, rows
+
+
+def test_one_clip_end_to_end_gives_rows_for_every_judge(one_clip):
+    seed, rows = one_clip
     k = len(make_clip(seed).captions)
-    for name, metrics in out.items():
-        assert len(metrics["presence_all"]) == k and len(metrics["sep"]) == k * (k - 1) // 2
-        assert all(0.0 <= v <= 1.0 + 1e-6 for v in metrics["leak_share"])
-    gt = out["ground-truth stems"]
-    assert gt["leak_gt"] and max(gt["leak_gt"]) == 0.0 and min(gt["presence_gt"]) == 1.0
+    assert {r["method"] for r in rows["clips"]} == {"independent", "NAG beta 1.5", "ground-truth stems"}
+    for m in ("independent", "NAG beta 1.5", "ground-truth stems"):
+        tracks = [r for r in rows["tracks"] if r["method"] == m]
+        pairs = [r for r in rows["pairs"] if r["method"] == m]
+        assert len(tracks) == k and len(pairs) == k * (k - 1) // 2
+        for r in pairs:
+            assert {"leak_tag", "leak_gt", "leak_corr", "corr_threshold"} <= set(r) and 0 <= r["leak_share"] <= 1 + 1e-6
+    gt_tracks = [r for r in rows["tracks"] if r["method"] == "ground-truth stems"]
+    gt_pairs = [r for r in rows["pairs"] if r["method"] == "ground-truth stems"]
+    assert all(r["presence_gt"] and r["presence_corr"] for r in gt_tracks)
+    assert not any(r["leak_gt"] or r["leak_corr"] for r in gt_pairs)
     # the first track of every order is the same CFG track
-    assert out["independent"]["presence_all"][0] == out["NAG beta 1.5"]["presence_all"][0]
+    first = {r["method"]: r["tag_prob"] for r in rows["tracks"] if r["position"] == 0}
+    assert first["independent"] == first["NAG beta 1.5"]
+
+
+def test_summary_has_paired_cis_and_rows_round_trip(one_clip, tmp_path):
+    seed, rows = one_clip
+    table, ci = nag_effect.summarise(rows, n_resamples=200)
+    assert table["ground-truth stems"]["leak_corr"] == 0.0 and table["ground-truth stems"]["presence_corr"] == 1.0
+    assert set(ci) == {"NAG beta 1.5", "ground-truth stems"}
+    for m in ci:
+        for metric in nag_effect.CI_METRICS:
+            est, low, high = ci[m][metric]["diff"]
+            assert est == pytest.approx(table[m][metric] - table["independent"][metric], abs=1e-3)
+            assert np.isnan(low) and np.isnan(high)  # one clip: no interval
+    # the same clip twice: every resample gives the estimate
+    twice = {k: v + [r | {"clip_seed": r["clip_seed"] + 1} for r in v] for k, v in rows.items()}
+    table2, ci2 = nag_effect.summarise(twice, n_resamples=200)
+    assert all(table2[m] == table[m] | {"pairs": 2 * table[m]["pairs"]} for m in table)
+    for m in ci2:
+        for metric in nag_effect.CI_METRICS:
+            est, low, high = ci2[m][metric]["diff"]
+            assert low == pytest.approx(est, abs=1e-6) and high == pytest.approx(est, abs=1e-6)
+    out = tmp_path / "r.json"
+    paths = nag_effect.write_rows(rows, str(out))
+    assert [Path(p).name for p in paths] == ["r.tracks.parquet", "r.pairs.parquet", "r.clips.parquet"]
+    pairs = pq.read_table(tmp_path / "r.pairs.parquet").to_pylist()
+    assert len(pairs) == len(rows["pairs"]) and pairs[0]["clip_seed"] == seed
+    # the table can be recomputed from the Parquet rows alone
+    assert nag_effect.summarise(nag_effect.read_rows(str(out)), n_resamples=200)[0] == table
+    assert "paired bootstrap" in nag_effect.markdown({"table": table, "ci": ci})
+    json.dumps({"table": table, "ci": ci})

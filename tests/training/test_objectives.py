@@ -1,0 +1,40 @@
+"""Batch sources of the demo data: the base's mixture of audio-visual and audio-text rows."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.data import FoleyData
+from training.objectives import BaseBatches
+
+
+def _data(m: int = 6, k: int = 14) -> FoleyData:
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    return FoleyData(seeds=torch.arange(m), mix=r(m, 250, 20), clip_f=r(m, 64, 8), sync_f=r(m, 192, 8),
+                     sync_half=r(m, 2, 88, 8), label_text=torch.zeros(m, dtype=torch.long), sounding=torch.zeros(m, 12),
+                     visible=torch.zeros(m, 12), gain_db=torch.zeros(m, 12), stems=r(k, 250, 20),
+                     stem_clip=torch.arange(k) % m, stem_text=torch.arange(k) % 3, stem_kind=torch.arange(k) % 12,
+                     text=r(3, 16, 8), captions=["", "a", "b"])
+
+
+def test_default_batches_are_unchanged_and_stem_rows_have_no_video():
+    d = _data()
+    a = BaseBatches(d)(16, torch.Generator().manual_seed(1))
+    b = BaseBatches(d, stem_video_fraction=0.0)(16, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert a["video_exist"].tolist() == [True] * 8 + [False] * 8
+
+
+def test_stem_rows_can_keep_their_clips_video():
+    d = _data()
+    plain = BaseBatches(d)(16, torch.Generator().manual_seed(1))
+    b = BaseBatches(d, stem_video_fraction=0.5)(16, torch.Generator().manual_seed(1))
+    assert b["video_exist"].tolist() == [True] * 12 + [False] * 4
+    # the same rows are drawn; only which stem rows see their video differs
+    assert all(torch.equal(plain[key], b[key]) for key in ("x1", "clip_f", "sync_f", "text_f"))
+    stem_rows = b["x1"][8:12]
+    idx = [int(torch.nonzero((d.stems == row).all(-1).all(-1))[0]) for row in stem_rows]
+    assert torch.equal(b["sync_f"][8:12], d.sync_f[d.stem_clip[idx]])  # a stem keeps its own clip's video
+    with pytest.raises(ValueError, match="stem_video_fraction"):
+        BaseBatches(d, stem_video_fraction=1.5)
