@@ -135,7 +135,7 @@ def test_a_videos_row_takes_the_prepared_videos_description():
     row = video_row("r", ENTRY, 2, "ok", video_fields=video, n_captions=3)
     assert row == {"run_id": "r", "video_id": "v", "version": 2, "video_uri": "/x.mp4", "status": "ok", "error": None,
                    "duration_s": 7.5, "fps": 25.0, "width": 640, "height": 360, "has_audio": True, "n_captions": 3}
-    bare = video_row("r", {"video_id": "w"}, 1, "failed", error="prepare: boom")
+    bare = video_row("r", ManifestEntry(2, "w", "", None), 1, "failed", error="prepare: boom")
     assert bare["video_uri"] == "" and bare["error"] == "prepare: boom" and bare["duration_s"] is None
 
 
