@@ -275,13 +275,12 @@ class StepByStepGenerator:
         noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
         return self._to_device(noise, self.base.latent_mean.dtype)
 
-    @torch.inference_mode()
     def generate_track(self, video: VideoFeatures, caption: str, seed: int, settings: TrackSettings = TrackSettings(),
                        context: Sequence[Track] = ()) -> Track:
         """One track for `caption`, pushed away from `context` (the earlier tracks, or all others on a redo)."""
-        return self.generate_tracks([TrackRequest(video, caption, seed, settings, tuple(context))])[0]
+        with torch.inference_mode():  # a block, not a decorator: mutmut mutates undecorated functions only
+            return self.generate_tracks([TrackRequest(video, caption, seed, settings, tuple(context))])[0]
 
-    @torch.inference_mode()
     def generate_tracks(self, requests: Sequence[TrackRequest],
                         on_track: Callable[[int, Track], None] | None = None) -> list[Track]:
         """One track per request, any mix of videos, methods, settings and contexts.
@@ -294,28 +293,29 @@ class StepByStepGenerator:
         Returns:
             The tracks in request order.
         """
-        for r in requests:
-            if not r.caption or not r.caption.strip():
-                raise ValueError("caption must be a non-empty string")
-        by_steps: dict[int, list[int]] = {}
-        for i, r in enumerate(requests):
-            by_steps.setdefault(r.settings.steps, []).append(i)
-        size = self.max_batch
-        chunks = [idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size)]
-        results: list[Track | None] = [None] * len(requests)
-        pending = None
-        self._empty = self.base.get_empty_conditions(1)
-        try:
-            for chunk in chunks:  # launch batch j, then finish batch j - 1 while the device works on j
-                launched = (chunk, self._launch([requests[i] for i in chunk]))
+        with torch.inference_mode():  # a block, not a decorator: mutmut mutates undecorated functions only
+            for r in requests:
+                if not r.caption or not r.caption.strip():
+                    raise ValueError("caption must be a non-empty string")
+            by_steps: dict[int, list[int]] = {}
+            for i, r in enumerate(requests):
+                by_steps.setdefault(r.settings.steps, []).append(i)
+            size = self.max_batch
+            chunks = [idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size)]
+            results: list[Track | None] = [None] * len(requests)
+            pending = None
+            self._empty = self.base.get_empty_conditions(1)
+            try:
+                for chunk in chunks:  # launch batch j, then finish batch j - 1 while the device works on j
+                    launched = (chunk, self._launch([requests[i] for i in chunk]))
+                    if pending is not None:
+                        self._finish(*pending, requests, results, on_track)
+                    pending = launched
                 if pending is not None:
                     self._finish(*pending, requests, results, on_track)
-                pending = launched
-            if pending is not None:
-                self._finish(*pending, requests, results, on_track)
-        finally:
-            self._empty = None
-        return results  # type: ignore[return-value]
+            finally:
+                self._empty = None
+            return results  # type: ignore[return-value]
 
     def _launch(self, requests: Sequence[TrackRequest]):
         """Prepare the requests' conditions, queue their sampling and decoding; nothing waits for the device."""
@@ -363,7 +363,6 @@ class StepByStepGenerator:
             if on_track is not None:
                 on_track(i, results[i])
 
-    @torch.inference_mode()
     def generate_videos(self, jobs: Sequence[VideoJob],
                         on_track: Callable[[int, int, Track], None] | None = None) -> list[list[Track]]:
         """Step-by-step generation for many videos: round k makes track k of every video that has a
@@ -372,43 +371,44 @@ class StepByStepGenerator:
 
         `on_track(video_index, k, track)` is called as each track is done. Returns each video's tracks.
         """
-        seeds = [job.seed_list() for job in jobs]
-        for job in jobs:
-            if any(not c or not c.strip() for c in job.captions):
-                raise ValueError("caption must be a non-empty string")
-        tracks: list[list[Track]] = [[] for _ in jobs]
-        by_steps: dict[int, list[int]] = {}
-        for v, job in enumerate(jobs):
-            if job.captions:
-                by_steps.setdefault(job.settings.steps, []).append(v)
-        size = self.max_batch
-        # Groups of videos that advance together, one round (track k) per batch. Two batches are in
-        # flight: while the device samples one group's batch, the host finishes the other group's
-        # previous batch and prepares its next one (a group's round k + 1 needs its round k).
-        waiting = deque(idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size))
-        in_flight: deque = deque()
-        self._empty = self.base.get_empty_conditions(1)
-        try:
-            while waiting or in_flight:
-                if waiting:
-                    group = waiting.popleft()
-                    requests = [TrackRequest(jobs[v].video, jobs[v].captions[len(tracks[v])], seeds[v][len(tracks[v])],
-                                             jobs[v].settings, tuple(tracks[v])) for v in group]
-                    in_flight.append((group, requests, self._launch(requests)))
-                if len(in_flight) >= 2 or (in_flight and not waiting):
-                    group, requests, launched = in_flight.popleft()
-                    made: list[Track | None] = [None] * len(requests)
-                    self._finish(list(range(len(requests))), launched, requests, made, None)
-                    for v, track in zip(group, made):
-                        tracks[v].append(track)
-                        if on_track is not None:
-                            on_track(v, len(tracks[v]) - 1, track)
-                    remaining = [v for v in group if len(tracks[v]) < len(jobs[v].captions)]
-                    if remaining:
-                        waiting.append(remaining)
-        finally:
-            self._empty = None
-        return tracks
+        with torch.inference_mode():  # a block, not a decorator: mutmut mutates undecorated functions only
+            seeds = [job.seed_list() for job in jobs]
+            for job in jobs:
+                if any(not c or not c.strip() for c in job.captions):
+                    raise ValueError("caption must be a non-empty string")
+            tracks: list[list[Track]] = [[] for _ in jobs]
+            by_steps: dict[int, list[int]] = {}
+            for v, job in enumerate(jobs):
+                if job.captions:
+                    by_steps.setdefault(job.settings.steps, []).append(v)
+            size = self.max_batch
+            # Groups of videos that advance together, one round (track k) per batch. Two batches are in
+            # flight: while the device samples one group's batch, the host finishes the other group's
+            # previous batch and prepares its next one (a group's round k + 1 needs its round k).
+            waiting = deque(idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size))
+            in_flight: deque = deque()
+            self._empty = self.base.get_empty_conditions(1)
+            try:
+                while waiting or in_flight:
+                    if waiting:
+                        group = waiting.popleft()
+                        requests = [TrackRequest(jobs[v].video, jobs[v].captions[len(tracks[v])], seeds[v][len(tracks[v])],
+                                                 jobs[v].settings, tuple(tracks[v])) for v in group]
+                        in_flight.append((group, requests, self._launch(requests)))
+                    if len(in_flight) >= 2 or (in_flight and not waiting):
+                        group, requests, launched = in_flight.popleft()
+                        made: list[Track | None] = [None] * len(requests)
+                        self._finish(list(range(len(requests))), launched, requests, made, None)
+                        for v, track in zip(group, made):
+                            tracks[v].append(track)
+                            if on_track is not None:
+                                on_track(v, len(tracks[v]) - 1, track)
+                        remaining = [v for v in group if len(tracks[v]) < len(jobs[v].captions)]
+                        if remaining:
+                            waiting.append(remaining)
+            finally:
+                self._empty = None
+            return tracks
 
     def generate(self, video: VideoFeatures, captions: Sequence[str], seeds: Sequence[int] | None = None,
                  settings: TrackSettings = TrackSettings(),

@@ -9,7 +9,22 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
 
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# FOLEY_TEST_THREADS=1: one thread per process, for runs that fork workers (scripts/mutation.py); OpenMP's
+# thread pool does not survive a fork.
+torch.set_num_threads(int(os.environ.get("FOLEY_TEST_THREADS") or max(1, min(2, os.cpu_count() or 1))))
+
+
+def pytest_collection_modifyitems(config, items):
+    """FOLEY_TEST_ORDER=<mutmut-stats.json>: run the fastest tests first, by their recorded durations, so that
+    a mutant is usually killed by a quick test (scripts/mutation.py sets it; the order is otherwise unchanged)."""
+    stats = os.environ.get("FOLEY_TEST_ORDER")
+    if not stats or not os.path.exists(stats):
+        return
+    import json
+
+    with open(stats) as f:
+        durations = json.load(f).get("duration_by_test", {})
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
 import pytest  # noqa: E402

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from audio.loudness import (
+    as_float_audio,
+    peak_limit_gain_db,
     integrated_loudness,
     scale_under_true_peak,
     normalize_loudness,
@@ -87,6 +89,9 @@ def test_clip_shorter_than_one_block_is_measured_and_normalised():
     # a single sample and a very short stereo clip do not raise either
     assert math.isfinite(integrated_loudness(np.stack([x[:80], x[:80]]), SR))
     normalize_loudness(x[:1], SR)
+    assert math.isfinite(integrated_loudness(np.array([0.5], np.float32), SR))  # one sample is measured too
+    # a short (1, samples) clip is looped in time only: it reads as the same clip without the channel axis
+    assert integrated_loudness(x[None], SR) == integrated_loudness(x, SR)
 
 
 def test_int16_is_converted():
@@ -132,6 +137,19 @@ def test_true_peak_of_sine_and_of_intersample_peak():
     x = (np.sin(np.pi / 2 * n + np.pi / 4) * fade).astype(np.float32)
     assert 20 * math.log10(np.max(np.abs(x))) == pytest.approx(-3.01, abs=0.01)
     assert true_peak_db(x, SR) == pytest.approx(0.0, abs=0.05)
+    # oversample=1 is the sample peak; a single sample has no neighbours to interpolate between
+    assert true_peak_db(x, SR, oversample=1) == 20 * math.log10(float(np.max(np.abs(x.astype(np.float64)))))
+    assert true_peak_db(np.array([0.5]), SR) == 20 * math.log10(0.5)
+    assert true_peak_db(np.array([0.5, 0.5]), SR) > 20 * math.log10(0.5) + 1.0  # two samples are interpolated
+    # 2x oversampling finds this peak halfway between samples; each channel of a stereo pair is oversampled in time
+    assert true_peak_db(x, SR, oversample=2) == pytest.approx(0.0, abs=0.05)
+    assert true_peak_db(np.stack([x, x * np.float32(0.5)]), SR) == pytest.approx(0.0, abs=0.05)
+    # at pi/8 the peak lies a quarter of a sample off the grid: 4x finds it, 2x does not
+    quarter = (np.sin(np.pi / 2 * n + np.pi / 8) * fade).astype(np.float32)
+    assert true_peak_db(quarter, SR, oversample=2) == pytest.approx(-0.69, abs=0.05)
+    assert true_peak_db(quarter, SR) == pytest.approx(0.0, abs=0.05)
+    with pytest.raises(ValueError, match=r"^oversample must be >= 1; got 0$"):
+        true_peak_db(x, SR, oversample=0)
 
 
 @pytest.mark.parametrize("ceiling", [-1.0, -3.0, -0.1])
@@ -152,3 +170,20 @@ def test_limit_true_peak_meets_ceiling(ceiling):
 def test_limit_true_peak_leaves_quiet_audio_unchanged():
     x = sine(0.1, 1.0)
     np.testing.assert_array_equal(scale_under_true_peak(x, SR, -1.0), x)
+    at = true_peak_db(x, SR)  # a true peak exactly at the ceiling needs no gain; above it, the gap and the margin
+    assert peak_limit_gain_db(x, SR, at) == 0.0 and peak_limit_gain_db(x, SR, at - 2.0) == pytest.approx(-2.001, abs=1e-12)
+
+
+def test_rates_layouts_and_pcm_are_checked_exactly():
+    x = sine(0.1, 1.0)
+    for rate in (0, -16000, None):
+        with pytest.raises(ValueError, match=rf"^sample_rate must be positive; got {rate}$"):
+            true_peak_db(x, rate)
+    assert true_peak_db(x, 1) == true_peak_db(x, SR)  # any positive rate: the measure is relative to the grid
+    assert math.isfinite(integrated_loudness(np.stack([x] * 5), SR))  # L, R, C, Ls, Rs: five channels are fine
+    with pytest.raises(ValueError, match=r"^audio must be numeric PCM or float samples, not bool$"):
+        as_float_audio(np.ones(4, bool))
+    u8 = as_float_audio(np.array([0, 64, 128, 255], np.uint8))  # unsigned PCM: 128 is the zero line
+    assert u8.dtype == np.float32 and u8.tolist() == [-1.0, -0.5, 0.0, 127 / 128]
+    u16 = as_float_audio(np.array([0, 32768, 65535], np.uint16))
+    assert u16.tolist() == [-1.0, 0.0, np.float32(32767 / 32768)]

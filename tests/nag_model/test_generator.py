@@ -1,5 +1,6 @@
 """The step-by-step generator: track 1 is plain CFG, NAG conditions on the earlier tracks' mix."""
 import numpy as np
+import pyloudnorm
 import pytest
 import torch
 
@@ -47,7 +48,7 @@ def test_tracks_have_the_clip_length_and_record_their_settings(generator, video)
     assert all(t.waveform.dtype == np.float32 and np.isfinite(t.waveform).all() for t in tracks)
     record = tracks[2].record()
     assert record["seed"] == 7 and record["method"] == "negative-prompt" and record["steps"] == 2
-    assert record["against"] == CAPTIONS[:2]
+    assert record["against"] == CAPTIONS[:2] and record["caption"] == CAPTIONS[2]
 
 
 def test_a_single_track_can_be_regenerated_against_the_others(generator, video):
@@ -81,9 +82,65 @@ def test_batched_and_unbatched_generation_agree(demo_parts, video):
         assert np.corrcoef(x.waveform, y.waveform)[0, 1] > 0.999
 
 
-def test_no_video_uses_the_null_tokens(generator):
-    track = generator.generate_track(VideoFeatures.none(), CAPTIONS[0], 0, TrackSettings(steps=2))
-    assert np.isfinite(track.waveform).all()
+def test_no_video_uses_the_null_tokens(generator, video):
+    base, settings = generator.base, TrackSettings(steps=2)
+    track = generator.generate_track(VideoFeatures.none(), CAPTIONS[0], 0, settings)
+    null = VideoFeatures(base.empty_clip_feat.expand(base.seq.clip, -1)[None].clone(),
+                         base.empty_sync_feat.expand(base.seq.sync, -1)[None].clone())
+    assert np.array_equal(track.waveform, generator.generate_track(null, CAPTIONS[0], 0, settings).waveform)
+    assert not np.allclose(track.waveform, generator.generate_track(video, CAPTIONS[0], 0, settings).waveform)
+
+
+def _spy_on_the_controlnet(monkeypatch, controlnet) -> tuple[list, list]:
+    """Record the reference latents the ControlNet encodes, and the reference tokens its blocks then read."""
+    latents, tokens = [], []
+    encode, forward = controlnet.preprocess_reference, controlnet.forward
+
+    def preprocess_reference(ref_latent):
+        latents.append(ref_latent.clone())
+        return encode(ref_latent)
+
+    def spy_forward(h, global_c, rot, reference):
+        tokens.append(reference)
+        return forward(h, global_c, rot, reference)
+
+    monkeypatch.setattr(controlnet, "preprocess_reference", preprocess_reference)
+    monkeypatch.setattr(controlnet, "forward", spy_forward)
+    return latents, tokens
+
+
+def _expected_reference(generator, waveforms) -> torch.Tensor:
+    """Section 5.1, computed here without the generator: sum the waveforms, scale the sum to -20 LUFS
+    (pyloudnorm's BS.1770 meter), encode it with the codec and normalise it like the base's latents."""
+    total = np.sum([np.asarray(w, np.float64) for w in waveforms], axis=0)
+    lufs = pyloudnorm.Meter(generator.codec.sample_rate).integrated_loudness(total)
+    mix = torch.from_numpy((total * 10.0 ** ((-20.0 - lufs) / 20.0)).astype(np.float32))
+    return generator.base.normalize(generator.codec.encode(mix[None]))  # (1, N, C)
+
+
+def test_the_nag_reference_is_the_normalised_sum_of_all_earlier_tracks(generator, video, monkeypatch):
+    latents, tokens = _spy_on_the_controlnet(monkeypatch, generator.controlnet)
+    tracks = generator.generate(video, CAPTIONS, seeds=[1, 2, 3], settings=TrackSettings(steps=2))
+    assert len(latents) == 2  # tracks 2 and 3; track 1 has no earlier audio
+    for k, latent in ((1, latents[0]), (2, latents[1])):
+        expected = _expected_reference(generator, [t.waveform for t in tracks[:k]])
+        assert torch.allclose(latent, expected, atol=1e-4), (k, (latent - expected).abs().max())
+    # Track 3 is pushed away from tracks 1 AND 2: the last track alone is a different reference.
+    assert not torch.allclose(latents[1], _expected_reference(generator, [tracks[1].waveform]), atol=1e-2)
+    # The ControlNet's blocks read the tokens of that reference, at every step.
+    with torch.inference_mode():
+        want = generator.controlnet.preprocess_reference(latents[1])
+    last_track_tokens = tokens[len(tokens) // 2:]
+    assert len(tokens) == 2 * 2 and all(torch.equal(got, w) for r in last_track_tokens
+                                         for got, w in zip(r.keys + r.values, want.keys + want.values))
+
+
+def test_a_regenerated_track_is_pushed_away_from_all_the_others(generator, video, monkeypatch):
+    tracks = generator.generate(video, CAPTIONS, seeds=[1, 2, 3], settings=TrackSettings(steps=1))
+    latents, _ = _spy_on_the_controlnet(monkeypatch, generator.controlnet)
+    generator.generate_track(video, CAPTIONS[1], 9, TrackSettings(steps=1), context=[tracks[0], tracks[2]])
+    expected = _expected_reference(generator, [tracks[0].waveform, tracks[2].waveform])
+    assert len(latents) == 1 and torch.allclose(latents[0], expected, atol=1e-4)
 
 
 def test_clear_errors(demo_parts, generator, video):

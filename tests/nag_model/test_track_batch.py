@@ -177,3 +177,26 @@ def test_batch_options_are_checked(parts):
     assert StepByStepGenerator(base, codec, text, batch_mode="fused").max_batch == 8
     with pytest.raises(ValueError, match="seeds"):
         VideoJob(VideoFeatures.none(), ("a",), (1, 2)).seed_list()
+
+
+@torch.inference_mode()
+def test_a_clone_owns_its_tensors_and_copy_fills_them_from_a_batch_of_the_same_layout(parts, contexts):
+    """What a captured CUDA graph relies on: its static inputs are the clone's own storage, refilled by copy_."""
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    requests = _mixed_requests(base, contexts)[:2]
+    batch = TrackBatch(base, controlnet, _prepared(gen, requests))
+    twin = batch.clone()
+    assert twin.signature == batch.signature and twin.order == batch.order and twin.groups == batch.groups
+    assert twin.tensors.keys() == batch.tensors.keys()
+    for k, v in twin.tensors.items():
+        assert torch.equal(v, batch.tensors[k]) and v.data_ptr() != batch.tensors[k].data_ptr(), k
+    other = TrackBatch(base, controlnet, _prepared(gen, [TrackRequest(_video(base, 9), r.caption, r.seed + 1, r.settings,
+                                                                      r.context) for r in requests]))
+    assert other.signature == batch.signature
+    twin.copy_(other)
+    for k, v in twin.tensors.items():
+        assert torch.equal(v, other.tensors[k]), k
+    assert not torch.equal(twin.tensors["x0"], batch.tensors["x0"])  # the original keeps its values
+    grid = time_grid(2)
+    assert torch.equal(twin.sample(grid), other.sample(grid))

@@ -52,11 +52,20 @@ def test_hostile_ids_give_safe_bounded_segments(raw: str) -> None:
     assert ".." not in key.split("/") and not key.startswith("/") and "\\" not in key
 
 
-def test_segment_is_a_readable_slug_plus_hash() -> None:
-    digest = hashlib.sha256(b"Dog Barking #1").hexdigest()[:16]
-    assert keys.id_segment("Dog Barking #1") == f"dog-barking-1-{digest}"
-    assert keys.id_segment("Dog Barking #1") == keys.id_segment("Dog Barking #1")
-    assert keys.id_segment("\x00").startswith("id-")
+@pytest.mark.parametrize("raw, slug", [
+    ("Dog Barking #1", "dog-barking-1"),  # lower case, runs of other characters become one dash
+    ("  Café  Déjà-vu!! ", "cafe-deja-vu"),  # accents dropped (NFKD), no leading or trailing dash
+    ("ﬁle_02.MP4", "file-02-mp4"),  # compatibility characters decomposed
+    ("x" * 47 + "-" + "y" * 10, "x" * 47),  # cut to 48 characters, and the cut leaves no dangling dash
+    ("z" * 60, "z" * 48),
+    ("../../etc/passwd", "etc-passwd"),
+    ("\x00", "id"),  # nothing readable: a fixed word
+    ("😀", "id"),
+    ("-", "id"),
+])
+def test_segment_is_a_readable_slug_plus_the_hash_of_the_raw_id(raw: str, slug: str) -> None:
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+    assert keys.id_segment(raw) == f"{slug}-{digest}"
 
 
 def test_ids_differing_in_case_punctuation_or_normalisation_get_distinct_keys() -> None:
@@ -131,9 +140,12 @@ def test_features_key_is_content_addressed_and_checked() -> None:
     sha, enc = "ab" * 32, "0123456789abcdef"
     assert keys.features_key(enc, sha, 8.0) == f"cache/features/{enc}/{sha}-8000ms.npz"
     assert keys.features_key(enc, sha, 2.5, "safetens") == f"cache/features/{enc}/{sha}-2500ms.safetens"
+    assert keys.features_key(enc, sha, 0.5) == f"cache/features/{enc}/{sha}-500ms.npz"  # any positive duration
     keys.validate_key(keys.features_key(enc, sha, 8.0))
     for bad in ("../../etc", "AB" * 32, "", "x" * 64):
-        with pytest.raises(ValueError, match="hex"):
+        with pytest.raises(ValueError, match="video_sha256 must be lowercase hex"):
             keys.features_key(enc, bad, 8.0)
+        with pytest.raises(ValueError, match="encoder_id must be lowercase hex"):
+            keys.features_key(bad, sha, 8.0)
     with pytest.raises(ValueError, match="duration"):
         keys.features_key(enc, sha, 0.0)

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from storage import query, tables
-from storage.root import Root
+from storage.root import Root, open_root
 
 
 def test_views_over_empty_tables_have_the_schema(root: Root) -> None:
@@ -52,8 +52,13 @@ def test_refresh_views_sees_new_files(root: Root, track_row) -> None:
 
 
 def test_connect_accepts_a_url(tmp_path, track_row) -> None:
-    con = query.connect(str(tmp_path))
-    assert con.sql("SELECT count(*) FROM runs").fetchall() == [(0,)]
+    tables.write_rows(open_root(str(tmp_path)), "tracks", "r", [track_row("v1", "t0"), track_row("v1", "t1")],
+                      unit="v1@v1")
+    for url in (str(tmp_path), f"file://{tmp_path}"):  # a plain path and a file:// URL name the same root
+        con = query.connect(url)
+        assert con.sql("SELECT track_id FROM tracks ORDER BY ALL").fetchall() == [("t0",), ("t1",)], url
+        assert con.sql("SELECT count(*) FROM runs").fetchall() == [(0,)]
+    assert query.connect(str(tmp_path / "elsewhere")).sql("SELECT count(*) FROM tracks").fetchall() == [(0,)]
 
 
 # --- read-only queries ----------------------------------------------------------------------

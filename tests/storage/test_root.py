@@ -72,6 +72,37 @@ def test_s3_options_come_from_env_and_explicit_options_win(no_aws_env, monkeypat
     assert (options["key"], options["secret"], options["endpoint_url"]) == ("block-key", "block-secret", "http://block:3")
 
 
+def test_s3_session_tokens_profiles_and_anonymous_access(no_aws_env, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session")
+    assert s3_options({})["token"] == "session"
+    assert s3_options({"token": "explicit"})["token"] == "explicit"
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_PROFILE", "studio")
+    assert s3_options({})["profile"] == "studio" and "key" not in s3_options({})  # a profile alone is enough
+    monkeypatch.delenv("AWS_PROFILE")
+    assert s3_options({"anon": True})["anon"] is True  # so is anonymous access
+    assert "endpoint_url" not in s3_options({"anon": True}) and "region_name" not in s3_options({"anon": True})
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, "s3://bucket/x: no S3 credentials. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+         "and FOLEY_S3_ENDPOINT_URL for a non-AWS server (e.g. the one scripts/start-s3.sh starts), "
+         "or pass storage_options={'key': ..., 'secret': ..., 'endpoint_url': ...}; anon=True for a public bucket"),
+    ({"key": "k"}, "s3://bucket/x: S3 credentials are incomplete, the secret (AWS_SECRET_ACCESS_KEY) is missing"),
+    ({"secret": "s"}, "s3://bucket/x: S3 credentials are incomplete, the key (AWS_ACCESS_KEY_ID) is missing"),
+    ({"secret": "s", "profile": "p"}, "the key (AWS_ACCESS_KEY_ID) is missing"),  # half a key pair is an error
+])
+def test_s3_credential_errors_say_exactly_what_to_set(no_aws_env, options, message) -> None:
+    with pytest.raises(StorageConfigError) as raised:
+        s3_options(options, "s3://bucket/x")
+    assert message in str(raised.value)
+    with pytest.raises(StorageConfigError, match=r"^s3://…: "):  # the default names no bucket
+        s3_options({})
+
+
 def test_secrets_never_appear_in_reprs(no_aws_env) -> None:
     secret = "TOP-SECRET-VALUE-123"
     root = open_root("s3://bucket/x", {"key": "AKIAEXAMPLE", "secret": secret})
@@ -202,6 +233,8 @@ def test_delete_prefix_removes_everything_under_it_but_what_is_kept(root: Root) 
     assert sorted(deleted) == [root.path("v/a/track.flac"), root.path("v/b/x.png")]
     assert root.list() == ["v/a/mix.flac", "w/other.flac"]
     assert root.delete_prefix("nothing/here") == []
+    root.put_atomic("v/c.flac", b"x")
+    assert root.delete_prefix("/v/", keep=["v/a/mix.flac"]) == [root.path("v/c.flac")]  # outer slashes ignored
 
 
 def test_delete_prefix_removes_the_temporaries_of_a_killed_write(tmp_path) -> None:

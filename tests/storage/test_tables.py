@@ -220,3 +220,37 @@ def test_evaluation_rows_are_strict() -> None:
         tables.to_arrow("evaluations", "ev", [{**row, "order": "descending"}])
     with pytest.raises(ValueError, match="evaluations.value is required"):
         tables.to_arrow("evaluations", "ev", [{**row, "value": None}])
+
+
+def test_read_video_reads_one_run_and_a_rewritten_unit_once(root: Root, track_row, video_row) -> None:
+    for run in ("r1", "r2"):  # the same video id in two runs, both compacted
+        tables.write_rows(root, "videos", run, [video_row("v")], unit=tables.video_unit("v", 1))
+        tables.write_rows(root, "tracks", run, [track_row("v", "t0", seed=int(run[1]))], unit=tables.video_unit("v", 1))
+        for table in ("videos", "tracks"):
+            tables.compact(root, table, run)
+    assert _rows(tables.read_video(root, "tracks", "r1", "v"), "track_id", "seed") == [("t0", 1)]
+    # unit v@v1 rewritten after compaction: its new part shadows the compacted copy
+    tables.write_rows(root, "tracks", "r1", [track_row("v", "t0", seed=5)], unit=tables.video_unit("v", 1))
+    assert _rows(tables.read_video(root, "tracks", "r1", "v"), "track_id", "seed") == [("t0", 5)]
+    with pytest.raises(ValueError, match="runs has one row per run; read it with read_table"):
+        tables.read_video(root, "runs", "r1", "v")
+
+
+def test_compaction_sorts_by_video_in_row_groups_a_reader_can_skip(root: Root) -> None:
+    import pyarrow.parquet as pq
+
+    n = 2 * tables.COMPACTED_ROW_GROUP + 1
+    for unit, videos in (("b", ["v2"] * (n // 2)), ("a", ["v1"] * (n - n // 2))):  # parts in reverse video order
+        tables.write_rows(root, "metrics", "r", pa.table({
+            "run_id": ["r"] * len(videos), "video_id": videos, "track_id": [None] * len(videos),
+            "version": pa.array([1] * len(videos), pa.int32()), "metric": ["lufs"] * len(videos),
+            "value": [-20.0] * len(videos), "model": [None] * len(videos),
+            "created_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.UTC)] * len(videos), tables.TIME)}),
+            unit=unit)
+    key = tables.compact(root, "metrics", "r")
+    meta = pq.ParquetFile(pa.BufferReader(root.read_bytes(key))).metadata
+    assert meta.num_rows == n and meta.num_row_groups == 3
+    assert tables.read_table(root, "metrics", "r")["video_id"].to_pylist() == ["v1"] * (n - n // 2) + ["v2"] * (n // 2)
+    tables.write_rows(root, "runs", "r", [{"status": "completed", "model_id": "m", "params_json": "{}"}], unit="r")
+    assert tables.compact(root, "runs", "r") == keys.compacted_key("runs", "r")  # a table without video_id
+    assert tables.read_table(root, "runs", "r").num_rows == 1

@@ -70,6 +70,30 @@ def test_reset_of_a_new_video_removes_everything_under_its_prefix(root):
     assert root.list(keys.video_prefix("r", "v")) == [] and tables.read_table(root, "metrics", "r").num_rows == 0
 
 
+def test_the_committed_version_is_the_latest_ok_one(root):
+    from storage.cleanup import committed_version
+
+    assert committed_version(root, "r", "v") == 0  # a new video
+    tables.write_rows(root, "videos", "r", [video_row("r", ENTRY, 1, "failed", error="x")], unit=unit("v", 1))
+    assert committed_version(root, "r", "v") == 0  # a failed video has nothing committed
+    fake_version(root, 1, {"t0": 1})
+    fake_version(root, 2, {"t0": 2})
+    tables.write_rows(root, "videos", "r", [video_row("r", ENTRY, 3, "failed", error="x")], unit=unit("v", 3))
+    assert committed_version(root, "r", "v") == 2
+
+
+def test_a_known_committed_version_is_not_read_again(root, monkeypatch):
+    """A resumed catalog passes committed=0 for every unfinished video: the reset then reads no videos table."""
+    from storage import cleanup
+
+    fake_version(root, 1, {"t0": 1})
+    read = []
+    monkeypatch.setattr(cleanup, "committed_version", lambda *a: read.append(a) or 1)
+    assert reset_video_state(root, "r", "v", committed=1)["committed_version"] == 1
+    assert read == [] and root.exists(keys.track_key("r", "v", "t0", 1))
+    assert reset_video_state(root, "r", "v")["committed_version"] == 1 and len(read) == 1
+
+
 def test_clearing_a_compacted_unit_shadows_its_copy(root):
     from storage.cleanup import clear_unit
 
@@ -101,6 +125,31 @@ def test_first_failure_names_the_earliest_stage():
     stage, exc = first_failure({**ok, "mixing": None})
     assert stage == "mixing" and "did not run" in str(exc)
     assert describe_error("prepare", OSError("a\nb")) == "prepare: OSError: a b"
+    assert describe_error("mixing", ValueError()) == "mixing: ValueError: ValueError()"  # no message: its repr
+    long = describe_error("scoring", RuntimeError("x" * 5000))
+    assert len(long) == 2000 and long.startswith("scoring: RuntimeError: xxx")
+
+
+def test_a_videos_row_takes_the_prepared_videos_description():
+    video = {"duration_s": 7.5, "fps": 25.0, "width": 640, "height": 360, "has_audio": True, "sha256": "ab"}
+    row = video_row("r", ENTRY, 2, "ok", video_fields=video, n_captions=3)
+    assert row == {"run_id": "r", "video_id": "v", "version": 2, "video_uri": "/x.mp4", "status": "ok", "error": None,
+                   "duration_s": 7.5, "fps": 25.0, "width": 640, "height": 360, "has_audio": True, "n_captions": 3}
+    bare = video_row("r", ManifestEntry(2, "w", "", None), 1, "failed", error="prepare: boom")
+    assert bare["video_uri"] == "" and bare["error"] == "prepare: boom" and bare["duration_s"] is None
+
+
+def test_a_version_without_rows_of_a_table_empties_that_tables_unit(root):
+    """An edit that removes a track writes no track rows: what a killed attempt left in that unit goes."""
+    fake_version(root, 1, {"t0": 1, "t1": 1})
+    tables.write_rows(root, "tracks", "r", [{"run_id": "r", "video_id": "v", "track_id": "t9", "version": 1,
+                                             "position": 2, "caption": "c", "seed": 1, "method": "nag", "steps": 2,
+                                             "uri": "memory://x/t9", "sha256": "0" * 64, "duration_s": 1.0,
+                                             "sample_rate": 16000}], unit=unit("v", 2))
+    mix = {"run_id": "r", "video_id": "v", "version": 2, "track_ids": ["t0"], "uri": "memory://x/m", "sha256": "0" * 64}
+    commit_version(root, "r", "v", 2, video_row("r", ENTRY, 2, "ok", n_captions=1), [], mix, [])
+    assert sorted(tables.read_table(root, "tracks", "r")["track_id"].to_pylist()) == ["t0", "t1"]
+    assert not root.exists(keys.part_key("tracks", "r", unit("v", 2)))
 
 
 def test_a_rejected_row_is_a_failed_videos_row(root):

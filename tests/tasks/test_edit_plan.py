@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from prefect.states import Failed
 
 from media.errors import CorruptMedia, MediaUnreadable
 from pipeline.edit_plan import EditError, make_plan
@@ -57,10 +58,14 @@ def test_impossible_edits_are_refused(action, kwargs, fragment):
 def test_io_tasks_retry_with_backoff_and_the_gpu_step_does_not():
     io_tasks = [manifest.read_manifest, prepare.prepare_video, mixing.mix_video, scoring.score_video,
                 record.record_video, record.record_rejected, reset.reset_video, run_log.begin_run, run_log.finish_run]
+    transient, permanent = OSError("connection reset"), FileNotFoundError(2, "No such file")
     for t in io_tasks:
-        assert t.retries == IO_RETRIES, t.name
-        assert t.retry_delay_seconds == [2.0, 4.0, 8.0], t.name
-        assert t.retry_condition_fn is not None
+        assert t.retries == IO_RETRIES == 3, t.name
+        assert t.retry_delay_seconds == [2.0, 4.0, 8.0] and t.retry_jitter_factor == 0.2, t.name
+        # The condition Prefect calls with the failed state: a network hiccup is retried, a missing file is not.
+        assert t.retry_condition_fn(t, None, Failed(data=transient)) is True, t.name
+        assert t.retry_condition_fn(t, None, Failed(data=permanent)) is False, t.name
+        assert t.retry_condition_fn(t, None, Failed(data=ValueError("bad caption"))) is False, t.name
     for t in (synthesis.synthesize_tracks, synthesis.synthesize_track):
         assert t.retries == 0
 
