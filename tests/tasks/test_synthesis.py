@@ -102,7 +102,15 @@ def test_an_edit_rebuilds_the_context_the_model_made_from_the_stored_stems(root,
         made.append(track.waveform.copy())
         return track
 
+    generate_videos = StepByStepGenerator.generate_videos
+
+    def spy_videos(self, jobs, on_track=None):  # the catalog's syntheses go through the batcher
+        out = generate_videos(self, jobs, on_track=on_track)
+        made.extend(t.waveform.copy() for tracks in out for t in tracks)
+        return out
+
     monkeypatch.setattr(StepByStepGenerator, "generate_track", spy)
+    monkeypatch.setattr(StepByStepGenerator, "generate_videos", spy_videos)
     rows = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, SYN, output, 0,
                                 gpu_slot_name=None)
     gains = [r["gain_db"] for r in rows]  # what undoes each stem's storage gain
