@@ -149,3 +149,22 @@ def test_features_key_is_content_addressed_and_checked() -> None:
             keys.features_key(bad, sha, 8.0)
     with pytest.raises(ValueError, match="duration"):
         keys.features_key(enc, sha, 0.0)
+
+
+def test_report_key() -> None:
+    assert keys.report_key("run 1") == f"reports/{keys.id_segment('run 1')}/index.html"
+    assert keys.report_key("run 1") != keys.report_key("run 2")
+
+
+def test_the_key_predicates_answer_for_any_key() -> None:
+    # a key at the root of the store (no folder) is neither a part nor a compacted file, and asking must not raise
+    for name in ("x", "notes.txt"):
+        assert not keys.is_part_key(name) and not keys.is_compacted_key(name)
+
+
+@pytest.mark.parametrize("root_url", ["memory://store", "memory://store/", "file:///data/BOX", "s3://bucket/X/"])
+def test_key_of_inverts_the_root_uri(root_url: str) -> None:
+    key = keys.mix_key("r", "v", 1)
+    assert keys.key_of(root_url, root_url.rstrip("/") + "/" + key) == key
+    with pytest.raises(ValueError, match="is not under the storage root"):
+        keys.key_of(root_url, "memory://elsewhere/" + key)
