@@ -7,7 +7,7 @@ from storage import keys, tables
 from pipeline.handoffs import Captions, OrderedCaptions, PreparedVideo
 from pipeline.outcomes import STAGES, describe_error, first_failure
 from storage.cleanup import reset_video_state, sweep_table_temporaries, unit
-from storage.commit import commit_version, video_row
+from storage.commit import captions_row, commit_version, record_failure, video_row
 from storage.manifest import ManifestEntry
 from tasks.record import record_rejected, record_video
 
@@ -168,3 +168,49 @@ def test_record_video_writes_a_failure_and_cleans_up(root):
     assert out == {"video_id": "v", "status": "failed", "error": "synthesis: RuntimeError: synthesis blew up"}
     row = tables.read_table(root, "videos", "r").to_pylist()[0]
     assert row["width"] == 64 and row["n_captions"] == 1 and root.list(keys.video_prefix("r", "v")) == []
+
+
+def test_a_captions_row_carries_the_captioners_trace():
+    trace = {"backend": "openai", "model": "m-1", "prompt": "p", "raw_answer": "raw", "structured_answer": "{}",
+             "dropped": ["x"], "attempts": 2}
+    row = captions_row("r", "v", 3, captions=("a", "b"), trace=trace, error=None)
+    assert row == {"run_id": "r", "video_id": "v", "version": 3, "source": "openai", "model": "m-1",
+                   "captions": ["a", "b"], "prompt": "p", "raw_answer": "raw", "structured_answer": "{}",
+                   "dropped": ["x"], "attempts": 2, "error": None}
+    bare = captions_row("r", "v", 1, captions=None, error="captions: boom")
+    assert bare == {"run_id": "r", "video_id": "v", "version": 1, "source": "manifest", "model": None,
+                    "captions": None, "prompt": None, "raw_answer": None, "structured_answer": None,
+                    "dropped": None, "attempts": None, "error": "captions: boom"}
+    assert captions_row("r", "v", 1, captions=["a"])["captions"] == ["a"]
+
+
+def test_a_version_commits_its_captions_row(root):
+    track = {"run_id": "r", "video_id": "v", "track_id": "t0", "version": 1, "position": 0, "caption": "c", "seed": 1,
+             "method": "nag", "steps": 2, "uri": "memory://x/t0", "sha256": "0" * 64, "duration_s": 1.0,
+             "sample_rate": 16000}
+    mix = {"run_id": "r", "video_id": "v", "version": 1, "track_ids": ["t0"], "uri": "memory://x/m", "sha256": "0" * 64}
+    commit_version(root, "r", "v", 1, video_row("r", ENTRY, 1, "ok", n_captions=1), [track], mix, [],
+                   captions=captions_row("r", "v", 1, captions=["c"]))
+    (row,) = tables.read_table(root, "captions", "r").to_pylist()
+    assert row["captions"] == ["c"] and row["source"] == "manifest"
+
+
+def test_a_failure_replaces_its_attempts_rows_and_a_rerun_replaces_the_failure(root):
+    """record_failure writes version 1's units: the failed attempt's rows go, and a rerun's rows replace its own."""
+    key = keys.track_key("r", "v", "t0", 1)
+    root.put_atomic(key, b"partial")
+    partial = {"run_id": "r", "video_id": "v", "track_id": "t0", "version": 1, "position": 0, "caption": "c", "seed": 1,
+               "method": "nag", "steps": 2, "uri": root.uri(key), "sha256": "0" * 64, "duration_s": 1.0,
+               "sample_rate": 16000}
+    tables.write_rows(root, "tracks", "r", [partial], unit=unit("v", 1))  # an attempt killed before its videos row
+    for _ in range(2):  # a failed rerun replaces the failure rows instead of adding to them
+        record_failure(root, "r", ENTRY, "synthesis: boom", captions=captions_row("r", "v", 1, captions=["a"]))
+    assert tables.read_table(root, "tracks", "r").num_rows == 0 and root.list(keys.video_prefix("r", "v")) == []
+    (row,) = tables.read_table(root, "videos", "r").to_pylist()
+    assert (row["run_id"], row["video_id"], row["version"], row["status"]) == ("r", "v", 1, "failed")
+    assert tables.read_table(root, "captions", "r").num_rows == 1
+    assert root.exists(keys.part_key("videos", "r", unit("v", 1)))
+    assert root.exists(keys.part_key("captions", "r", unit("v", 1)))
+    fake_version(root, 1, {"t0": 1})  # a later run commits version 1: its videos row replaces the failed one
+    assert tables.read_table(root, "videos", "r").select(["version", "status"]).to_pylist() == [
+        {"version": 1, "status": "ok"}]
