@@ -47,7 +47,7 @@ def test_the_details_of_each_plan():
     removed = make_plan(state(3), "remove", track_id="t1")
     assert removed.context == () and removed.video == state()["video"] and removed.supersedes_mix == 1
     assert removed.version == 2 and removed.new_at is None
-    with pytest.raises(ValueError, match="exactly when the edit generates one"):
+    with pytest.raises(ValueError, match="^the generated track's row is needed exactly when the edit generates one$"):
         removed.tracks_after({"track_id": "x"})
     with pytest.raises(ValueError, match="exactly when the edit generates one"):
         redo.tracks_after()
