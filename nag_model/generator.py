@@ -414,15 +414,24 @@ class StepByStepGenerator:
                  settings: TrackSettings = TrackSettings(),
                  on_track: Callable[[int, Track], None] | None = None) -> list[Track]:
         """Tracks for `captions` in order; track k is conditioned on the mix of tracks 1..k-1."""
-        seeds = list(range(len(captions))) if seeds is None else list(seeds)
-        if len(seeds) != len(captions):
-            raise ValueError(f"got {len(captions)} captions but {len(seeds)} seeds")
-        tracks: list[Track] = []
-        for k, (caption, seed) in enumerate(zip(captions, seeds)):
-            tracks.append(self.generate_track(video, caption, seed, settings, context=tracks))
-            if on_track is not None:
-                on_track(k, tracks[-1])
-        return tracks
+        return step_by_step(lambda caption, seed, context: self.generate_track(video, caption, seed, settings,
+                                                                               context=context),
+                            captions, seeds, on_track)
+
+
+def step_by_step(make_track: Callable[[str, int, list[Track]], Track], captions: Sequence[str],
+                 seeds: Sequence[int] | None = None, on_track: Callable[[int, Track], None] | None = None) -> list[Track]:
+    """One track per caption in order, track k made by `make_track(caption, seed, tracks 1..k-1)`; seeds
+    default to 0, 1, ...; `on_track(k, track)` as each is done."""
+    seeds = list(range(len(captions))) if seeds is None else list(seeds)
+    if len(seeds) != len(captions):
+        raise ValueError(f"got {len(captions)} captions but {len(seeds)} seeds")
+    tracks: list[Track] = []
+    for k, (caption, seed) in enumerate(zip(captions, seeds)):
+        tracks.append(make_track(caption, seed, tracks))
+        if on_track is not None:
+            on_track(k, tracks[-1])
+    return tracks
 
 
 def _select(c: PreprocessedConditions, i: int) -> PreprocessedConditions:

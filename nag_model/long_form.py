@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nag_model.config import CLIP_FPS, SYNC_FPS
-from nag_model.generator import StepByStepGenerator, Track, TrackSettings, VideoFeatures
+from nag_model.generator import StepByStepGenerator, Track, TrackSettings, VideoFeatures, step_by_step
 
 OVERLAP_S = 1.0  # seconds two consecutive windows share (the crossfade)
 GRID_S = 1.0  # window starts are whole multiples of this: a frame of both 8 fps and 25 fps
@@ -186,12 +186,6 @@ class LongFormGenerator:
                  seeds: Sequence[int] | None = None, settings: TrackSettings = TrackSettings(),
                  on_track: Callable[[int, Track], None] | None = None) -> list[Track]:
         """Tracks for ``captions`` in order over ``total`` samples; track k against tracks 1..k-1 (Eq. 7)."""
-        seeds = list(range(len(captions))) if seeds is None else list(seeds)
-        if len(seeds) != len(captions):
-            raise ValueError(f"got {len(captions)} captions but {len(seeds)} seeds")
-        tracks: list[Track] = []
-        for k, (caption, seed) in enumerate(zip(captions, seeds)):
-            tracks.append(self.generate_track(features, total, caption, seed, settings, context=tracks))
-            if on_track is not None:
-                on_track(k, tracks[-1])
-        return tracks
+        return step_by_step(lambda caption, seed, context: self.generate_track(features, total, caption, seed,
+                                                                               settings, context=context),
+                            captions, seeds, on_track)

@@ -15,9 +15,6 @@ Rules (a broken caption list fails that video with a clear error; the catalog go
   (``base.config.text_seq_len``; words are a lower bound for sub-word tokenizers), would lose its
   tail silently inside the text encoder, and the track would not be what the caption says.
   Failing keeps every stored caption equal to what conditioned its track.
-
-Results are cached by inputs (persisted in Prefect's result storage): the captioner is a model, and
-its proposals for a given video content and model identity never change.
 """
 from __future__ import annotations
 

@@ -1,19 +1,7 @@
 """The captions stage: a video's captions from the manifest, else proposed by a captioner.
 
-Rules (:mod:`pipeline.caption_rules`; a broken caption list fails that video with a clear error; the catalog goes on):
-
-* none in the manifest (missing or empty field): the captioner proposes up to 5 (the paper's
-  Multi-Caps count): the bundle's own (``--captioner demo``, the default; a bundle without one fails
-  the video), or a VLM asked with the paper's two-step prompt (``--captioner endpoint|local``,
-  :mod:`captioning`, :mod:`pipeline.captioner`), whose prompt, model and raw answers come back in the
-  :class:`Captions`' ``trace`` for the ``captions`` table, also when its answer was unusable
-  (:class:`captioning.two_step.CaptionerAnswerError` carries them);
-* an explicit empty list, or a blank caption, fails the video;
-* over-long captions fail the video rather than being cut: a caption longer than
-  ``max_caption_chars``, or with more words than the model's text window
-  (``base.config.text_seq_len``; words are a lower bound for sub-word tokenizers), would lose its
-  tail silently inside the text encoder, and the track would not be what the caption says.
-  Failing keeps every stored caption equal to what conditioned its track.
+The rules (manifest captions, or up to 5 proposed by a captioner; empty, blank and over-long captions fail
+the video) are in :mod:`pipeline.caption_rules`.
 
 Results are cached by inputs (persisted in Prefect's result storage): the captioner is a model, and
 its proposals for a given video content and model identity never change.
