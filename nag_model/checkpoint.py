@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import struct
+import zipfile
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -96,6 +99,47 @@ def read_bytes(path: str, what: str, known: WeightFile | None = None, storage_op
     if not fs.exists(p):
         raise WeightsNotFound(_missing_message(path, what, known))
     return fs.cat_file(p)
+
+
+def read_weight_file(path: str, what: str, known: WeightFile | None = None, *, verify_checksum: bool = True,
+                     storage_options: Mapping | None = None) -> dict[str, torch.Tensor]:
+    """Read a production `.pth`/`.pt` state dict (local path or fsspec URL), checked against its registry entry.
+
+    Raises `WeightsNotFound` (what is missing and where to get it), `ChecksumMismatch` (wrong size, md5 or
+    sha256; `verify_checksum=False` skips these checks, e.g. for fine-tuned files) or `CorruptWeights`
+    (truncated, not a checkpoint, or not a mapping of tensors). A ``{"state_dict": ...}`` or
+    ``{"model": ...}`` wrapper and a DDP ``module.`` prefix are unwrapped.
+    """
+    opts = dict(storage_options or {})
+    fs, p = fsspec.core.url_to_fs(path, **opts)
+    if not fs.exists(p):
+        raise WeightsNotFound(_missing_message(path, what, known))
+    size = fs.size(p)
+    if verify_checksum and known is not None:
+        source = f"{known.filename} ({known.size}); re-download it from {known.url}"
+        if known.nbytes is not None and size != known.nbytes:
+            why = "truncated (an interrupted download?)" if size < known.nbytes else "not that file"
+            raise ChecksumMismatch(f"{path!r} has {size} bytes, expected {known.nbytes}: it is {why}. Expected {source}")
+        for algorithm in ("md5", "sha256"):
+            expected = getattr(known, algorithm)
+            if expected and (digest := file_digest(path, algorithm, opts)) != expected:
+                raise ChecksumMismatch(f"{path!r} ({size} bytes) has {algorithm} {digest}, expected {expected} "
+                                       f"for {source}")
+    try:
+        with fs.open(p, "rb") as f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, struct.error, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise CorruptWeights(f"cannot read {what} {path!r} ({size} bytes): truncated or not a PyTorch checkpoint "
+                             f"({type(err).__name__}: {err}). Re-download it.") from err
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CorruptWeights(f"{path!r} does not hold a state dict of tensors ({what})")
+    state = dict(state)
+    if all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
 
 
 def check_state_dict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "weights") -> None:
