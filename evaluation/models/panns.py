@@ -4,7 +4,8 @@ The model is Kong et al.'s Cnn14 (PANNs, 2020) with the 16 kHz AudioSet checkpoi
 ``Cnn14_16k_mAP=0.438.pth`` (zenodo record 3987831), built the way av-benchmark's extractor builds it
 (``av_bench/extraction_models.py``: window 512, hop 160, 64 mel bands from 50 to 8000 Hz, 527 classes):
 
-* **front end** (torchlibrosa's ``Spectrogram`` + ``LogmelFilterBank``, matched here, not imported):
+* **front end** (torchlibrosa's ``Spectrogram`` + ``LogmelFilterBank``, matched here rather than imported:
+  torchlibrosa's last release is from 2023 and it is only a few lines of numerics):
   reflect-pad 256 samples on both sides, a power STFT computed as a strided convolution with a
   periodic-Hann-windowed DFT basis, a Slaney mel filter bank (``librosa.filters.mel``), then
   ``10 log10(max(mel, 1e-10))`` (no top-dB clipping). The DFT basis and the mel matrix are frozen
@@ -37,9 +38,9 @@ from torch import nn
 
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, check_state_dict, read_weight_file
 
-# Python objects the official checkpoint pickles beside the state dict (numpy arrays in its training
-# sampler's state); allowed so that it loads with ``weights_only=True``. Files written under numpy 1.x name
-# the array constructor ``numpy.core.multiarray._reconstruct``.
+# Numpy objects a PANNs training checkpoint may pickle beside its state dict (training metadata), allowed
+# so that the released file loads with ``weights_only=True`` (still no arbitrary code). Files written under
+# numpy 1.x name the array constructor ``numpy.core.multiarray._reconstruct``.
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy < 2

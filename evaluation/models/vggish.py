@@ -179,15 +179,15 @@ class VGGish(nn.Module):
         clips = list(wavs)
         if any(np.ndim(c) != 1 for c in clips):
             raise ValueError(f"expected (B, L) or a list of (L,) mono waveforms at {self.sample_rate} Hz")
-        device = next(self.parameters()).device
-        frames = []
-        for clip in clips:
-            ex = self.examples(clip)
+        examples = [self.examples(clip) for clip in clips]  # (n_i, frames, mels) each
+        for clip, ex in zip(clips, examples):
             if ex.shape[0] == 0:
                 raise ValueError(f"{self.name} needs at least {self.config.min_samples} samples "
                                  f"({self.config.min_samples / self.sample_rate:.3f} s) per clip; got {len(clip)}")
-            frames.append(self(torch.from_numpy(ex).float().to(device)).float().cpu().numpy())
-        return {"frames": frames}
+        device = next(self.parameters()).device
+        batch = torch.from_numpy(np.concatenate(examples)).float().to(device)  # (sum n_i, frames, mels)
+        embeddings = self(batch).float().cpu().numpy()  # (sum n_i, embedding_dim)
+        return {"frames": np.split(embeddings, np.cumsum([len(ex) for ex in examples])[:-1])}
 
     @classmethod
     def from_file(cls, path: str, preset: str | VGGishConfig = "vggish", *, verify_checksum: bool = True,
