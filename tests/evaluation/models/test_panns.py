@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from evaluation.models.panns import PRESETS, PANNsCnn14, dft_basis
-from nag_model.checkpoint import OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights, WeightsNotFound
+from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights,
+                                  WeightsNotFound)
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "panns"
 FRONT = ("spectrogram_extractor.stft.conv_real.weight", "spectrogram_extractor.stft.conv_imag.weight",
@@ -158,7 +159,8 @@ def test_from_file_errors_name_the_file_and_its_source(tmp_path):
     corrupt.write_bytes(wrong.read_bytes()[:5000])
     with pytest.raises(CorruptWeights, match="corrupt.pth"):
         PANNsCnn14.from_file(str(corrupt), verify_checksum=False)
-    with pytest.raises(IncompatibleWeights, match=r"conv_block1.conv1.weight: file \(4, 1, 3, 3\) vs network \(64, 1, 3, 3\)"):
+    mismatch = r"conv_block1.conv1.weight: file \(4, 1, 3, 3\) vs network \(64, 1, 3, 3\)"
+    with pytest.raises(IncompatibleWeights, match=mismatch):
         PANNsCnn14.from_file(str(wrong), verify_checksum=False)
     state = PANNsCnn14("tiny").state_dict()
     del state["fc1.bias"]

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from evaluation.models.vggish import PRESETS, VGGish, hertz_to_mel, log_mel_examples, mel_matrix
-from nag_model.checkpoint import OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights, WeightsNotFound
+from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights,
+                                  WeightsNotFound)
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "vggish"
 
