@@ -56,6 +56,12 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     # open_clip's file of apple/DFN5B-CLIP-ViT-H-14-384 (renamed -378 on the hub); sha256 of the LFS object.
     "clip": WeightFile("open_clip_pytorch_model.bin", None, "3.9G", _CLIP,
                        sha256="c07a17b547d461c60a3cce5062b26bf8545b13de602c4c59d8490361eb716033", nbytes=3_947_081_637),
+    # PaSST-S (AudioSet, SWA, mAP .476), hear21passt's default, used by av-benchmark for FD/KL_PaSST. The authors
+    # publish no checksum; sha256 and size are the ones independent public projects pin for this release asset.
+    "passt_s_swa_p16_128_ap476": WeightFile(
+        "passt-s-f128-p16-s10-ap.476-swa.pt", None, "329M",
+        "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        sha256="302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c", nbytes=344_665_734),
 }
 
 
