@@ -83,6 +83,7 @@ def test_full_size_network_has_the_official_keys_and_shapes():
     assert ours == table["net"]
     assert sum(v.numel() for v in net.state_dict().values()) == table["num_parameters"] == 86_153_758
     assert list(get_passt_config(OFFICIAL_PRESET).grid) == table["patch_grid"]
+    assert {n: m.eps for n, m in net.named_modules() if isinstance(m, torch.nn.LayerNorm)} == table["layer_norm_eps"]
     # fp32 tensors plus pickle overhead: the registered file is a few tens of KB larger
     assert 0 < OFFICIAL_WEIGHTS[OFFICIAL_PRESET].nbytes - 4 * table["num_parameters"] < 200_000
 
