@@ -278,7 +278,16 @@ class PaSST(nn.Module):
 
     @torch.no_grad()
     def features(self, wavs: np.ndarray | Tensor) -> dict[str, np.ndarray]:
-        """Args: wavs (B, L) float waveforms at 32 kHz. Returns ``embedding`` (B, 768) and pre-sigmoid ``logits`` (B, 527)."""
+        """The tensors av-benchmark stores for FD_PaSST and KL_PaSST.
+
+        Args:
+            wavs: (B, L) mono float waveforms at 32 kHz in [-1, 1], numpy or torch (any L: DC removed,
+                then padded or truncated to 10 s).
+
+        Returns:
+            ``embedding`` (B, 768), the averaged cls/dist tokens, and ``logits`` (B, 527), pre-sigmoid
+            (av-benchmark softmaxes them for KL and IS); numpy float32.
+        """
         device = self.mel.window.device
         logits, embedding = self(prepare_waveforms(wavs, self.config).to(device))
         return {"embedding": embedding.float().cpu().numpy(), "logits": logits.float().cpu().numpy()}

@@ -120,7 +120,8 @@ def test_wrong_size_or_checksum_is_refused(tmp_path, monkeypatch):
         PaSST.from_file(TINY_FILE)
     size = Path(TINY_FILE).stat().st_size
     # a registry entry of the right size but another sha256 -> the digest is checked
-    monkeypatch.setitem(OFFICIAL_WEIGHTS, OFFICIAL_PRESET, dataclasses.replace(OFFICIAL_WEIGHTS[OFFICIAL_PRESET], nbytes=size))
+    same_size = dataclasses.replace(OFFICIAL_WEIGHTS[OFFICIAL_PRESET], nbytes=size)
+    monkeypatch.setitem(OFFICIAL_WEIGHTS, OFFICIAL_PRESET, same_size)
     with pytest.raises(ChecksumMismatch, match="sha256"):
         PaSST.from_file(TINY_FILE)
 
