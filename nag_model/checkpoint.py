@@ -65,6 +65,12 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     "vggish": WeightFile("vggish-10086976.pth", None, "~289M",
                          "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
                          sha256="10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4b"),
+    # PaSST-S (AudioSet, SWA, mAP .476), hear21passt's default, used by av-benchmark for FD/KL_PaSST. The authors
+    # publish no checksum; sha256 and size are the ones independent public projects pin for this release asset.
+    "passt_s_swa_p16_128_ap476": WeightFile(
+        "passt-s-f128-p16-s10-ap.476-swa.pt", None, "329M",
+        "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        sha256="302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c", nbytes=344_665_734),
 }
 
 
