@@ -56,6 +56,10 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     # open_clip's file of apple/DFN5B-CLIP-ViT-H-14-384 (renamed -378 on the hub); sha256 of the LFS object.
     "clip": WeightFile("open_clip_pytorch_model.bin", None, "3.9G", _CLIP,
                        sha256="c07a17b547d461c60a3cce5062b26bf8545b13de602c4c59d8490361eb716033", nbytes=3_947_081_637),
+    # ImageBind huge (evaluation.models.imagebind). Meta publishes no checksum: the sha256 and size are the
+    # Git-LFS object of the identical copies on the HF hub (DAMO-NLP-SG/Video-LLaMA-2-*, vdo/Video-LLaMA-Series).
+    "imagebind_huge": WeightFile("imagebind_huge.pth", None, "4.8G", "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+                                 sha256="d6f6c22bedcc90708448d5d2fbb7b2db9c73f505dc89bd0b2e09b23af1b62157", nbytes=4_803_584_173),
 }
 
 
