@@ -360,14 +360,22 @@ class ImageBind(nn.Module):
             ids[row, :len(tokens)] = torch.tensor(tokens)
         return ids
 
-    def _batched(self, tower: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([tower(x[i:i + self.clip_batch].to(self.device)) for i in range(0, len(x), self.clip_batch)])
+    def _embed_clips(self, tower: nn.Module, clips: list[torch.Tensor]) -> np.ndarray:
+        """Each item's clips (n_i, ...) -> the L2-normalised mean of its clip embeddings, (B, embed_dim).
+
+        All items' clips go through `tower` together, `clip_batch` at a time."""
+        flat = torch.cat(clips)
+        emb = torch.cat([tower(flat[i:i + self.clip_batch].to(self.device))
+                         for i in range(0, len(flat), self.clip_batch)])  # (sum n_i, E), unit rows
+        means = torch.stack([e.mean(0) for e in emb.split([len(c) for c in clips])])
+        return F.normalize(means, dim=-1).cpu().numpy()
 
     @torch.no_grad()
     def embed_video(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 RGB videos, each (T, H, W, 3) at 0.5 fps -> (B, embed_dim) L2-normalised float32."""
-        means = [self._batched(self.vision, video_clips(v, self.config.image_size)).mean(0) for v in frames]
-        return F.normalize(torch.stack(means), dim=-1).cpu().numpy()
+        if len(frames) == 0:
+            raise ValueError("embed_video needs at least one video")
+        return self._embed_clips(self.vision, [video_clips(v, self.config.image_size) for v in frames])
 
     @torch.no_grad()
     def embed_audio(self, wavs: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -375,10 +383,9 @@ class ImageBind(nn.Module):
         wavs = torch.as_tensor(wavs, dtype=torch.float32)
         if wavs.ndim == 1:
             wavs = wavs[None]
-        if wavs.ndim != 2:
+        if wavs.ndim != 2 or len(wavs) == 0:
             raise ValueError(f"embed_audio takes (B, L) mono waveforms at 16 kHz, got shape {tuple(wavs.shape)}")
-        means = [self._batched(self.audio, audio_fbanks(w, self.config, self.sample_rate)).mean(0) for w in wavs]
-        return F.normalize(torch.stack(means), dim=-1).cpu().numpy()
+        return self._embed_clips(self.audio, [audio_fbanks(w, self.config, self.sample_rate) for w in wavs])
 
     @torch.no_grad()
     def embed_text(self, captions: Sequence[str]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,9 @@ def test_embeddings_are_unit_norm_and_batched(tiny_model):
     assert emb.shape == (2, 16) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(emb[0], tiny_model.embed_audio(REF["audio/short/wave"])[0], rtol=1e-5, atol=1e-6)
+    videos = [REF["video/square/frames"], REF["video/portrait_down/frames"]]
+    batched = tiny_model.embed_video(videos)
+    np.testing.assert_allclose(batched[1], tiny_model.embed_video(videos[1:])[0], rtol=1e-5, atol=1e-6)
 
 
 def test_full_model_has_the_official_keys_and_shapes():
@@ -178,6 +182,21 @@ def test_from_file_wrong_size_or_checksum(tmp_path):
     torch.save({"x": torch.zeros(3)}, path)
     with pytest.raises(ChecksumMismatch, match="truncated"):
         ib.ImageBind.from_file(str(path))
+
+
+def test_from_file_checks_the_sha256_of_a_file_of_the_right_size(tmp_path, monkeypatch):
+    path = tmp_path / "imagebind_huge.pth"
+    torch.save(official_tiny_state(), path)
+    known = OFFICIAL_WEIGHTS["imagebind_huge"]
+    monkeypatch.setitem(OFFICIAL_WEIGHTS, "imagebind_huge", replace(known, nbytes=path.stat().st_size))
+    with pytest.raises(ChecksumMismatch, match=known.sha256):
+        ib.ImageBind.from_file(str(path))
+
+
+def test_registered_size_fits_the_key_table():
+    table = json.loads((FIXTURES / "imagebind_huge_keys.json").read_text())
+    fp32_bytes = 4 * sum(math.prod(shape) for shape in table.values())
+    assert fp32_bytes < OFFICIAL_WEIGHTS["imagebind_huge"].nbytes < fp32_bytes + 1_000_000
 
 
 def test_from_file_corrupt(tmp_path):
