@@ -27,7 +27,8 @@ Preprocessing (as av-benchmark's `extract_video.py` / `ImageBindAudioDataset`):
   cut or zero-padded to 204 frames, normalised with mean -4.268 and std 9.138. The audio embedding
   is the mean of the 3 normalised clip embeddings.
 - text: CLIP's BPE ids (`nag_model.encoders.clip_tokenizer`, the same vocabulary and rules), cut to
-  77 ids WITHOUT forcing the end token (ImageBind's tokenizer), pooled at the highest id.
+  77 ids WITHOUT forcing the end token (ImageBind's tokenizer), pooled at the highest id. The
+  attention is causal, so the padding after the batch's last pooled position is not computed.
 
 Deviations: the mean embeddings are L2-normalised again (the official ones are means of unit
 vectors, and audio's is also x20): cosines, the IB-score and caption orderings are unchanged. The
@@ -167,8 +168,10 @@ class TextTower(nn.Module):
         self.proj = nn.Linear(c.text_width, c.embed_dim, bias=False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.token_embedding(ids) + self.pos_embed  # (B, L, D)
-        n = ids.shape[1]
+        # Attention is causal, so the tokens after the last pooled position change nothing: drop them.
+        n = int(ids.argmax(dim=-1).max()) + 1
+        ids = ids[:, :n]
+        x = self.token_embedding(ids) + self.pos_embed[:, :n]  # (B, n, D)
         causal = torch.full((n, n), float("-inf"), device=x.device, dtype=x.dtype).triu(1)
         for block in self.blocks:
             x = block(x, causal)

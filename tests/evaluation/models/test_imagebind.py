@@ -75,6 +75,12 @@ def test_text_ids_and_embedding_match_official(tiny_model):
     assert rel_err(tiny_model.embed_text(CAPTIONS), unit(REF["text/embedding"])) < 1e-5
 
 
+def test_text_padding_is_cut_without_changing_embeddings(tiny_model):
+    alone = tiny_model.embed_text(CAPTIONS[:1])  # computed over its own ~10 positions
+    with_long = tiny_model.embed_text([CAPTIONS[0], CAPTIONS[-1]])  # over all 77
+    np.testing.assert_allclose(alone[0], with_long[0], rtol=0, atol=1e-6)
+
+
 def test_audio_fbanks_match_official_preprocessing():
     ours = ib.audio_fbanks(REF["audio/three_s/wave"]).numpy()
     assert ours.shape == (3, 1, 128, 204)
