@@ -71,6 +71,10 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
         "passt-s-f128-p16-s10-ap.476-swa.pt", None, "329M",
         "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
         sha256="302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c", nbytes=344_665_734),
+    # ImageBind huge (evaluation.models.imagebind). Meta publishes no checksum: the sha256 and size are the
+    # Git-LFS object of the identical copies on the HF hub (DAMO-NLP-SG/Video-LLaMA-2-*, vdo/Video-LLaMA-Series).
+    "imagebind_huge": WeightFile("imagebind_huge.pth", None, "4.8G", "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+                                 sha256="d6f6c22bedcc90708448d5d2fbb7b2db9c73f505dc89bd0b2e09b23af1b62157", nbytes=4_803_584_173),
 }
 
 
