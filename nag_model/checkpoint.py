@@ -56,6 +56,15 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     # open_clip's file of apple/DFN5B-CLIP-ViT-H-14-384 (renamed -378 on the hub); sha256 of the LFS object.
     "clip": WeightFile("open_clip_pytorch_model.bin", None, "3.9G", _CLIP,
                        sha256="c07a17b547d461c60a3cce5062b26bf8545b13de602c4c59d8490361eb716033", nbytes=3_947_081_637),
+    # LAION-CLAP HTSAT-base (evaluation.models.clap), the checkpoint av-benchmark's LAION-CLAP score uses. No
+    # checksum is published (searched the hub page references and public code); the size is the hub's rounded one.
+    "laion_clap": WeightFile("music_speech_audioset_epoch_15_esc_89.98.pt", None, "2.35G",
+                             "https://huggingface.co/lukewys/laion_clap/resolve/main/music_speech_audioset_epoch_15_esc_89.98.pt"),
+    # RoBERTa-base's tokenizer files, read by evaluation.models.clap beside the CLAP weights; no checksum published.
+    "roberta_base_vocab": WeightFile("vocab.json", None, "899K",
+                                     "https://huggingface.co/FacebookAI/roberta-base/resolve/main/vocab.json"),
+    "roberta_base_merges": WeightFile("merges.txt", None, "456K",
+                                      "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt"),
 }
 
 
