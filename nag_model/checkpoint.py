@@ -75,6 +75,15 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     # Git-LFS object of the identical copies on the HF hub (DAMO-NLP-SG/Video-LLaMA-2-*, vdo/Video-LLaMA-Series).
     "imagebind_huge": WeightFile("imagebind_huge.pth", None, "4.8G", "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
                                  sha256="d6f6c22bedcc90708448d5d2fbb7b2db9c73f505dc89bd0b2e09b23af1b62157", nbytes=4_803_584_173),
+    # LAION-CLAP HTSAT-base (evaluation.models.clap), the checkpoint av-benchmark's LAION-CLAP score uses. No
+    # checksum is published (searched the hub page references and public code); the size is the hub's rounded one.
+    "laion_clap": WeightFile("music_speech_audioset_epoch_15_esc_89.98.pt", None, "2.35G",
+                             "https://huggingface.co/lukewys/laion_clap/resolve/main/music_speech_audioset_epoch_15_esc_89.98.pt"),
+    # RoBERTa-base's tokenizer files, read by evaluation.models.clap beside the CLAP weights; no checksum published.
+    "roberta_base_vocab": WeightFile("vocab.json", None, "899K",
+                                     "https://huggingface.co/FacebookAI/roberta-base/resolve/main/vocab.json"),
+    "roberta_base_merges": WeightFile("merges.txt", None, "456K",
+                                      "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt"),
 }
 
 
