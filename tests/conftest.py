@@ -1,6 +1,7 @@
 """Shared test settings: hermetic Prefect home, no telemetry, deterministic torch."""
 import os
 import tempfile
+import uuid
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -46,3 +47,15 @@ def prefect_api():
         for holder in list(gpu._holders.values()):  # release lingering GPU slots while the server is up
             holder.close()
         ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=10)
+
+
+@pytest.fixture
+def root():
+    """A fresh memory:// storage root (tests/storage overrides it with one of each kind)."""
+    from storage.root import open_root
+
+    r = open_root(f"memory://test-{uuid.uuid4().hex[:8]}")
+    yield r
+    if r.fs.exists(r.base):
+        r.fs.rm(r.base, recursive=True)
+

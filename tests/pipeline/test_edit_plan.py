@@ -3,23 +3,12 @@ read from stored rows."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from pipeline.edit_plan import EditError, load_video_state, make_plan
 from pipeline.tracks import track_seed
 from storage import tables
-from storage.root import open_root
-
-
-@pytest.fixture
-def root():
-    """A fresh memory:// storage root."""
-    r = open_root(f"memory://test-{uuid.uuid4().hex[:8]}")
-    yield r
-    if r.fs.exists(r.base):
-        r.fs.rm(r.base, recursive=True)
 
 
 def state(n_tracks: int = 2):
