@@ -59,3 +59,18 @@ def root():
     if r.fs.exists(r.base):
         r.fs.rm(r.base, recursive=True)
 
+
+@pytest.fixture
+def edit_state():
+    """edit_state(n_tracks=2) -> the committed state of video 'v' that an edit starts from (as
+    pipeline.edit_plan.load_video_state returns it): tracks t0..t<n-1> at version 1 in one mix, run seed 3,
+    and a removed track t7 whose id stays used."""
+
+    def build(n_tracks: int = 2) -> dict:
+        tracks = [{"track_id": f"t{k}", "version": 1, "position": k, "caption": f"c{k}", "seed": k, "uri": f"u{k}"}
+                  for k in range(n_tracks)]
+        return {"params": {"seed": 3}, "video": {"video_id": "v", "version": 1, "video_uri": "/v.mp4"},
+                "mix": {"version": 1, "track_ids": [t["track_id"] for t in tracks]}, "tracks": tracks,
+                "used_track_ids": [t["track_id"] for t in tracks] + ["t7"]}
+
+    return build
