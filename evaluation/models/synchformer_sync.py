@@ -429,18 +429,36 @@ class SynchformerSync(nn.Module):
 
     # ----------------------------------------------------------------------------------- scores
     @torch.inference_mode()
-    def window_logits(self, frames, wavs) -> torch.Tensor:
-        """Offset logits of the first and the last 14 segments: (B, 2, 21)."""
-        wavs = self._wavs(wavs)  # checked before the costly video branch runs
-        if len(frames) != len(wavs):
-            raise ValueError(f"{len(frames)} videos but {len(wavs)} waveforms")
-        vis, aud = self.video_features(frames), self.audio_features(wavs)
+    def feature_logits(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
+        """Offset logits of the first and the last 14 segments, from features: (B, 2, 21).
+
+        Args:
+            vis: (B, S, 8, D) from `video_features`, or (1, S, 8, D) for one video scored against B tracks
+                (the video features do not depend on the audio: compute them once per video).
+            aud: (B, S, 6, D) from `audio_features`, the same S >= 14.
+        """
         w = self.config.window_segments
+        if vis.shape[0] == 1 < aud.shape[0]:
+            vis = vis.expand(aud.shape[0], -1, -1, -1)
+        if vis.shape[0] != aud.shape[0]:
+            raise ValueError(f"{vis.shape[0]} videos but {aud.shape[0]} waveforms")
         if vis.shape[1] != aud.shape[1] or vis.shape[1] < w:
             raise ValueError(f"need the same number (>= {w}) of video and audio segments, got {vis.shape[1]} "
                              f"and {aud.shape[1]}")
         return torch.stack([self.sync_logits(vis[:, :w], aud[:, :w]),
                             self.sync_logits(vis[:, -w:], aud[:, -w:])], dim=1)
+
+    def window_logits(self, frames, wavs) -> torch.Tensor:
+        """Offset logits of the first and the last 14 segments of clips: (B, 2, 21)."""
+        wavs = self._wavs(wavs)  # checked before the costly video branch runs
+        if len(frames) != len(wavs):
+            raise ValueError(f"{len(frames)} videos but {len(wavs)} waveforms")
+        return self.feature_logits(self.video_features(frames), self.audio_features(wavs))
+
+    def offsets_from_features(self, vis: torch.Tensor, aud: torch.Tensor) -> np.ndarray:
+        """`offsets` from `video_features` and `audio_features` (see `feature_logits`): (B, 2) seconds."""
+        classes = self.feature_logits(vis, aud).argmax(dim=-1).cpu().numpy()  # (B, 2)
+        return self.config.offset_grid[classes]
 
     def offsets(self, frames, wavs) -> np.ndarray:
         """Predicted audio-visual offsets in seconds, (B, 2): the first and the last 4.8-s windows.
@@ -454,7 +472,12 @@ class SynchformerSync(nn.Module):
 
     def desync(self, frames, wavs) -> np.ndarray:
         """DeSync per clip, (B,): mean |offset| in seconds over the two windows (lower is better)."""
-        return np.abs(self.offsets(frames, wavs).astype(np.float64)).mean(axis=1)
+        return desync_of(self.offsets(frames, wavs))
+
+
+def desync_of(offsets: np.ndarray) -> np.ndarray:
+    """DeSync per clip from `offsets` (B, 2): the mean |offset| over the two windows, in seconds."""
+    return np.abs(np.asarray(offsets, dtype=np.float64)).mean(axis=-1)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -491,7 +514,3 @@ def load_synchformer_sync(path: str, preset: str | SyncConfig = "synchformer", *
     state = read_weight_file(path, f"Synchformer weights ({config.name})", known, verify_checksum=verify_checksum,
                              storage_options=storage_options)
     return synchformer_sync_from_state_dict(state, config, what=f"weights in {path!r}")
-
-
-__all__ = ["SyncConfig", "SYNC_PRESETS", "get_sync_config", "SynchformerSync", "log_mel_segments", "mel_filters",
-           "load_synchformer_sync", "synchformer_sync_from_state_dict", "patch_embed_2d_keys"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.models.synchformer_sync import (SYNC_PRESETS, SynchformerSync, get_sync_config, load_synchformer_sync,
-                                                mel_filters, patch_embed_2d_keys)
+from evaluation.models.synchformer_sync import (SYNC_PRESETS, SynchformerSync, desync_of, get_sync_config,
+                                                load_synchformer_sync, mel_filters, patch_embed_2d_keys)
 from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights,
                                   WeightsNotFound)
 from nag_model.encoders.synchformer import SynchformerEncoder, unused_keys
@@ -93,6 +93,16 @@ def test_both_windows_and_both_streams_matter(tiny, clips, logits):
     assert (swapped - logits).abs().max() > 1e-3
 
 
+def test_one_video_scored_against_many_tracks(tiny, clips, logits):
+    frames, wavs = clips
+    vis, aud = tiny.video_features(frames[:1]), tiny.audio_features(wavs)  # video 0; the tracks of both clips
+    out = tiny.feature_logits(vis, aud)
+    torch.testing.assert_close(out[0], logits[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[1], tiny.window_logits(frames[:1], wavs[1:])[0], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(tiny.offsets_from_features(vis, aud), tiny.config.offset_grid[out.argmax(-1).numpy()])
+    np.testing.assert_allclose(desync_of([[-0.2, 0.6], [0.0, -2.0]]), [0.4, 1.0], rtol=1e-12)
+
+
 # ------------------------------------------------------------------------------------- scoring rules
 def test_the_winning_class_gives_its_offset_in_seconds(clips):
     model = SynchformerSync.from_file(TINY_FILE, "tiny", verify_checksum=False)
@@ -134,6 +144,8 @@ def test_inputs_are_checked(tiny, clips):
         tiny.offsets(frames, [wavs[0], wavs[1][:1000]])
     with pytest.raises(ValueError, match="2 videos but 1 waveforms"):
         tiny.offsets(frames, wavs[:1])
+    with pytest.raises(ValueError, match="same number"):
+        tiny.feature_logits(torch.zeros(2, 14, 8, 32), torch.zeros(2, 15, 6, 32))
     with pytest.raises(ValueError, match="compares 14 segments"):
         tiny.sync_logits(torch.zeros(1, 13, 8, 32), torch.zeros(1, 13, 6, 32))
 
