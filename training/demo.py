@@ -54,6 +54,7 @@ class DemoPlan:
     base_lr: float = 1e-3  # the paper's 1e-4 is for 600M-parameter networks; the 2M-parameter demo needs more
     controlnet_lr: float = 1e-3
     evaluator_lr: float = 2e-3
+    stem_video_fraction: float = 0.0  # share of the base's stem rows that keep their clip's video (BaseBatches)
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -98,7 +99,7 @@ def train_base(data: FoleyData, plan: DemoPlan, text: HashTextEncoder, work: Pat
         net.empty_string_feat.copy_(text([""])[0])
     cfg = TrainConfig(steps=plan.base_steps, batch_size=plan.batch_size, lr=plan.base_lr, seed=plan.seed,
                       warmup_steps=max(plan.base_steps // 20, 1), checkpoint_every=100)
-    result = train(BaseObjective(net), BaseBatches(data), cfg, work / "base", desc="base")
+    result = train(BaseObjective(net), BaseBatches(data, stem_video_fraction=plan.stem_video_fraction), cfg, work / "base", desc="base")
     return result.model.eval(), result
 
 
@@ -214,13 +215,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", default=None, help="cache and checkpoints (default: .cache/demo-<hash of the plan>)")
     for name in ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps"):
         p.add_argument(f"--{name}", type=int, default=None)
+    p.add_argument("--stem-video-fraction", type=float, default=None,
+                   help="share of the base's stem rows trained with their clip's video (default: the plan's)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = DemoPlan.for_budget(args.budget_minutes, args.seed)
     plan = replace(plan, **{k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in
-                            ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps")
+                            ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps",
+                             "stem-video-fraction")
                             if getattr(args, k.replace("-", "_")) is not None})
     rank, world = distributed()
     plan_id = hashlib.sha256(json.dumps(asdict(plan), sort_keys=True).encode()).hexdigest()[:10]
