@@ -54,6 +54,7 @@ class DemoPlan:
     base_lr: float = 1e-3  # the paper's 1e-4 is for 600M-parameter networks; the 2M-parameter demo needs more
     controlnet_lr: float = 1e-3
     evaluator_lr: float = 2e-3
+    stem_video_fraction: float = 0.0  # share of the base's stem rows that keep their clip's video (BaseBatches)
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -98,7 +99,7 @@ def train_base(data: FoleyData, plan: DemoPlan, text: HashTextEncoder, work: Pat
         net.empty_string_feat.copy_(text([""])[0])
     cfg = TrainConfig(steps=plan.base_steps, batch_size=plan.batch_size, lr=plan.base_lr, seed=plan.seed,
                       warmup_steps=max(plan.base_steps // 20, 1), checkpoint_every=100)
-    result = train(BaseObjective(net), BaseBatches(data), cfg, work / "base", desc="base")
+    result = train(BaseObjective(net), BaseBatches(data, stem_video_fraction=plan.stem_video_fraction), cfg, work / "base", desc="base")
     return result.model.eval(), result
 
 
@@ -206,25 +207,42 @@ def write_cards(out: Path, plan: DemoPlan, results: dict, metrics: dict, timings
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
+OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps", "stem-video-fraction")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="nag_model/weights/demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-minutes", type=float, default=90.0)
     p.add_argument("--work", default=None, help="cache and checkpoints (default: .cache/demo-<hash of the plan>)")
-    for name in ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps"):
+    for name in OVERRIDES[:-1]:
         p.add_argument(f"--{name}", type=int, default=None)
+    p.add_argument("--stem-video-fraction", type=float, default=None,
+                   help="share of the base's stem rows trained with their clip's video (default: the plan's)")
     p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def plan_from_args(args: argparse.Namespace) -> DemoPlan:
+    """The budget's plan with the explicit overrides applied."""
+    plan = DemoPlan.for_budget(args.budget_minutes, args.seed)
+    fields = {k.replace("-", "_") for k in OVERRIDES}
+    return replace(plan, **{k: getattr(args, k) for k in sorted(fields) if getattr(args, k) is not None})
+
+
+def plan_id(plan: DemoPlan) -> str:
+    """The plan's cache folder name: resume never mixes plans."""
+    return hashlib.sha256(json.dumps(asdict(plan), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    plan = DemoPlan.for_budget(args.budget_minutes, args.seed)
-    plan = replace(plan, **{k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in
-                            ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps")
-                            if getattr(args, k.replace("-", "_")) is not None})
+    plan = plan_from_args(args)
     rank, world = distributed()
-    plan_id = hashlib.sha256(json.dumps(asdict(plan), sort_keys=True).encode()).hexdigest()[:10]
-    work = Path(args.work or f".cache/demo-{plan_id}")  # one cache/checkpoint folder per plan: resume never mixes plans
+    work = Path(args.work or f".cache/demo-{plan_id(plan)}")
     out = Path(args.out)
     command = "python -m training.demo " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     enc = encoders(args.seed)

@@ -4,30 +4,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.data import FoleyData
 from training.objectives import BaseBatches
 
 
-def _data(m: int = 6, k: int = 14) -> FoleyData:
-    g = torch.Generator().manual_seed(0)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    return FoleyData(seeds=torch.arange(m), mix=r(m, 250, 20), clip_f=r(m, 64, 8), sync_f=r(m, 192, 8),
-                     sync_half=r(m, 2, 88, 8), label_text=torch.zeros(m, dtype=torch.long), sounding=torch.zeros(m, 12),
-                     visible=torch.zeros(m, 12), gain_db=torch.zeros(m, 12), stems=r(k, 250, 20),
-                     stem_clip=torch.arange(k) % m, stem_text=torch.arange(k) % 3, stem_kind=torch.arange(k) % 12,
-                     text=r(3, 16, 8), captions=["", "a", "b"])
-
-
-def test_default_batches_are_unchanged_and_stem_rows_have_no_video():
-    d = _data()
+def test_default_batches_are_unchanged_and_stem_rows_have_no_video(tiny_foley_data):
+    d = tiny_foley_data()
     a = BaseBatches(d)(16, torch.Generator().manual_seed(1))
     b = BaseBatches(d, stem_video_fraction=0.0)(16, torch.Generator().manual_seed(1))
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert a["video_exist"].tolist() == [True] * 8 + [False] * 8
 
 
-def test_stem_rows_can_keep_their_clips_video():
-    d = _data()
+def test_stem_rows_can_keep_their_clips_video(tiny_foley_data):
+    d = tiny_foley_data()
     plain = BaseBatches(d)(16, torch.Generator().manual_seed(1))
     b = BaseBatches(d, stem_video_fraction=0.5)(16, torch.Generator().manual_seed(1))
     assert b["video_exist"].tolist() == [True] * 12 + [False] * 4

@@ -1,0 +1,38 @@
+"""`python -m training.demo` options: the plan they give, its cache folder, and the base's batches."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from training import demo
+from training.demo import DemoPlan, parse_args, plan_from_args, plan_id
+
+
+def test_the_default_plan_keeps_the_committed_batches():
+    assert plan_from_args(parse_args([])) == DemoPlan() and DemoPlan().stem_video_fraction == 0.0
+
+
+def test_overrides_replace_only_their_fields():
+    plan = plan_from_args(parse_args(["--stem-video-fraction", "0.5", "--base-steps", "7000", "--seed", "3"]))
+    assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000)
+
+
+def test_a_different_fraction_is_a_different_cache_folder():
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), stem_video_fraction=0.5))
+    assert plan_id(DemoPlan()) == plan_id(DemoPlan())
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5])
+def test_the_base_is_trained_on_the_plans_stem_video_fraction(monkeypatch, tmp_path, tiny_foley_data, fraction):
+    seen = {}
+
+    def fake_train(objective, batches, cfg, work, desc):
+        seen.update(batches=batches, steps=cfg.steps)
+        raise StopIteration
+
+    monkeypatch.setattr(demo, "train", fake_train)
+    plan = replace(DemoPlan(), stem_video_fraction=fraction, base_steps=7)
+    with pytest.raises(StopIteration):
+        demo.train_base(tiny_foley_data(), plan, demo.encoders(0)[0], tmp_path)
+    assert seen["batches"].stem_video_fraction == fraction and seen["steps"] == 7
