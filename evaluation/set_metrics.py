@@ -89,3 +89,51 @@ def inception_score(probabilities: np.ndarray) -> float:
     p = class_distributions(probabilities)
     marginal = p.mean(0, keepdims=True)
     return float(np.exp(np.mean(_kl_rows(p, marginal))))
+
+
+# ---- av-benchmark's forms over a classifier's logits (PANNs Cnn14, PaSST): what the paper's KL and IS use
+IS_SPLITS, IS_SEED = 10, 2020  # av-benchmark's compute_isc(splits=10, samples_shuffle=True, rng_seed=2020)
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"need (N, C) logits, got shape {z.shape}")
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def kl_softmax_per_clip(generated_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
+    """(N,) ``KL(softmax(reference) || softmax(generated))`` per clip pair, exact log-softmax (no epsilon).
+
+    av-benchmark's ``KL-PANNS-softmax`` / ``KL-PASST-softmax`` is the mean of these over the pairs
+    (``F.kl_div(log_softmax(gen), log_softmax(ref), reduction="sum", log_target=True) / N``).
+    """
+    lg, lr = _log_softmax(generated_logits), _log_softmax(reference_logits)
+    if lg.shape != lr.shape:
+        raise ValueError(f"need one reference clip per generated clip: shapes {lg.shape} vs {lr.shape}")
+    return np.sum(np.exp(lr) * (lr - lg), axis=-1)
+
+
+def inception_score_logits(logits: np.ndarray, *, splits: int = IS_SPLITS, seed: int | None = IS_SEED) -> float:
+    """Inception score of (N, C) logits as av-benchmark computes it: softmax, clips shuffled with
+    ``np.random.RandomState(seed)`` (None: not shuffled), ``splits`` consecutive chunks
+    (``[i N // splits, (i + 1) N // splits)``), ``exp(mean KL(p || mean p))`` per chunk, mean over chunks.
+
+    With fewer clips than ``splits`` some chunks would be empty (NaN in av-benchmark): ``splits`` is then
+    lowered to the number of clips. Returns the mean (av-benchmark also reports the std over chunks).
+    """
+    log_p = _log_softmax(logits)
+    n = log_p.shape[0]
+    if n < 1:
+        raise ValueError("need at least one clip")
+    if seed is not None:
+        log_p = log_p[np.random.RandomState(seed).permutation(n)]
+    k = min(int(splits), n)
+    scores = []
+    for i in range(k):
+        chunk = log_p[i * n // k:(i + 1) * n // k]
+        p = np.exp(chunk)
+        q = p.mean(0, keepdims=True)
+        scores.append(float(np.exp(np.mean(np.sum(p * (chunk - np.log(q)), axis=-1)))))
+    return float(np.mean(scores))

@@ -60,3 +60,38 @@ def test_inception_score_of_uniform_is_one_and_of_distinct_one_hots_is_the_class
     assert inception_score(np.eye(4)) == pytest.approx(4.0, rel=1e-4)
     two = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     assert inception_score(two) == pytest.approx(2.0, rel=1e-4)
+
+
+def test_kl_softmax_matches_hand_computed_values_and_torch_kl_div():
+    import torch
+    import torch.nn.functional as F
+
+    from evaluation.set_metrics import kl_softmax_per_clip
+
+    ref, gen = np.array([[0.0, np.log(3.0)]]), np.array([[0.0, 0.0]])  # softmax: (1/4, 3/4) vs (1/2, 1/2)
+    expected = 0.25 * np.log(0.25 / 0.5) + 0.75 * np.log(0.75 / 0.5)
+    assert kl_softmax_per_clip(gen, ref)[0] == pytest.approx(expected, rel=1e-12)
+    rng = np.random.default_rng(5)
+    g, r = rng.normal(size=(7, 11)) * 3, rng.normal(size=(7, 11)) * 3
+    torch_kl = F.kl_div(F.log_softmax(torch.from_numpy(g), 1), F.log_softmax(torch.from_numpy(r), 1),
+                        reduction="sum", log_target=True) / 7  # av-benchmark's call
+    assert kl_softmax_per_clip(g, r).mean() == pytest.approx(float(torch_kl), rel=1e-10)
+    assert kl_softmax_per_clip(r, r) == pytest.approx(np.zeros(7), abs=1e-12)
+
+
+def test_inception_score_of_logits_follows_av_benchmark_splits():
+    from evaluation.set_metrics import inception_score_logits
+
+    one_hot = np.full((20, 4), -50.0)
+    one_hot[np.arange(20), np.arange(20) % 4] = 50.0  # 4 classes, 5 clips each
+    assert inception_score_logits(one_hot, splits=1) == pytest.approx(4.0, rel=1e-9)
+    assert inception_score_logits(np.zeros((30, 5))) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(25, 6)) * 2
+    perm = np.random.RandomState(2020).permutation(25)  # by hand: av-benchmark's shuffle and chunks
+    p = np.exp(x[perm]) / np.exp(x[perm]).sum(-1, keepdims=True)
+    chunks = [p[i * 25 // 10:(i + 1) * 25 // 10] for i in range(10)]
+    by_hand = np.mean([np.exp(np.mean(np.sum(c * (np.log(c) - np.log(c.mean(0, keepdims=True))), -1))) for c in chunks])
+    assert inception_score_logits(x) == pytest.approx(by_hand, rel=1e-10)
+    assert inception_score_logits(x[:3]) == pytest.approx(
+        inception_score_logits(x[:3], splits=3))  # fewer clips than splits: one chunk per clip

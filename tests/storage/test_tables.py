@@ -19,7 +19,7 @@ def _rows(table: pa.Table, *columns: str) -> list[tuple]:
 
 
 def test_every_table_has_an_explicit_schema() -> None:
-    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics", "captions", "evaluations")
+    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics", "captions", "evaluations", "run_metrics")
     assert tables.schema("tracks").field("version").type == pa.int32()
     assert tables.schema("mixes").field("track_ids").type == pa.list_(pa.string())
     assert tables.schema("metrics").field("track_id").nullable
