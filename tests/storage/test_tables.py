@@ -222,6 +222,18 @@ def test_evaluation_rows_are_strict() -> None:
         tables.to_arrow("evaluations", "ev", [{**row, "value": None}])
 
 
+def test_run_metric_rows_are_strict() -> None:
+    row = {"scope": "mixes", "metric": "kl", "model": "panns-cnn14-16k", "method": "nag", "n": 2, "value": 0.5,
+           "reference": "source_audio", "video_ids": ["a", "b"], "video_versions": [1, 2], "per_video": [0.4, None],
+           "seconds": 8.0}
+    assert tables.to_arrow("run_metrics", "r", [row])["per_video"].to_pylist() == [[0.4, None]]
+    for column, bad in (("scope", "composite"), ("metric", "clap"), ("method", "cfg")):
+        with pytest.raises(ValueError, match=f"run_metrics.{column} must be one of"):
+            tables.to_arrow("run_metrics", "r", [{**row, column: bad}])
+    with pytest.raises(ValueError, match="run_metrics.video_versions is required"):
+        tables.to_arrow("run_metrics", "r", [{**row, "video_versions": None}])
+
+
 def test_read_video_reads_one_run_and_a_rewritten_unit_once(root: Root, track_row, video_row) -> None:
     for run in ("r1", "r2"):  # the same video id in two runs, both compacted
         tables.write_rows(root, "videos", run, [video_row("v")], unit=tables.video_unit("v", 1))
