@@ -31,7 +31,7 @@ import pyarrow as pa
 from evaluation import run_sets
 from evaluation.protocol import INDEPENDENT, Setting
 from evaluation.registry import CLAP, EVAL_MODELS, IB, SET, SYNC, WeightRef, plan_eval_models
-from evaluation.run_sets import SOURCE_AUDIO, RunAudio, cut, model_features, reference_audio, set_values
+from evaluation.run_sets import SOURCE_AUDIO, RunAudio, cut, fd_method_of, model_features, reference_audio, set_values
 from evaluation.set_metrics import frechet_distance, inception_score, kl_per_clip
 from evaluation.stats import paired_mean_difference
 from media.audio_io import resample
@@ -135,7 +135,7 @@ def _demo_values(root: Root, loaded, common: list[str], evaluator, seconds: floa
 
 
 def _set_model_values(root: Root, loaded, common: list[str], model: Any, seconds: float,
-                      reference_manifest: str | None) -> tuple[list[PerVideo], list[SetVals]]:
+                      reference_manifest: str | None, fd_method: str) -> tuple[list[PerVideo], list[SetVals]]:
     """Table 1 FD/KL/IS and Table 2 IS of one ``set`` evaluation model on the common videos
     (:func:`evaluation.run_sets.set_values`: av-benchmark's forms)."""
     rate = int(model.sample_rate)
@@ -148,7 +148,7 @@ def _set_model_values(root: Root, loaded, common: list[str], model: Any, seconds
         pv: PerVideo = defaultdict(dict)
         sv: SetVals = {}
         gen = model_features(model, [cut(*read_audio(root, run.mix_uri[v]), rate, seconds) for v in common])
-        for metric, value in set_values(gen, common, ref_feats, ref_ids).items():
+        for metric, value in set_values(gen, common, ref_feats, ref_ids, fd_method=fd_method).items():
             if value.per_video is not None:
                 pv[("composite", metric)] = {v: (x, 1) for v, x in value.per_video.items()}
             else:
@@ -220,7 +220,8 @@ def paper_table_rows(root: Root, runs: list[tuple[Setting, str]], evaluator, sec
         loaded = [(s, load_run(root, run_id, label)) for s, run_id in runs]
         per_video, set_vals = [], []
         if SET in EVAL_MODELS[name].roles:
-            per_video, set_vals = _set_model_values(root, loaded, common, m, seconds, reference_manifest)
+            per_video, set_vals = _set_model_values(root, loaded, common, m, seconds, reference_manifest,
+                                                    fd_method_of(name))
         else:
             per_video, set_vals = [defaultdict(dict) for _ in loaded], [{} for _ in loaded]
         if {CLAP, IB, SYNC} & set(EVAL_MODELS[name].roles):

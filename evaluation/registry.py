@@ -2,7 +2,7 @@
 loading it once per process.
 
 Each entry of :data:`EVAL_MODELS` names a model the user configures (``--eval-weights panns=/w/Cnn14_16k.pth``),
-the class that implements it as an import path (``evaluation.models.panns:PANNs``, imported only when the
+the class that implements it as an import path (``evaluation.models.panns:PANNsCnn14``, imported only when the
 model is loaded, so a missing module costs one line, not an import error), its weight file in
 ``nag_model.checkpoint.OFFICIAL_WEIGHTS`` and the roles it plays:
 
@@ -55,11 +55,11 @@ class EvalModelSpec:
 
 
 EVAL_MODELS: dict[str, EvalModelSpec] = {s.name: s for s in (
-    EvalModelSpec("panns", "evaluation.models.panns:PANNs", "panns_cnn14_16k", (SET,), "FD_PANNs, KL_PANNs, IS",
+    EvalModelSpec("panns", "evaluation.models.panns:PANNsCnn14", "panns_cnn14_16k", (SET,), "FD_PANNs, KL_PANNs, IS",
                   ("fd", "kl", "is")),
     EvalModelSpec("vggish", "evaluation.models.vggish:VGGish", "vggish", (SET,), "FD_VGG", ("fd",)),
-    EvalModelSpec("passt", "evaluation.models.passt:PaSST", "passt", (SET,), "KL_PaSST", ("fd", "kl", "is")),
-    EvalModelSpec("clap", "evaluation.models.clap:CLAP", "laion_clap", (CLAP,), "CLAP A-A, CLAP T-A",
+    EvalModelSpec("passt", "evaluation.models.passt:PaSST", "passt_s_swa_p16_128_ap476", (SET,), "KL_PaSST", ("fd", "kl", "is")),
+    EvalModelSpec("clap", "evaluation.models.clap:LaionClap", "laion_clap", (CLAP,), "CLAP A-A, CLAP T-A",
                   ("aa_similarity_mean", "aa_similarity_max", "ta_similarity")),
     EvalModelSpec("imagebind", "evaluation.models.imagebind:ImageBind", "imagebind_huge", (IB,), "IB-score",
                   ("ib_score",)),

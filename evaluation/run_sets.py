@@ -13,10 +13,12 @@ rate. The reference set (``reference``) is
 Per model with the ``set`` role (:mod:`evaluation.registry`) and its ``features(wavs)``:
 
 * ``fd``: Fréchet distance of the generated embeddings (``embedding``, or every VGGish example of
-  ``frames``) against the reference ones (:func:`evaluation.set_metrics.frechet_distance`);
+  ``frames``) against the reference ones (:func:`evaluation.set_metrics.frechet_distance`, av-benchmark's
+  ``scipy.linalg.sqrtm`` form for the paper's models, the exact eigen-decomposition form for the demo's);
 * ``kl``: per video, ``KL(softmax(reference logits) || softmax(generated logits))``, averaged over the videos
   that have a reference clip (``per_video`` holds each one, for paired CIs);
-* ``is``: inception score of the generated logits, 10 shuffled splits (:func:`inception_score_logits`).
+* ``is``: inception score of the generated logits, 10 shuffled splits (:func:`inception_score_splits`; with
+  fewer than 10 clips, one split per clip, where av-benchmark's empty splits would give NaN).
 
 Writes (:func:`score_run_sets`): one unit per (run, model) (``set@<model>``), replaced atomically, so a rerun
 never duplicates rows; each row names the video versions it covers (``video_ids``, ``video_versions``) and the
@@ -31,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from evaluation.registry import EVAL_MODELS, SET, WeightRef, load_eval_model, model_label
-from evaluation.set_metrics import frechet_distance, inception_score_logits, kl_softmax_per_clip
+from evaluation.set_metrics import frechet_distance, inception_score_splits, kl_softmax_per_clip
 from media.audio_io import resample
 from media.decode import decode_audio
 from media.errors import NoAudioStream
@@ -138,15 +140,19 @@ class SetValue:
     per_video: dict[str, float] | None = None
 
 
+IS_SPLITS = 10  # av-benchmark's
+
+
 def set_values(generated: Mapping[str, Any], gen_ids: Sequence[str], reference: Mapping[str, Any] | None,
-               ref_ids: Sequence[str]) -> dict[str, SetValue]:
+               ref_ids: Sequence[str], *, fd_method: str = "sqrtm") -> dict[str, SetValue]:
     """FD, KL and IS of the generated features against the reference features (whichever the features allow:
-    FD needs embeddings and 2+ clips on each side, KL logits and a reference clip with the same id, IS logits)."""
+    FD needs embeddings and 2+ clips on each side, KL logits and a reference clip with the same id, IS logits).
+    ``fd_method``: ``"sqrtm"`` (av-benchmark's) or ``"eigh"`` (:func:`evaluation.set_metrics.frechet_distance`)."""
     out: dict[str, SetValue] = {}
     emb = _embeddings(generated)
     ref_emb = None if reference is None else _embeddings(reference)
     if emb is not None and ref_emb is not None and len(emb) >= 2 and len(ref_emb) >= 2:
-        out["fd"] = SetValue(frechet_distance(emb, ref_emb), len(emb), len(ref_emb))
+        out["fd"] = SetValue(frechet_distance(emb, ref_emb, method=fd_method), len(emb), len(ref_emb))
     logits = generated.get("logits")
     if logits is not None and reference is not None and reference.get("logits") is not None:
         ref_index = {v: i for i, v in enumerate(ref_ids)}
@@ -156,7 +162,7 @@ def set_values(generated: Mapping[str, Any], gen_ids: Sequence[str], reference: 
             per = {gen_ids[i]: float(k) for (i, _), k in zip(pairs, kl)}
             out["kl"] = SetValue(float(np.mean(kl)), len(pairs), len(pairs), per)
     if logits is not None and len(logits):
-        out["is"] = SetValue(inception_score_logits(logits), len(logits))
+        out["is"] = SetValue(inception_score_splits(logits, splits=min(IS_SPLITS, len(logits)))[0], len(logits))
     return out
 
 
@@ -177,6 +183,11 @@ def reference_audio(video_uris: Mapping[str, str], rate: int, seconds: float,
 
 
 Loader = Callable[[str, WeightRef], Any]
+
+
+def fd_method_of(name: str) -> str:
+    """av-benchmark's FD (``sqrtm``) for the paper's models; the exact form for the demo's (few clips, singular)."""
+    return "sqrtm" if EVAL_MODELS[name].paper else "eigh"
 
 
 def _unit(model_name: str) -> str:
@@ -224,7 +235,8 @@ def score_run_sets(root: Root, run_id: str, weights: Mapping[str, WeightRef], se
         ref_ids = sorted(refs)
         ref_feats = model_features(model, [cut(refs[v], rate, rate, seconds) for v in ref_ids]) if refs else None
         gen = model_features(model, [cut(*mixes[v], rate, seconds) for v in ids])
-        values = {("mixes", m): v for m, v in set_values(gen, ids, ref_feats, ref_ids).items()}
+        fd_method = fd_method_of(name)
+        values = {("mixes", m): v for m, v in set_values(gen, ids, ref_feats, ref_ids, fd_method=fd_method).items()}
         if tracks:
             track_feats = model_features(model, [cut(w, r, rate, seconds) for w, r in tracks])
             if "is" in (tv := set_values(track_feats, [], None, [])):

@@ -15,10 +15,25 @@ demo evaluator) are the caller's. Every function takes plain arrays.
 
 Class probabilities from a multi-label tagger (independent sigmoids) are turned into one distribution
 per clip by dividing by their sum (:func:`class_distributions`).
+
+**av-benchmark's exact variants** (``av_bench/metrics``), for numbers comparable with published ones on the
+PANNs and PaSST logits (:mod:`evaluation.models.panns`):
+
+* FD: ``frechet_distance(..., method="sqrtm")`` takes ``scipy.linalg.sqrtm(S_g S_r)``, retried with 1e-6
+  added to both diagonals when the result is not finite, as av-benchmark does; the default eigen-decomposition
+  gives the same number on full-rank covariances and stays exact on singular ones.
+* KL-PANNS-softmax / KL-PASST-softmax: :func:`kl_softmax_per_clip` over the raw 527 logits,
+  ``KL(softmax(reference) || softmax(generated))`` with no epsilon; av-benchmark reports its mean over clips
+  (``kl_div(..., reduction="sum") / N``).
+* ISC-PANNS / ISC-PASST: :func:`inception_score_splits` over the raw logits: rows shuffled with
+  ``np.random.RandomState(2020).permutation``, softmax, 10 contiguous splits, ``exp(mean KL(p || p_split))``
+  per split, then the mean and (population) standard deviation over splits.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
+import scipy.special
 
 EPS = 1e-6  # added to probabilities before the logarithms (as the AudioLDM evaluation does)
 KL_DIRECTIONS = ("reference||generated", "generated||reference")
@@ -38,20 +53,43 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
-def frechet_distance(generated: np.ndarray, reference: np.ndarray) -> float:
+FD_METHODS = ("eigh", "sqrtm")
+
+
+def _trace_sqrtm_product(s_g: np.ndarray, s_r: np.ndarray, eps: float = 1e-6) -> float:
+    """``Tr(sqrtm(S_g S_r))`` as av-benchmark takes it (``av_bench/metrics/fad.py``, after pytorch-fid)."""
+    root = scipy.linalg.sqrtm(s_g @ s_r)
+    if not np.isfinite(root).all():  # a singular product: retry with eps on both diagonals
+        offset = np.eye(s_g.shape[0]) * eps
+        root = scipy.linalg.sqrtm((s_g + offset) @ (s_r + offset))
+    if np.iscomplexobj(root):
+        if not np.allclose(np.diagonal(root).imag, 0.0, atol=1e-3):
+            raise ValueError(f"sqrtm(S_g S_r) has an imaginary component of {np.abs(root.imag).max():.3g}")
+        root = root.real
+    return float(np.trace(root))
+
+
+def frechet_distance(generated: np.ndarray, reference: np.ndarray, *, method: str = FD_METHODS[0]) -> float:
     """Fréchet distance between Gaussian fits of (N, D) and (M, D) embeddings (Heusel et al. 2017, Eq. 6).
 
-    ``Tr((S_g S_r)^(1/2))`` is taken as ``Tr((S_r^(1/2) S_g S_r^(1/2))^(1/2))`` (the same number: the two
-    matrices are similar), from symmetric eigen-decompositions, so it stays exact when the covariances are
-    singular (fewer clips than dimensions), where ``scipy.linalg.sqrtm(S_g @ S_r)`` is inaccurate.
+    ``method="eigh"`` (default) takes ``Tr((S_g S_r)^(1/2))`` as ``Tr((S_r^(1/2) S_g S_r^(1/2))^(1/2))`` (the
+    same number: the two matrices are similar), from symmetric eigen-decompositions, so it stays exact when
+    the covariances are singular (fewer clips than dimensions), where ``scipy.linalg.sqrtm(S_g @ S_r)`` is
+    inaccurate. ``method="sqrtm"`` is av-benchmark's computation (see the module docstring), for numbers
+    comparable with published FD-PANN / FD-VGG / FD-PaSST.
     """
+    if method not in FD_METHODS:
+        raise ValueError(f"method must be one of {FD_METHODS}, got {method!r}")
     mu_g, s_g = gaussian_fit(generated)
     mu_r, s_r = gaussian_fit(reference)
     if mu_g.shape != mu_r.shape:
         raise ValueError(f"embedding sizes differ: {mu_g.shape[0]} vs {mu_r.shape[0]}")
-    root_r = _psd_sqrt(s_r)
-    inner = root_r @ s_g @ root_r
-    trace_root = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None))))
+    if method == "sqrtm":
+        trace_root = _trace_sqrtm_product(s_g, s_r)
+    else:
+        root_r = _psd_sqrt(s_r)
+        inner = root_r @ s_g @ root_r
+        trace_root = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None))))
     diff = mu_g - mu_r
     return float(diff @ diff + np.trace(s_g) + np.trace(s_r) - 2.0 * trace_root)
 
@@ -91,49 +129,47 @@ def inception_score(probabilities: np.ndarray) -> float:
     return float(np.exp(np.mean(_kl_rows(p, marginal))))
 
 
-# ---- av-benchmark's forms over a classifier's logits (PANNs Cnn14, PaSST): what the paper's KL and IS use
-IS_SPLITS, IS_SEED = 10, 2020  # av-benchmark's compute_isc(splits=10, samples_shuffle=True, rng_seed=2020)
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    if z.ndim != 2:
-        raise ValueError(f"need (N, C) logits, got shape {z.shape}")
-    z = z - z.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+def _logits(x: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"need (N, C) {what} logits, got shape {x.shape}")
+    return x
 
 
 def kl_softmax_per_clip(generated_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
-    """(N,) ``KL(softmax(reference) || softmax(generated))`` per clip pair, exact log-softmax (no epsilon).
+    """(N,) ``KL(softmax(reference) || softmax(generated))`` per clip, from (N, C) raw logits (av-benchmark).
 
-    av-benchmark's ``KL-PANNS-softmax`` / ``KL-PASST-softmax`` is the mean of these over the pairs
-    (``F.kl_div(log_softmax(gen), log_softmax(ref), reduction="sum", log_target=True) / N``).
+    The mean over clips is av-benchmark's KL-PANNS-softmax / KL-PASST-softmax (``av_bench/metrics/kl.py``:
+    ``kl_div(log_softmax(generated), log_softmax(reference), reduction="sum", log_target=True) / N``).
     """
-    lg, lr = _log_softmax(generated_logits), _log_softmax(reference_logits)
-    if lg.shape != lr.shape:
-        raise ValueError(f"need one reference clip per generated clip: shapes {lg.shape} vs {lr.shape}")
-    return np.sum(np.exp(lr) * (lr - lg), axis=-1)
+    g, r = _logits(generated_logits, "generated"), _logits(reference_logits, "reference")
+    if g.shape != r.shape:
+        raise ValueError(f"need one reference clip per generated clip: shapes {g.shape} vs {r.shape}")
+    log_g, log_r = scipy.special.log_softmax(g, axis=1), scipy.special.log_softmax(r, axis=1)
+    return np.sum(np.exp(log_r) * (log_r - log_g), axis=1)
 
 
-def inception_score_logits(logits: np.ndarray, *, splits: int = IS_SPLITS, seed: int | None = IS_SEED) -> float:
-    """Inception score of (N, C) logits as av-benchmark computes it: softmax, clips shuffled with
-    ``np.random.RandomState(seed)`` (None: not shuffled), ``splits`` consecutive chunks
-    (``[i N // splits, (i + 1) N // splits)``), ``exp(mean KL(p || mean p))`` per chunk, mean over chunks.
+def inception_score_splits(logits: np.ndarray, *, splits: int = 10, seed: int | None = 2020) -> tuple[float, float]:
+    """Inception score over (N, C) raw logits as av-benchmark computes ISC (``av_bench/metrics/isc.py``).
 
-    With fewer clips than ``splits`` some chunks would be empty (NaN in av-benchmark): ``splits`` is then
-    lowered to the number of clips. Returns the mean (av-benchmark also reports the std over chunks).
+    Rows are shuffled with ``np.random.RandomState(seed).permutation(N)`` (``seed=None``: not shuffled), turned
+    into softmax distributions and cut into ``splits`` contiguous parts (rows ``i N // splits`` to
+    ``(i + 1) N // splits``); each part scores ``exp(mean_x KL(p(y|x) || mean p(y)))``.
+
+    Returns:
+        (mean, standard deviation) of the per-split scores (population std, as ``np.std``).
     """
-    log_p = _log_softmax(logits)
-    n = log_p.shape[0]
-    if n < 1:
-        raise ValueError("need at least one clip")
+    x = _logits(logits, "classifier")
+    n = x.shape[0]
+    if not 1 <= splits <= n:
+        raise ValueError(f"need at least `splits` = {splits} clips (and splits >= 1), got {n}")
     if seed is not None:
-        log_p = log_p[np.random.RandomState(seed).permutation(n)]
-    k = min(int(splits), n)
+        x = x[np.random.RandomState(seed).permutation(n)]
+    log_p = scipy.special.log_softmax(x, axis=1)
+    p = np.exp(log_p)
     scores = []
-    for i in range(k):
-        chunk = log_p[i * n // k:(i + 1) * n // k]
-        p = np.exp(chunk)
-        q = p.mean(0, keepdims=True)
-        scores.append(float(np.exp(np.mean(np.sum(p * (chunk - np.log(q)), axis=-1)))))
-    return float(np.mean(scores))
+    for i in range(splits):
+        part, log_part = p[i * n // splits:(i + 1) * n // splits], log_p[i * n // splits:(i + 1) * n // splits]
+        log_q = np.log(part.mean(axis=0, keepdims=True))
+        scores.append(float(np.exp(np.mean(np.sum(part * (log_part - log_q), axis=1)))))
+    return float(np.mean(scores)), float(np.std(scores))

@@ -56,6 +56,34 @@ OFFICIAL_WEIGHTS: dict[str, WeightFile] = {
     # open_clip's file of apple/DFN5B-CLIP-ViT-H-14-384 (renamed -378 on the hub); sha256 of the LFS object.
     "clip": WeightFile("open_clip_pytorch_model.bin", None, "3.9G", _CLIP,
                        sha256="c07a17b547d461c60a3cce5062b26bf8545b13de602c4c59d8490361eb716033", nbytes=3_947_081_637),
+    # PANNs Cnn14 16 kHz (evaluation.models.panns; zenodo record 3987831): the md5 that public loaders of this
+    # zenodo file check; exact byte size not published (81.0 M float32 parameters plus training metadata).
+    "panns_cnn14_16k": WeightFile("Cnn14_16k_mAP=0.438.pth", "362fc5ff18f1d6ad2f6d464b45893f2c", "~325M",
+                                  "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth"),
+    # torchvggish's VGGish (evaluation.models.vggish): the file name carries the sha256 prefix torch.hub checks
+    # (10086976); the full sha256 as published by users of the release; size not published (72.1 M float32).
+    "vggish": WeightFile("vggish-10086976.pth", None, "~289M",
+                         "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
+                         sha256="10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4b"),
+    # PaSST-S (AudioSet, SWA, mAP .476), hear21passt's default, used by av-benchmark for FD/KL_PaSST. The authors
+    # publish no checksum; sha256 and size are the ones independent public projects pin for this release asset.
+    "passt_s_swa_p16_128_ap476": WeightFile(
+        "passt-s-f128-p16-s10-ap.476-swa.pt", None, "329M",
+        "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        sha256="302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c", nbytes=344_665_734),
+    # ImageBind huge (evaluation.models.imagebind). Meta publishes no checksum: the sha256 and size are the
+    # Git-LFS object of the identical copies on the HF hub (DAMO-NLP-SG/Video-LLaMA-2-*, vdo/Video-LLaMA-Series).
+    "imagebind_huge": WeightFile("imagebind_huge.pth", None, "4.8G", "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+                                 sha256="d6f6c22bedcc90708448d5d2fbb7b2db9c73f505dc89bd0b2e09b23af1b62157", nbytes=4_803_584_173),
+    # LAION-CLAP HTSAT-base (evaluation.models.clap), the checkpoint av-benchmark's LAION-CLAP score uses. No
+    # checksum is published (searched the hub page references and public code); the size is the hub's rounded one.
+    "laion_clap": WeightFile("music_speech_audioset_epoch_15_esc_89.98.pt", None, "2.35G",
+                             "https://huggingface.co/lukewys/laion_clap/resolve/main/music_speech_audioset_epoch_15_esc_89.98.pt"),
+    # RoBERTa-base's tokenizer files, read by evaluation.models.clap beside the CLAP weights; no checksum published.
+    "roberta_base_vocab": WeightFile("vocab.json", None, "899K",
+                                     "https://huggingface.co/FacebookAI/roberta-base/resolve/main/vocab.json"),
+    "roberta_base_merges": WeightFile("merges.txt", None, "456K",
+                                      "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt"),
 }
 
 
@@ -128,7 +156,8 @@ def read_weight_file(path: str, what: str, known: WeightFile | None = None, *, v
     try:
         with fs.open(p, "rb") as f:
             state = torch.load(f, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, struct.error, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, ValueError, OSError, struct.error, pickle.UnpicklingError,
+            zipfile.BadZipFile) as err:  # OSError: a file shorter than a zip directory (seek before its start)
         raise CorruptWeights(f"cannot read {what} {path!r} ({size} bytes): truncated or not a PyTorch checkpoint "
                              f"({type(err).__name__}: {err}). Re-download it.") from err
     for wrapper in ("state_dict", "model"):
