@@ -47,6 +47,7 @@ class EvalModelSpec:
     columns: str  # the paper's columns it fills
     metrics: tuple[str, ...]  # the metric names of its rows
     paper: bool = True  # one of the paper's models (a "skipped" line when not configured)
+    companions: tuple[str, ...] = ()  # OFFICIAL_WEIGHTS keys of files its class reads beside the weights
 
     @property
     def weight_file(self) -> WeightFile | None:
@@ -60,7 +61,8 @@ EVAL_MODELS: dict[str, EvalModelSpec] = {s.name: s for s in (
     EvalModelSpec("vggish", "evaluation.models.vggish:VGGish", "vggish", (SET,), "FD_VGG", ("fd",)),
     EvalModelSpec("passt", "evaluation.models.passt:PaSST", "passt_s_swa_p16_128_ap476", (SET,), "KL_PaSST", ("fd", "kl", "is")),
     EvalModelSpec("clap", "evaluation.models.clap:LaionClap", "laion_clap", (CLAP,), "CLAP A-A, CLAP T-A",
-                  ("aa_similarity_mean", "aa_similarity_max", "ta_similarity")),
+                  ("aa_similarity_mean", "aa_similarity_max", "ta_similarity"),
+                  companions=("roberta_base_vocab", "roberta_base_merges")),  # RoBERTa's tokenizer files
     EvalModelSpec("imagebind", "evaluation.models.imagebind:ImageBind", "imagebind_huge", (IB,), "IB-score",
                   ("ib_score",)),
     EvalModelSpec("desync", "evaluation.models.synchformer_sync:SynchformerSync", "synchformer", (SYNC,), "DeSync",
@@ -190,6 +192,11 @@ def plan_eval_models(weights: Mapping[str, WeightRef], storage_options: Mapping 
             fs, path = fsspec.core.url_to_fs(ref.path, **dict(storage_options or {}))
             if not fs.exists(path):
                 raise EvalModelUnavailable(_missing_file(spec, ref))
+            for key in spec.companions:  # files the class reads from the weights' folder
+                extra = OFFICIAL_WEIGHTS[key]
+                if not fs.exists(_join(path.rsplit("/", 1)[0] if "/" in path else ".", extra.filename)):
+                    raise EvalModelUnavailable(f"{spec.name}: {extra.filename} is not beside {ref.path!r} "
+                                               f"(get it from {extra.url})")
         except EvalModelUnavailable as exc:
             skipped.append(f"skipped: {spec.columns}: {exc}")
             continue

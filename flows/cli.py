@@ -594,10 +594,12 @@ def weights_list(
         _fail(str(exc))
     why = {line.split(": ", 2)[1]: line.split(": ", 2)[2] for line in plan.skipped}
     used = {spec.weights for spec in EVAL_MODELS.values()}
+    beside = {key: spec.name for spec in EVAL_MODELS.values() for key in spec.companions}
     rows = []
     for key, f in OFFICIAL_WEIGHTS.items():
         if key not in used:
-            rows.append({"name": key, "metrics": "(MMAudio)", "file": f.filename, "size": f.size, "md5": f.md5,
+            role = f"(beside {beside[key]}'s weights)" if key in beside else "(MMAudio)"
+            rows.append({"name": key, "metrics": role, "file": f.filename, "size": f.size, "md5": f.md5,
                          "sha256": f.sha256, "url": f.url, "configured": "", "status": ""})
     for spec in EVAL_MODELS.values():
         f = spec.weight_file

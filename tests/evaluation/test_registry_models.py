@@ -55,6 +55,12 @@ def test_set_models_load_by_name_and_give_fd_kl_is(name, tmp_path):
 
 def test_clap_and_imagebind_load_by_name_and_give_their_rows(tmp_path):
     clap_path, _ = _tiny_file("clap", tmp_path)
+    assert list(plan_eval_models({"clap": WeightRef(str(clap_path), "tiny")}).usable) == ["clap"]
+    (tmp_path / "merges.txt").rename(tmp_path / "elsewhere.txt")
+    line = [l for l in plan_eval_models({"clap": WeightRef(str(clap_path), "tiny")}).skipped if "CLAP" in l]
+    assert line == [f"skipped: CLAP A-A, CLAP T-A: clap: merges.txt is not beside {str(clap_path)!r} (get it from "
+                    "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt)"]
+    (tmp_path / "elsewhere.txt").rename(tmp_path / "merges.txt")
     ib_path, ib_built = _tiny_file("imagebind", tmp_path)
     clap = load_eval_model("clap", WeightRef(str(clap_path), "tiny"))
     ib = load_eval_model("imagebind", WeightRef(str(ib_path), "tiny"))
