@@ -47,18 +47,28 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def wall(fn, device: torch.device):
+    """(fn(), its wall seconds), with the device drained before and after the call."""
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
 def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
     """Median wall seconds of fn() with the device drained before and after each call."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(wall(fn, device)[1] for _ in range(repeats))
+
+
+def graph_step_ms(batch: TrackBatch, grid: torch.Tensor, device: torch.device, repeats: int) -> float:
+    """Median ms per step of sampling ``grid`` with the batch replayed from a fresh CUDA graph."""
+    sampler = GraphedSampler()
+    ms = 1000 * timed(lambda: sampler.sample(batch, grid), device, repeats) / (len(grid) - 1)
+    del sampler
+    return ms
 
 
 def random_video(base, g: torch.Generator, device: torch.device | str = "cpu") -> VideoFeatures:
@@ -130,19 +140,16 @@ def step_table(bundle, args, device, factory) -> list[dict]:
             x, t = batch.tensors["x0"], torch.tensor(0.5, device=device)
             row[f"{name}_eager_ms"] = 1000 * timed(lambda: x + 0.04 * batch.velocity(t, x), device, args.repeats)
             if device.type == "cuda":
-                sampler, grid = GraphedSampler(), time_grid(args.graph_steps, device=device)
+                grid = time_grid(args.graph_steps, device=device)
                 torch.cuda.reset_peak_memory_stats(device)
-                row[f"{name}_graph_ms"] = 1000 * timed(lambda: sampler.sample(batch, grid), device, args.repeats) / args.graph_steps
+                row[f"{name}_graph_ms"] = graph_step_ms(batch, grid, device, args.repeats)
                 row[f"{name}_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
                 if args.compare_reference:  # the same graph with the CPU's reference formulations of the layers
                     fast, layers.fast_path = layers.fast_path, lambda x: False
                     try:
-                        ref = GraphedSampler()
-                        row[f"{name}_graph_ref_ms"] = 1000 * timed(lambda: ref.sample(batch, grid), device, args.repeats) / args.graph_steps
-                        del ref
+                        row[f"{name}_graph_ref_ms"] = graph_step_ms(batch, grid, device, args.repeats)
                     finally:
                         layers.fast_path = fast
-                del sampler
             del batch
         best = "graph" if device.type == "cuda" else "eager"
         row["nag_over_cfg"] = row[f"nag_{best}_ms"] / row[f"cfg_{best}_ms"]
@@ -182,15 +189,11 @@ def catalog(bundle, args, device) -> list[dict]:
     for b in args.batches:
         n_videos = min(len(jobs), max(args.min_videos, b * args.chunks_per_round)) if args.prefix else len(jobs)
         gen = bundle.generator(batch_mode="fused", max_batch=b)
-        sync(device)
-        start = time.perf_counter()
-        out = gen.generate_videos(jobs[:n_videos])
-        sync(device)
-        wall = time.perf_counter() - start
+        out, seconds = wall(lambda: gen.generate_videos(jobs[:n_videos]), device)
         n_tracks = sum(len(t) for t in out)
         finite = all(np.isfinite(t.waveform).all() for ts in out for t in ts)
-        row = {"batch": b, "videos": n_videos, "tracks": n_tracks, "wall_s": wall, "tracks_per_s": n_tracks / wall,
-               "finite": finite}
+        row = {"batch": b, "videos": n_videos, "tracks": n_tracks, "wall_s": seconds,
+               "tracks_per_s": n_tracks / seconds, "finite": finite}
         rows.append(row)
         print("  catalog", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     return rows

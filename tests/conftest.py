@@ -1,6 +1,7 @@
 """Shared test settings: hermetic Prefect home, no telemetry, deterministic torch."""
 import os
 import tempfile
+import uuid
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -46,3 +47,30 @@ def prefect_api():
         for holder in list(gpu._holders.values()):  # release lingering GPU slots while the server is up
             holder.close()
         ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=10)
+
+
+@pytest.fixture
+def root():
+    """A fresh memory:// storage root (tests/storage overrides it with one of each kind)."""
+    from storage.root import open_root
+
+    r = open_root(f"memory://test-{uuid.uuid4().hex[:8]}")
+    yield r
+    if r.fs.exists(r.base):
+        r.fs.rm(r.base, recursive=True)
+
+
+@pytest.fixture
+def edit_state():
+    """edit_state(n_tracks=2) -> the committed state of video 'v' that an edit starts from (as
+    pipeline.edit_plan.load_video_state returns it): tracks t0..t<n-1> at version 1 in one mix, run seed 3,
+    and a removed track t7 whose id stays used."""
+
+    def build(n_tracks: int = 2) -> dict:
+        tracks = [{"track_id": f"t{k}", "version": 1, "position": k, "caption": f"c{k}", "seed": k, "uri": f"u{k}"}
+                  for k in range(n_tracks)]
+        return {"params": {"seed": 3}, "video": {"video_id": "v", "version": 1, "video_uri": "/v.mp4"},
+                "mix": {"version": 1, "track_ids": [t["track_id"] for t in tracks]}, "tracks": tracks,
+                "used_track_ids": [t["track_id"] for t in tracks] + ["t7"]}
+
+    return build

@@ -9,25 +9,22 @@ segments) give `sync_f` of shape (B, 192, 768).
 The official weight file `synchformer_state_dict.pth` holds the whole Synchformer: the visual branch
 (`vfeat_extractor.*`), which runs here, and parts MMAudio never runs (the 2-D patch embedding that the
 official code keeps only to count patches, the audio branch, the two bridges and the synchronisation
-transformer). Those are not built as modules: `unused_keys` lists each with its shape, the loader
-checks that the file holds exactly these plus the visual branch, then drops them.
+transformer). Those are not built here: `unused_keys` lists each with its shape, the loader
+checks that the file holds exactly these plus the visual branch, then drops them. The whole model, for the
+DeSync metric, is `evaluation.models.synchformer_sync` (it reuses this visual branch).
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Literal, Mapping
 
-import fsspec
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, IncompatibleWeights, WeightsNotFound,
-                                  _missing_message, file_digest)
+from nag_model.checkpoint import OFFICIAL_WEIGHTS, IncompatibleWeights, read_weight_file
 
 VISUAL_PREFIX = "vfeat_extractor."
 
@@ -370,24 +367,6 @@ def load_synchformer(path: str, preset: str | SynchformerConfig = "synchformer",
     file's MD5 must match the official one for the full-size preset (`verify_checksum=False` skips it).
     """
     config = get_synchformer_config(preset)
-    known = OFFICIAL_WEIGHTS.get(config.name)
-    opts = dict(storage_options or {})
-    fs, p = fsspec.core.url_to_fs(path, **opts)
-    if not fs.exists(p):
-        raise WeightsNotFound(_missing_message(path, f"Synchformer weights ({config.name})", known))
-    size = fs.size(p)
-    if verify_checksum and known is not None and known.md5:
-        digest = file_digest(path, "md5", opts)
-        if digest != known.md5:
-            raise ChecksumMismatch(f"{path!r} ({size} bytes) has md5 {digest}, expected {known.md5} for "
-                                   f"{known.filename} ({known.size}); re-download it from {known.url}")
-    try:
-        with fs.open(p, "rb") as f:
-            state = torch.load(f, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        expected = f" (expected {known.filename}, {known.size}, md5 {known.md5}, from {known.url})" if known else ""
-        raise IncompatibleWeights(f"{path!r} ({size} bytes) is not a readable PyTorch state dict, truncated or "
-                                  f"corrupt{expected}: {e}") from e
-    if not isinstance(state, Mapping):
-        raise IncompatibleWeights(f"{path!r} holds a {type(state).__name__}, not a state dict")
+    state = read_weight_file(path, f"Synchformer weights ({config.name})", OFFICIAL_WEIGHTS.get(config.name),
+                             verify_checksum=verify_checksum, storage_options=storage_options)
     return synchformer_from_state_dict(state, config, what=f"weights in {path!r}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ from evaluation.paper_tables import display_table, paper_table_rows, skipped_lin
 from evaluation.protocol import Setting, protocol_settings
 from media.audio_io import audio_to_bytes
 from storage import keys
-from storage.root import open_root
 from storage.tables import write_rows
 
 _spec = importlib.util.spec_from_file_location("foley_test_helpers", Path(__file__).resolve().parents[1] / "tasks" / "helpers.py")
@@ -56,13 +54,6 @@ def _store_run(root, run_id, sources, ta: dict[str, float], aa: dict[str, float]
              "model": "stub-evaluator"}], unit=unit)
         write_rows(root, "videos", run_id, [{"video_id": vid, "version": 1, "video_uri": sources[vid], "status": "ok"}],
                    unit=unit)
-
-
-@pytest.fixture
-def root():
-    r = open_root(f"memory://eval-{uuid.uuid4().hex[:8]}")
-    yield r
-    r.fs.rm(r.base, recursive=True)
 
 
 def test_differences_and_their_paired_cis(root, sources):

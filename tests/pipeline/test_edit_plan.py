@@ -3,49 +3,30 @@ read from stored rows."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from pipeline.edit_plan import EditError, load_video_state, make_plan
 from pipeline.tracks import track_seed
 from storage import tables
-from storage.root import open_root
 
 
-@pytest.fixture
-def root():
-    """A fresh memory:// storage root."""
-    r = open_root(f"memory://test-{uuid.uuid4().hex[:8]}")
-    yield r
-    if r.fs.exists(r.base):
-        r.fs.rm(r.base, recursive=True)
-
-
-def state(n_tracks: int = 2):
-    tracks = [{"track_id": f"t{k}", "version": 1, "position": k, "caption": f"c{k}", "seed": k, "uri": f"u{k}"}
-              for k in range(n_tracks)]
-    return {"params": {"seed": 3}, "video": {"video_id": "v", "version": 1, "video_uri": "/v.mp4"},
-            "mix": {"version": 1, "track_ids": [t["track_id"] for t in tracks]}, "tracks": tracks,
-            "used_track_ids": [t["track_id"] for t in tracks] + ["t7"]}
-
-
-def test_the_details_of_each_plan():
-    added = make_plan(state(), "add", caption="Rain.", seed=42)
-    assert added.generate.seed == 42 and added.video == state()["video"] and added.params == {"seed": 3}
-    first = make_plan({**state(0), "used_track_ids": ["intro"]}, "add", caption="Rain.")  # no t<n> id used yet
+def test_the_details_of_each_plan(edit_state):
+    added = make_plan(edit_state(), "add", caption="Rain.", seed=42)
+    assert added.generate.seed == 42 and added.video == edit_state()["video"] and added.params == {"seed": 3}
+    first = make_plan({**edit_state(0), "used_track_ids": ["intro"]}, "add", caption="Rain.")  # no t<n> id used yet
     assert (first.generate.track_id, first.generate.position) == ("t0", 0)
-    taken = make_plan({**state(0), "used_track_ids": ["t0x", "t3", "t4"]}, "add", caption="Rain.")
+    taken = make_plan({**edit_state(0), "used_track_ids": ["t0x", "t3", "t4"]}, "add", caption="Rain.")
     assert taken.generate.track_id == "t5"
-    unseeded = make_plan({**state(), "params": {}}, "add", caption="Rain.")  # a run without a seed: seed 0
+    unseeded = make_plan({**edit_state(), "params": {}}, "add", caption="Rain.")  # a run without a seed: seed 0
     assert unseeded.generate.seed == track_seed(0, "v", "t8", 1)
-    redo = make_plan(state(3), "regenerate", track_id="t1", caption=" A louder fan. ")
+    redo = make_plan(edit_state(3), "regenerate", track_id="t1", caption=" A louder fan. ")
     g = redo.generate
     assert (g.caption, g.position, g.supersedes) == ("A louder fan.", 1, 1)
     assert [t["track_id"] for t in redo.tracks_after({"track_id": "<new>"})] == ["t0", "<new>", "t2"]
-    assert make_plan(state(3), "regenerate", track_id="t1", caption="  ").generate.caption == "c1"  # blank: kept
-    removed = make_plan(state(3), "remove", track_id="t1")
-    assert removed.context == () and removed.video == state()["video"] and removed.supersedes_mix == 1
+    assert make_plan(edit_state(3), "regenerate", track_id="t1", caption="  ").generate.caption == "c1"  # blank: kept
+    removed = make_plan(edit_state(3), "remove", track_id="t1")
+    assert removed.context == () and removed.video == edit_state()["video"] and removed.supersedes_mix == 1
     assert removed.version == 2 and removed.new_at is None
     with pytest.raises(ValueError, match="^the generated track's row is needed exactly when the edit generates one$"):
         removed.tracks_after({"track_id": "x"})
@@ -58,11 +39,11 @@ def test_the_details_of_each_plan():
     ("regenerate", {"track_id": "t9"}, r"^track 't9' is not in the current mix of 'v'; its tracks are \['t0', 't1'\]$"),
     ("swap", {}, r"^action must be one of \('add', 'regenerate', 'remove'\), got 'swap'$"),
 ])
-def test_impossible_edits_are_refused_with_their_reason(action, kwargs, message):
+def test_impossible_edits_are_refused_with_their_reason(action, kwargs, message, edit_state):
     with pytest.raises(EditError, match=message):
-        make_plan(state(), action, **kwargs)
+        make_plan(edit_state(), action, **kwargs)
     with pytest.raises(EditError, match=r"^'t0' is the only track of 'v'; a video keeps at least one track$"):
-        make_plan(state(1), "remove", track_id="t0")
+        make_plan(edit_state(1), "remove", track_id="t0")
 
 
 # --- the committed state an edit starts from (load_video_state, on stored rows) -----------------------------

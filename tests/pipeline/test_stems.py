@@ -1,7 +1,6 @@
 """Stored stems turned back into generator context (pipeline.stems.context_tracks)."""
 from __future__ import annotations
 
-import uuid
 
 import numpy as np
 import pytest
@@ -9,16 +8,6 @@ import pytest
 from pipeline.objects import write_audio
 from pipeline.params import AudioOutput
 from pipeline.stems import context_tracks
-from storage.root import open_root
-
-
-@pytest.fixture
-def root():
-    """A fresh memory:// storage root."""
-    r = open_root(f"memory://test-{uuid.uuid4().hex[:8]}")
-    yield r
-    if r.fs.exists(r.base):
-        r.fs.rm(r.base, recursive=True)
 
 
 def test_context_tracks_are_mono_float32_at_the_model_rate_with_their_gain_undone(root):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import uuid
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ def media(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def demo_video() -> str:
     return str(H.DEMO_DIR / "sf-10109180.mp4")
-
-
-@pytest.fixture
-def root():
-    """A fresh memory:// storage root."""
-    from storage.root import open_root
-
-    r = open_root(f"memory://test-{uuid.uuid4().hex[:8]}")
-    yield r
-    if r.fs.exists(r.base):
-        r.fs.rm(r.base, recursive=True)
 
 
 @pytest.fixture(scope="session")

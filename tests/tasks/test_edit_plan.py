@@ -13,16 +13,8 @@ from tasks.retry_policy import IO_RETRIES, is_transient
 NEW = {"track_id": "new"}  # the generated track's row
 
 
-def state(n_tracks: int = 2):
-    tracks = [{"track_id": f"t{k}", "version": 1, "position": k, "caption": f"c{k}", "seed": k, "uri": f"u{k}"}
-              for k in range(n_tracks)]
-    return {"params": {"seed": 3}, "video": {"video_id": "v", "version": 1, "video_uri": "/v.mp4"},
-            "mix": {"version": 1, "track_ids": [t["track_id"] for t in tracks]}, "tracks": tracks,
-            "used_track_ids": [t["track_id"] for t in tracks] + ["t7"]}
-
-
-def test_add_gets_a_new_id_goes_last_and_is_made_against_all():
-    plan = make_plan(state(), "add", caption=" A door knocks. ")
+def test_add_gets_a_new_id_goes_last_and_is_made_against_all(edit_state):
+    plan = make_plan(edit_state(), "add", caption=" A door knocks. ")
     g = plan.generate
     assert g.track_id == "t8" and g.version == 1 and g.supersedes is None and g.position == 2
     assert g.caption == "A door knocks." and g.seed == track_seed(3, "v", "t8", 1)
@@ -30,17 +22,17 @@ def test_add_gets_a_new_id_goes_last_and_is_made_against_all():
     assert plan.version == 2 and plan.supersedes_mix == 1
 
 
-def test_regenerate_supersedes_and_is_made_against_the_others():
-    plan = make_plan(state(3), "regenerate", track_id="t1", seed=11)
+def test_regenerate_supersedes_and_is_made_against_the_others(edit_state):
+    plan = make_plan(edit_state(3), "regenerate", track_id="t1", seed=11)
     g = plan.generate
     assert (g.track_id, g.version, g.supersedes, g.seed, g.caption) == ("t1", 2, 1, 11, "c1")
     assert [t["track_id"] for t in plan.context] == ["t0", "t2"]
     assert plan.tracks_after(NEW)[1] is NEW
-    assert make_plan(state(3), "regenerate", track_id="t1").generate.seed == track_seed(3, "v", "t1", 2)
+    assert make_plan(edit_state(3), "regenerate", track_id="t1").generate.seed == track_seed(3, "v", "t1", 2)
 
 
-def test_remove_drops_the_track_from_the_mix_only():
-    plan = make_plan(state(3), "remove", track_id="t0")
+def test_remove_drops_the_track_from_the_mix_only(edit_state):
+    plan = make_plan(edit_state(3), "remove", track_id="t0")
     assert plan.generate is None and [t["track_id"] for t in plan.tracks_after()] == ["t1", "t2"]
 
 
@@ -48,11 +40,11 @@ def test_remove_drops_the_track_from_the_mix_only():
     ("add", {}, "needs a caption"), ("regenerate", {"track_id": "t9"}, "not in the current mix"),
     ("swap", {}, "action must be one of"),
 ])
-def test_impossible_edits_are_refused(action, kwargs, fragment):
+def test_impossible_edits_are_refused(action, kwargs, fragment, edit_state):
     with pytest.raises(EditError, match=fragment):
-        make_plan(state(), action, **kwargs)
+        make_plan(edit_state(), action, **kwargs)
     with pytest.raises(EditError, match="only track"):
-        make_plan(state(1), "remove", track_id="t0")
+        make_plan(edit_state(1), "remove", track_id="t0")
 
 
 def test_io_tasks_retry_with_backoff_and_the_gpu_step_does_not():

@@ -86,31 +86,12 @@ def test_batches_pair_two_disjoint_halves_of_one_clip(setup):
     assert b["clip_f"].shape == (8, 32, 4) and b["sync_f"].shape == (8, 88, 3) and bool(b["video_exist"].all())
 
 
-def test_controlnet_training_on_features_runs_under_torchrun(setup, tmp_path):
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-
+def test_controlnet_training_on_features_runs_under_torchrun(setup, tmp_path, two_ranks):
     feats = setup["dir"] / "feats"
     if not feats.exists():
         tf.extract(str(setup["manifest"]), setup["bundle"], str(feats), progress=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(port), str(_TESTS / "training" / "features_ddp_driver.py"), str(setup["weights"]),
-           str(feats), str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:  # never leave the workers running
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, err[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    driver = _TESTS / "training" / "features_ddp_driver.py"
+    r0, r1 = two_ranks([str(driver), str(setup["weights"]), str(feats), str(tmp_path)], tmp_path, timeout=300)
     assert r0["losses"] == r1["losses"] and len(r0["losses"]) == 2 and all(math.isfinite(x) for x in r0["losses"])
     assert all(torch.allclose(v, r1["ema"][k], atol=1e-6) for k, v in r0["ema"].items())
     assert Path(r0["stem"] + ".safetensors").exists() and (tmp_path / "work" / "last.pt").exists()

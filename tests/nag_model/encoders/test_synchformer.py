@@ -7,7 +7,8 @@ import fsspec
 import pytest
 import torch
 
-from nag_model.checkpoint import OFFICIAL_WEIGHTS, ChecksumMismatch, IncompatibleWeights, WeightsNotFound
+from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, IncompatibleWeights,
+                                  WeightsNotFound)
 from nag_model.encoders.synchformer import (VISUAL_PREFIX, SynchformerEncoder, get_synchformer_config,
                                             load_synchformer, preprocess_frames, split_segments, unused_keys)
 
@@ -181,7 +182,7 @@ def test_truncated_file_is_reported(tmp_path):
     data = Path(TINY_FILE).read_bytes()
     path = tmp_path / "synchformer_state_dict.pth"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(IncompatibleWeights, match=rf"\({len(data) // 2} bytes\) is not a readable PyTorch state dict"):
+    with pytest.raises(CorruptWeights, match=rf"\({len(data) // 2} bytes\): truncated or not a PyTorch checkpoint"):
         load_synchformer(str(path), "tiny", verify_checksum=False)
     with pytest.raises(ChecksumMismatch):  # with the official preset the checksum catches it first
         load_synchformer(str(path))
