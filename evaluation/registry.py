@@ -10,7 +10,7 @@ model is loaded, so a missing module costs one line, not an import error), its w
   FD, KL and IS of a run against a reference set (:mod:`evaluation.run_sets`);
 * ``clap``: ``embed_audio(wavs)``, ``embed_text(captions)``: CLAP T-A per track, CLAP A-A per mix;
 * ``ib``: ``embed_video(frames)``, ``embed_audio(wavs)``: IB-score per track and per mix;
-* ``sync``: ``desync(frames, wavs)``: DeSync per mix.
+* ``sync``: ``desync(frames, wavs)``: DeSync per mix (videos at least as long as its window).
 
 The classes follow ``/work/HELPERS-13.md``'s interface (``name``, ``sample_rate``, ``from_file(path, preset, *,
 verify_checksum, storage_options)``); ``demo`` adapts the demo world's audio evaluator to the same interface

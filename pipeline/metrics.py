@@ -103,21 +103,20 @@ def clap_metrics(model: Any, name: str, waves: Sequence[np.ndarray], rate: int, 
     return [r for r in rows if r is not None]
 
 
-IB_FPS, IB_SHORT_SIDE = 0.5, 224  # av-benchmark's ImageBind frames: 0.5 fps, shorter edge 224 (bicubic)
-SYNC_FPS, SYNC_SIZE = 25.0, 224  # Synchformer: 25 fps, shorter edge 224, centre crop
+IB_FPS, SYNC_FPS = 0.5, 25.0  # av-benchmark's frame rates for ImageBind and Synchformer
+MAX_SHORT_SIDE = 480  # frames are handed over at the source size, the shorter edge at most this (memory)
 
 
 def frame_request(model: Any, role: str, height: int, width: int) -> FrameRequest:
-    """How ``model`` wants its frames decoded: its own ``frame_request(height, width)`` when it has one, else
-    av-benchmark's: ImageBind at ``video_fps`` (0.5) with the shorter edge at 224 (the module crops), Synchformer
-    at 25 fps resized and centre-cropped to 224 x 224."""
+    """How ``model`` wants its frames decoded: its own ``frame_request(height, width)`` when it has one, else at
+    its ``video_fps`` (ImageBind 0.5, Synchformer 25) and at the source size, so that the module does
+    av-benchmark's resize and crops itself; a source whose shorter edge exceeds :data:`MAX_SHORT_SIDE` is
+    scaled down to it first (bicubic, swscale), keeping the aspect ratio."""
     if hasattr(model, "frame_request"):
         return model.frame_request(height, width)
-    if role == "ib":
-        scale = IB_SHORT_SIDE / min(height, width)
-        return FrameRequest(float(getattr(model, "video_fps", IB_FPS)),
-                            (max(IB_SHORT_SIDE, round(height * scale)), max(IB_SHORT_SIDE, round(width * scale))))
-    return FrameRequest(float(getattr(model, "video_fps", SYNC_FPS)), (SYNC_SIZE, SYNC_SIZE), "crop")
+    fps = float(getattr(model, "video_fps", IB_FPS if role == "ib" else SYNC_FPS))
+    scale = min(1.0, MAX_SHORT_SIDE / min(height, width))
+    return FrameRequest(fps, (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def model_frames(video_uri: str, requests: Sequence[FrameRequest], seconds: float) -> list[np.ndarray]:
@@ -139,6 +138,10 @@ def ib_metrics(model: Any, name: str, frames: np.ndarray, waves: Sequence[np.nda
 
 
 def desync_metrics(model: Any, name: str, frames: np.ndarray, mix: np.ndarray, rate: int, mix_version: int) -> list[dict]:
-    """DeSync of the mix: Synchformer's mean |offset| in seconds over the first and last 4.8-s windows."""
+    """DeSync of the mix: Synchformer's mean |offset| in seconds over the first and last 4.8-s windows (none for a
+    video shorter than the model's window: ``config.num_frames`` frames)."""
+    need = getattr(getattr(model, "config", None), "num_frames", 0)
+    if len(frames) < need:
+        return []
     value = float(np.asarray(model.desync([frames], _batch([mix], rate, int(model.sample_rate))))[0])
     return [r for r in [metric_row(None, mix_version, "desync", value, name)] if r is not None]

@@ -78,3 +78,18 @@ def test_clap_and_imagebind_load_by_name_and_give_their_rows(tmp_path):
     video = ib_built.embed_video([frames])[0]
     audio = ib_built.embed_audio(np.stack(waves[:1]))[0]
     assert rows[0]["value"] == pytest.approx(float(video @ audio), abs=1e-5)
+
+
+def test_desync_loads_by_name_and_scores_only_full_windows():
+    from pipeline.metrics import desync_metrics
+
+    path = FIXTURES / "synchformer_sync" / "tiny_state_dict.pth"
+    model = load_eval_model("desync", WeightRef(str(path), "tiny"))
+    assert model.name == "synchformer-desync-tiny" and model.config.num_frames == 200
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (200, 48, 64, 3), dtype=np.uint8)  # 8 s at 25 fps, any size
+    mix = (0.1 * rng.standard_normal(8 * 16000)).astype(np.float32)
+    rows = desync_metrics(model, model.name, frames, mix, 16000, 3)
+    assert [(r["track_id"], r["metric"], r["version"]) for r in rows] == [(None, "desync", 3)]
+    assert rows[0]["value"] == pytest.approx(float(model.desync([frames], mix[None])[0]))
+    assert 0.0 <= rows[0]["value"] <= 2.0 and desync_metrics(model, model.name, frames[:150], mix, 16000, 3) == []

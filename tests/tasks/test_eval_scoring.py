@@ -105,8 +105,18 @@ def test_ib_score_per_track_and_mix_and_desync_per_mix(made, h, test_models):
     sync = [r for r in rows if r["model"] == "test-sync"]
     assert set(ib) == {"t0", "t1", None} and all(0 < v <= 1 for v in ib.values())
     assert [(r["track_id"], r["metric"], r["version"]) for r in sync] == [(None, "desync", 1)]
-    assert SEEN["ib"] == [(4, 224, 224, 3)]  # 8 s at 0.5 fps, shorter edge 224 (the 64x64 video upscaled)
-    assert SEEN["sync"] == [(200, 224, 224, 3)] and SEEN["sync_audio"] == [(1, 8 * 16000)]  # 25 fps; 8 s at 16 kHz
+    h_w = (video.height, video.width)  # the source size: the modules resize and crop as av-benchmark
+    assert SEEN["ib"] == [(4, *h_w, 3)]  # 8 s at 0.5 fps
+    assert SEEN["sync"] == [(200, *h_w, 3)] and SEEN["sync_audio"] == [(1, 8 * 16000)]  # 25 fps; 8 s at 16 kHz
     assert all(r["metric"] == "ib_score" for r in rows if r["model"] == "test-ib")
+    class Window:
+        num_frames = 201  # longer than the 8-s video: no DeSync row
+    LoudnessSync.config = Window()
+    try:
+        short = score_video.fn(root.url, "r", "v", tracks, mix, h.MODEL, h.DURATION, ORDERED, video=video,
+                               eval_weights=test_models)
+    finally:
+        del LoudnessSync.config
+    assert not any(r["model"] == "test-sync" for r in short) and any(r["model"] == "test-ib" for r in short)
     no_video = score_video.fn(root.url, "r", "v", tracks, mix, h.MODEL, h.DURATION, ORDERED, eval_weights=test_models)
     assert not any(r["model"] in ("test-ib", "test-sync") for r in no_video)  # no frames: nothing faked
