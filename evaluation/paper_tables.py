@@ -134,21 +134,55 @@ def _demo_values(root: Root, loaded, common: list[str], evaluator, seconds: floa
     return per_video, set_vals
 
 
+def _stored_values(root: Root, run: RunAudio, common: list[str], label: str, reference: str,
+                   seconds: float) -> tuple[PerVideo, SetVals] | None:
+    """The run's own ``run_metrics`` rows of model ``label`` when they cover exactly the common videos at their
+    current versions, with the same reference set and clip length (then nothing is recomputed); else None."""
+    versions = [run.version[v] for v in common]
+    rows = [r for r in read_table(root, "run_metrics", run.run_id).to_pylist() if r["model"] == label]
+    if not rows or any(r["video_ids"] != common or r["video_versions"] != versions or r["seconds"] != seconds
+                       or r["reference"] not in (reference, None) for r in rows):
+        return None
+    pv: PerVideo = defaultdict(dict)
+    sv: SetVals = {}
+    for r in rows:
+        scope = "composite" if r["scope"] == "mixes" else "tracks"
+        if r["per_video"] is not None:
+            pv[(scope, r["metric"])] = {v: (x, 1) for v, x in zip(r["video_ids"], r["per_video"]) if x is not None}
+        else:
+            sv[(scope, r["metric"])] = (r["value"], r["n"], r["reference"])
+    return pv, sv
+
+
 def _set_model_values(root: Root, loaded, common: list[str], model: Any, seconds: float,
                       reference_manifest: str | None, fd_method: str) -> tuple[list[PerVideo], list[SetVals]]:
     """Table 1 FD/KL/IS and Table 2 IS of one ``set`` evaluation model on the common videos
-    (:func:`evaluation.run_sets.set_values`: av-benchmark's forms)."""
+    (:func:`evaluation.run_sets.set_values`: av-benchmark's forms), taken from a run's ``run_metrics`` rows where
+    they cover exactly these videos (:func:`_stored_values`), else computed here."""
     rate = int(model.sample_rate)
     label = reference_manifest or REFERENCE
-    refs = reference_audio({v: loaded[0][1].video_uri[v] for v in common}, rate, seconds, reference_manifest)
-    ref_ids = sorted(refs)
-    ref_feats = model_features(model, [cut(refs[v], rate, rate, seconds) for v in ref_ids]) if refs else None
+    name = str(getattr(model, "name", ""))
+    reference: dict[str, Any] = {}
+
+    def ref_features():
+        if not reference:
+            refs = reference_audio({v: loaded[0][1].video_uri[v] for v in common}, rate, seconds, reference_manifest)
+            reference["ids"] = sorted(refs)
+            reference["feats"] = (model_features(model, [cut(refs[v], rate, rate, seconds) for v in reference["ids"]])
+                                  if refs else None)
+        return reference["feats"], reference["ids"]
+
     per_video, set_vals = [], []
     for setting, run in loaded:
+        stored = _stored_values(root, run, common, name, label, float(seconds)) if name else None
+        if stored is not None:
+            per_video.append(stored[0])
+            set_vals.append(stored[1])
+            continue
         pv: PerVideo = defaultdict(dict)
         sv: SetVals = {}
         gen = model_features(model, [cut(*read_audio(root, run.mix_uri[v]), rate, seconds) for v in common])
-        for metric, value in set_values(gen, common, ref_feats, ref_ids, fd_method=fd_method).items():
+        for metric, value in set_values(gen, common, *ref_features(), fd_method=fd_method).items():
             if value.per_video is not None:
                 pv[("composite", metric)] = {v: (x, 1) for v, x in value.per_video.items()}
             else:

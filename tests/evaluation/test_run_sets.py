@@ -142,3 +142,35 @@ def test_model_features_keep_the_order_of_clips_of_different_lengths():
             return {"embedding": np.stack([[w.shape[-1], w[0]] for w in wavs]), "logits": np.zeros((len(wavs), 2))}
     waves = [np.full(n, i, np.float32) for i, n in enumerate((5, 3, 5, 4))]
     assert model_features(Echo(), waves)["embedding"].tolist() == [[5, 0], [3, 1], [5, 2], [4, 3]]
+
+
+def test_the_tables_reuse_a_runs_stored_set_rows_and_give_the_same_numbers(root, sources):
+    from evaluation.paper_tables import paper_table_rows
+    from evaluation.protocol import Setting
+
+    rng = np.random.default_rng(3)
+    for run_id in ("e-base", "e-nag"):
+        for v in ("v0", "v1", "v2"):
+            _store_video(root, run_id, v, sources[v], 1, rng)
+    runs = [(Setting("independent", "descending"), "e-base"), (Setting("nag", "descending", 1.5), "e-nag")]
+    model = load_eval_model("demo", WEIGHTS["demo"])
+    computed = paper_table_rows(root, runs, None, SECONDS, n_resamples=200, eval_models={"demo": model})
+    for run_id, method in (("e-base", "independent"), ("e-nag", "nag")):
+        score_run_sets(root, run_id, WEIGHTS, SECONDS, method)
+
+    class NoFeatures:  # the stored rows must be enough: features() would fail
+        name, sample_rate = model.name, model.sample_rate
+
+        def features(self, wavs):
+            raise AssertionError("recomputed although the run's rows cover the videos")
+    stored = paper_table_rows(root, runs, None, SECONDS, n_resamples=200, eval_models={"demo": NoFeatures()})
+    key = lambda r: (r["scope"], r["metric"], r["method"])  # noqa: E731
+    assert {key(r) for r in stored} == {key(r) for r in computed} == {
+        (s, m, meth) for meth in ("independent", "nag") for s, m in (("composite", "fd"), ("composite", "kl"),
+                                                                     ("composite", "is"), ("tracks", "is"))}
+    by = {key(r): r for r in computed}
+    for r in stored:
+        for col in ("value", "n", "diff", "diff_low", "diff_high", "reference"):
+            want = by[key(r)][col]
+            assert r[col] == (want if want is None or isinstance(want, str) else pytest.approx(want, rel=1e-9)), \
+                (key(r), col)
