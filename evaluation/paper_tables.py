@@ -106,7 +106,8 @@ def _metric_rows(run: RunAudio, common: list[str], pv: PerVideo) -> None:
         pv[("tracks", metric)] = {v: (float(np.sum(values[v])), len(values[v])) for v in common if v in values}
 
 
-def _demo_values(root: Root, loaded, common: list[str], evaluator, seconds: float) -> tuple[list[PerVideo], list[SetVals]]:
+def _demo_values(root: Root, loaded, common: list[str], evaluator,
+                 seconds: float) -> tuple[list[PerVideo], list[SetVals]]:
     """Table 1/2 values from the bundle's audio evaluator (the demo world's): its embeddings and tag
     probabilities (:func:`evaluation.set_metrics.kl_per_clip`, one-split IS) and its ``metrics`` rows."""
     rate = int(evaluator.sample_rate)

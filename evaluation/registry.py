@@ -59,7 +59,8 @@ EVAL_MODELS: dict[str, EvalModelSpec] = {s.name: s for s in (
     EvalModelSpec("panns", "evaluation.models.panns:PANNsCnn14", "panns_cnn14_16k", (SET,), "FD_PANNs, KL_PANNs, IS",
                   ("fd", "kl", "is")),
     EvalModelSpec("vggish", "evaluation.models.vggish:VGGish", "vggish", (SET,), "FD_VGG", ("fd",)),
-    EvalModelSpec("passt", "evaluation.models.passt:PaSST", "passt_s_swa_p16_128_ap476", (SET,), "KL_PaSST", ("fd", "kl", "is")),
+    EvalModelSpec("passt", "evaluation.models.passt:PaSST", "passt_s_swa_p16_128_ap476", (SET,), "KL_PaSST",
+                  ("fd", "kl", "is")),
     EvalModelSpec("clap", "evaluation.models.clap:LaionClap", "laion_clap", (CLAP,), "CLAP A-A, CLAP T-A",
                   ("aa_similarity_mean", "aa_similarity_max", "ta_similarity"),
                   companions=("roberta_base_vocab", "roberta_base_merges")),  # RoBERTa's tokenizer files
@@ -149,7 +150,8 @@ def model_class(spec: EvalModelSpec) -> type:
     try:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        raise EvalModelUnavailable(f"{spec.name}: {spec.target} cannot be imported ({type(exc).__name__}: {exc})") from exc
+        why = f"{type(exc).__name__}: {exc}"
+        raise EvalModelUnavailable(f"{spec.name}: {spec.target} cannot be imported ({why})") from exc
     except AttributeError:
         raise EvalModelUnavailable(f"{spec.name}: module {module} has no class {attr}") from None
 

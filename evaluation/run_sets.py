@@ -92,7 +92,8 @@ def load_run(root: Root, run_id: str, model: str | None = None, track_metrics: S
             continue
         if m["track_id"] is None and m["metric"] in mix_metrics and m["version"] == mixes[(vid,)]["version"]:
             run.mix_values.setdefault(m["metric"], {})[vid] = m["value"]
-        elif m["track_id"] is not None and m["metric"] in track_metrics and (vid, m["track_id"], m["version"]) in wanted_tracks:
+        elif (m["track_id"] is not None and m["metric"] in track_metrics
+              and (vid, m["track_id"], m["version"]) in wanted_tracks):
             run.track_values.setdefault(m["metric"], {}).setdefault(vid, []).append(m["value"])
     return run
 

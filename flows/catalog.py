@@ -244,7 +244,8 @@ def catalog_run(
               "gpu_slot": gpu_slot, "captioner": captioner.to_dict() if captioner is not None else None,
               "report": report, "device": device, "precision": precision,
               "batch_videos": batch_videos, "eval_weights": eval_plan.entries(),
-              "reference_manifest": reference_manifest}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
+              "reference_manifest": reference_manifest}
+    # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)

@@ -88,7 +88,8 @@ def evaluator_metrics(evaluator: AudioEvaluator, waves: Sequence[np.ndarray], ra
 
 
 def clap_metrics(model: Any, name: str, waves: Sequence[np.ndarray], rate: int, captions: Sequence[str],
-                 track_ids: Sequence[str], versions: Sequence[int], score_ids: set[str], mix_version: int) -> list[dict]:
+                 track_ids: Sequence[str], versions: Sequence[int], score_ids: set[str],
+                 mix_version: int) -> list[dict]:
     """CLAP T-A (``ta_similarity``: each track of ``score_ids`` against its caption) and CLAP A-A
     (``aa_similarity_mean`` / ``_max`` over every pair of the mix's tracks; lower = better separated) from a
     model with ``embed_audio`` and ``embed_text`` (LAION-CLAP, or the demo evaluator)."""
@@ -137,7 +138,8 @@ def ib_metrics(model: Any, name: str, frames: np.ndarray, waves: Sequence[np.nda
     return [r for r in rows if r is not None]
 
 
-def desync_metrics(model: Any, name: str, frames: np.ndarray, mix: np.ndarray, rate: int, mix_version: int) -> list[dict]:
+def desync_metrics(model: Any, name: str, frames: np.ndarray, mix: np.ndarray, rate: int,
+                   mix_version: int) -> list[dict]:
     """DeSync of the mix: Synchformer's mean |offset| in seconds over the first and last 4.8-s windows (none for a
     video shorter than the model's window: ``config.num_frames`` frames)."""
     need = getattr(getattr(model, "config", None), "num_frames", 0)
