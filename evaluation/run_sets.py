@@ -17,13 +17,13 @@ Per model with the ``set`` role (:mod:`evaluation.registry`) and its ``features(
   ``scipy.linalg.sqrtm`` form for the paper's models, the exact eigen-decomposition form for the demo's);
 * ``kl``: per video, ``KL(softmax(reference logits) || softmax(generated logits))``, averaged over the videos
   that have a reference clip (``per_video`` holds each one, for paired CIs);
-* ``is``: inception score of the generated logits, 10 shuffled splits (:func:`inception_score_splits`; with
-  fewer than 10 clips, one split per clip, where av-benchmark's empty splits would give NaN).
+* ``is``: inception score of the generated logits, 10 shuffled splits (:func:`inception_score_splits`); with
+  fewer than 10 clips (where av-benchmark's empty splits give NaN) one split over all of them, the plain IS.
 
 Writes (:func:`score_run_sets`): one unit per (run, model) (``set@<model>``), replaced atomically, so a rerun
 never duplicates rows; each row names the video versions it covers (``video_ids``, ``video_versions``) and the
-reference, and a unit whose rows already cover the run's current versions with the same reference and length
-is not recomputed (a resumed or repeated run costs nothing; an edit makes it recompute).
+reference, and a unit whose rows already cover the run's current versions with the same reference, length and
+weights entry is not recomputed (a resumed or repeated run costs nothing; an edit makes it recompute).
 """
 from __future__ import annotations
 
@@ -163,7 +163,8 @@ def set_values(generated: Mapping[str, Any], gen_ids: Sequence[str], reference: 
             per = {gen_ids[i]: float(k) for (i, _), k in zip(pairs, kl)}
             out["kl"] = SetValue(float(np.mean(kl)), len(pairs), len(pairs), per)
     if logits is not None and len(logits):
-        out["is"] = SetValue(inception_score_splits(logits, splits=min(IS_SPLITS, len(logits)))[0], len(logits))
+        splits = IS_SPLITS if len(logits) >= IS_SPLITS else 1
+        out["is"] = SetValue(inception_score_splits(logits, splits=splits)[0], len(logits))
     return out
 
 
@@ -195,10 +196,11 @@ def _unit(model_name: str) -> str:
     return f"set@{model_name}"
 
 
-def _up_to_date(unit_rows: list[dict], ids: list[str], versions: list[int], reference: str, seconds: float) -> bool:
+def _up_to_date(unit_rows: list[dict], ids: list[str], versions: list[int], reference: str, seconds: float,
+                weights: str) -> bool:
     return bool(unit_rows) and all(r["video_ids"] == ids and r["video_versions"] == versions
                                    and r["seconds"] == seconds and r["reference"] in (reference, None)
-                                   for r in unit_rows)
+                                   and r["weights"] == weights for r in unit_rows)
 
 
 def score_run_sets(root: Root, run_id: str, weights: Mapping[str, WeightRef], seconds: float, method: str, *,
@@ -226,7 +228,7 @@ def score_run_sets(root: Root, run_id: str, weights: Mapping[str, WeightRef], se
         model = loader(name, ref)
         label = model_label(name, model)
         mine = [r for r in existing if r["model"] == label]
-        if _up_to_date(mine, ids, versions, reference, float(seconds)):
+        if _up_to_date(mine, ids, versions, reference, float(seconds), ref.entry(name)):
             rows += mine
             continue
         rate = int(model.sample_rate)
@@ -246,7 +248,8 @@ def score_run_sets(root: Root, run_id: str, weights: Mapping[str, WeightRef], se
                       "value": v.value, "reference": None if metric == "is" else reference,
                       "n_reference": v.n_reference, "video_ids": ids, "video_versions": versions,
                       "per_video": None if v.per_video is None else [v.per_video.get(x) for x in ids],
-                      "seconds": float(seconds)} for (scope, metric), v in values.items()]
+                      "seconds": float(seconds), "weights": ref.entry(name)}
+                     for (scope, metric), v in values.items()]
         write_rows(root, "run_metrics", run_id, unit_rows, unit=_unit(label))
         rows += unit_rows
     return rows

@@ -113,6 +113,7 @@ run_metrics  video_ids        list<string>          NN  the videos of the set (t
 run_metrics  video_versions   list<int32>           NN  the version of each of video_ids
 run_metrics  per_video        list<float64>             kl: the value of each of video_ids (null: no reference clip)
 run_metrics  seconds          float64               NN  length every clip was cut to
+run_metrics  weights          string                    the model's configuration entry (name[:preset]=path)
 run_metrics  created_at       timestamp[us, UTC]    NN
 ===========  ===============  ====================  ==  =============================================
 
@@ -303,6 +304,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("video_versions", pa.list_(pa.int32()), True),
         _f("per_video", pa.list_(pa.float64())),
         _f("seconds", pa.float64(), True),
+        _f("weights", pa.string()),
         _f("created_at", TIME, True),
     ]),
 }
