@@ -294,10 +294,6 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
     from tasks.run_log import RunConflict
 
     batch = _placement(params["device"], params["precision"], params["batch_videos"], dask)
-    if params.get("eval_weights") is not None:
-        params["eval_weights"] = _eval_plan(params["eval_weights"]).entries() or None
-    if params.get("reference_manifest"):
-        params["reference_manifest"] = absolute_uri(params["reference_manifest"])
     try:
         TrackSettings(params["method"], params["alpha"], params["beta"], params["steps"])
         AudioOutput(params["audio_format"], params["bit_depth"])
@@ -305,6 +301,10 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
             check_run_id(run_id)
     except ValueError as exc:
         _fail(str(exc))
+    if params.get("eval_weights") is not None:  # after the other checks: its skipped lines print once
+        params["eval_weights"] = _eval_plan(params["eval_weights"]).entries() or None
+    if params.get("reference_manifest"):
+        params["reference_manifest"] = absolute_uri(params["reference_manifest"])
     manifest_uri = absolute_uri(manifest)
     try:
         total = len(load_manifest(manifest_uri))
