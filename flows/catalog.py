@@ -27,11 +27,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 from prefect import flow
+from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from captioning.captioner import CaptionerSettings
+from evaluation.registry import SET, parse_eval_weights, plan_eval_models
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, RESERVE_S, release_gpu_slots
 from pipeline.models import check_method, check_placement_names
@@ -50,6 +52,7 @@ from tasks.record import record_rejected, record_video
 from tasks.report import publish_report
 from tasks.reset import reset_video
 from tasks.run_log import begin_run, finish_run, finished_videos, name_flow_run
+from tasks.run_scoring import score_run
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_tracks
 
@@ -114,8 +117,8 @@ def outcome(stage: PrefectFuture | dict) -> Any:
 def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: str, duration: float, order: str,
                seed: int, synthesis: TrackSettings, output: AudioOutput, max_caption_chars: int,
                gpu_slot: str | None, resumed: bool, captioner: CaptionerSettings | None = None,
-               device: str = "cpu", precision: str = "fp32",
-               batch_videos: int | None = None) -> tuple[PrefectFuture | dict, ...]:
+               device: str = "cpu", precision: str = "fp32", batch_videos: int | None = None,
+               eval_weights: list[str] | None = None) -> tuple[PrefectFuture | dict, ...]:
     """Submit the stages of one video, in :data:`pipeline.outcomes.STAGES` order (the last depends on all).
 
     Only a resumed run can have left something of a video behind (a new run id has nothing stored yet),
@@ -131,8 +134,22 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
                                       seed, gpu_slot, device, precision, batch_videos)  # track k pushed away
     # from tracks 1..k-1 (Eq. 7), batched with the other videos whose synthesis waits at the same time
     mix = mix_video.submit(storage_url, run_id, vid, video, tracks, output)  # sum, -20 LUFS, ceiling; mux
-    metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered)
+    metrics = score_video.submit(storage_url, run_id, vid, tracks, mix, model, duration, ordered, video=video,
+                                 eval_weights=eval_weights or None)  # levels, evaluator, CLAP/IB/DeSync rows
     return reset, video, captions, ordered, tracks, mix, metrics
+
+
+def _score_run(storage_url: str, run_id: str, plan, duration: float, method: str,
+               reference_manifest: str | None) -> list[dict]:
+    """The run-level set metrics of the set models (none configured: nothing); a failure is logged with its
+    reason and leaves the run completed (its videos are done), with no rows."""
+    if not plan.with_role(SET):
+        return []
+    state = score_run(storage_url, run_id, plan.entries(), duration, method, reference_manifest, return_state=True)
+    if state.is_completed():
+        return state.result()
+    get_run_logger().warning(f"set metrics (FD, KL, IS) not computed: {state.message}")
+    return []
 
 
 def _report(storage_url: str, run_id: str) -> str | None:
@@ -167,6 +184,8 @@ def catalog_run(
     device: str = "auto",
     precision: str = "auto",
     batch_videos: int | None = None,
+    eval_weights: list[str] | None = None,
+    reference_manifest: str | None = None,
 ) -> dict[str, Any]:
     """Generate, mix, score and record Foley for every video of a manifest.
 
@@ -197,10 +216,17 @@ def catalog_run(
             a batch of B videos needs ~8 (B + 3) threads (:func:`task_threads`). The flow has enough for
             the default batch of this machine's default device (:data:`DEFAULT_THREADS`); for another
             size, give it ``task_runner=ThreadPoolTaskRunner(max_workers=task_threads(B))`` (the CLI does).
+        eval_weights: the paper's evaluation models to score with (``evaluation.registry``: ``NAME=PATH``,
+            ``NAME:PRESET=PATH`` or a folder of official files): CLAP, ImageBind and DeSync rows per track and
+            mix, FD/KL/IS per run (``run_metrics``). A metric whose model is not configured or not usable is
+            skipped with one logged line (``eval_skipped`` in the result).
+        reference_manifest: the reference set of FD and KL (``id, video_uri``; default: the source videos'
+            own audio).
 
     Returns:
-        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``
-        and ``report_uri`` (None without ``report``).
+        ``{"run_id", "storage_url", "status", "n_videos", "n_ok", "n_failed", "n_skipped", "model_id"}``,
+        ``report_uri`` (None without ``report``), ``eval_skipped`` (one line per skipped paper metric) and
+        ``run_metrics`` (the run-level rows, empty without a set model).
     """
     synthesis = TrackSettings(method, alpha, beta, steps)
     output = AudioOutput(audio_format, bit_depth, resample_48k, stems_in_video)
@@ -210,19 +236,25 @@ def catalog_run(
     storage_url = open_root(storage_url).url
     manifest_uri = absolute_uri(manifest_uri)
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+    eval_plan = plan_eval_models(parse_eval_weights(eval_weights))
     name_flow_run(run_id)
     params = {"manifest_uri": manifest_uri, "storage_url": storage_url, "run_id": run_id, "model": model,
               "method": method, "alpha": alpha, "beta": beta, "steps": steps, "order": order, "seed": seed,
               "duration": duration, **output.to_dict(), "max_caption_chars": max_caption_chars, "compact": compact,
               "gpu_slot": gpu_slot, "captioner": captioner.to_dict() if captioner is not None else None,
               "report": report, "device": device, "precision": precision,
-              "batch_videos": batch_videos}  # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
+              "batch_videos": batch_videos, "eval_weights": eval_plan.entries(),
+              "reference_manifest": reference_manifest}
+    # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
         in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration, device, precision)  # the placement, resolved there
     check_method(model_info, method)
+    log = get_run_logger()
+    for line in eval_plan.skipped:  # once per run, not per video
+        log.info(line)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:
         entries = [ManifestEntry.from_dict(e) for e in read_manifest(manifest_uri)]
@@ -240,13 +272,14 @@ def catalog_run(
                                 order=order, seed=seed, synthesis=synthesis, output=output,
                                 max_caption_chars=max_caption_chars, gpu_slot=gpu_slot, resumed=resumed,
                                 captioner=captioner, device=device, precision=precision,
-                                batch_videos=batch_videos)
+                                batch_videos=batch_videos, eval_weights=eval_plan.entries())
             videos[stages[-1]] = (entry, stages)
         for last in as_completed(list(videos)):  # record each video as soon as all its stages are done
             entry, stages = videos[last]
             records.append(record_video.submit(storage_url, run_id, entry, *map(outcome, stages)))
             _video_done()
         wait(records)
+        set_rows = _score_run(storage_url, run_id, eval_plan, duration, method, reference_manifest)
         summary = finish_run(storage_url, run_id, "completed", compact)
     except Exception:
         with contextlib.suppress(Exception):  # the first error is the one to report
@@ -255,4 +288,4 @@ def catalog_run(
     skipped = sum(1 for e in entries if e.video_id in finished)
     report_uri = _report(storage_url, run_id) if report else None
     return {**summary, "storage_url": storage_url, "n_skipped": skipped, "model_id": model_info["model_id"],
-            "report_uri": report_uri}
+            "report_uri": report_uri, "eval_skipped": list(eval_plan.skipped), "run_metrics": set_rows}

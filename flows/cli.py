@@ -4,6 +4,8 @@
     foley run MANIFEST [--storage URL] [--run-id ID] [--model M] [--method nag] [--alpha 4.5] ... [--dask local:2]
     foley run MANIFEST --model mmaudio-small-16k --weights s3://models/mmaudio/   # real MMAudio weights
     foley weights check DIR [--model mmaudio-small-16k]                            # present / missing / corrupt
+    foley weights list [--eval-weights panns=/w/Cnn14_16k_mAP=0.438.pth ...]       # every weight file, configured?
+    foley run MANIFEST --eval-weights panns=/w/Cnn14_16k_mAP=0.438.pth --eval-weights clap=s3://w/clap.pt
     foley edit RUN_ID VIDEO_ID add --caption "A door creaks."
     foley edit RUN_ID VIDEO_ID regenerate --track t1 [--seed 7]
     foley edit RUN_ID VIDEO_ID remove --track t2
@@ -11,7 +13,8 @@
     foley report {methods|failures|captions} [--run-id ID]
     foley report html RUN_ID [--storage URL]     # the run's HTML report, written into its storage
     foley run MANIFEST --device cuda --precision bf16 --batch-videos 32   # on a GPU (auto: the GPU if any)
-    foley evaluate MANIFEST [--steps 25] [--beta 1.5 --beta 1.0] [--order descending --order ascending]
+    foley evaluate MANIFEST [--steps 25] [--beta 1.5 --beta 1.0] [--order descending --order ascending] \
+        [--eval-weights /w/eval/] [--reference-manifest REF] [--n-resamples 2000]
     foley run MANIFEST --captioner endpoint --captioner-url http://vlm:8000/v1 --captioner-model Qwen/Qwen2.5-VL-7B-Instruct
 
 Every command defaults to the same storage, ``./foley-out``, where the demo writes. ``query`` reads the
@@ -67,6 +70,25 @@ Precision = _choices("Precision", ("auto", *PRECISIONS))
 DEVICE_HELP = "where the model runs: auto (the first GPU if there is one, else the CPU), cpu, cuda or cuda:N"
 PRECISION_HELP = "weights' precision: auto (bf16 on CUDA, fp32 on the CPU), bf16 or fp32"
 BATCH_HELP = "videos generated together at most (default: 1 on the CPU, 32 on CUDA)"
+EVAL_WEIGHTS_HELP = ("an evaluation model's weights: NAME=PATH (panns, vggish, passt, clap, imagebind, desync, demo), "
+                     "NAME:PRESET=PATH, or a folder/URL holding the official files; repeat for each (also "
+                     "FOLEY_EVAL_WEIGHTS, space-separated). Unconfigured metrics are skipped with one line "
+                     "(docs/metrics.md)")
+REFERENCE_HELP = "reference set of FD and KL: a manifest (id, video_uri of audio or video files); default: the " \
+                 "source videos' own audio"
+
+
+def _eval_plan(eval_weights: list[str], echo: bool = True):
+    """The evaluation models' plan (its skipped lines printed, once, when ``echo``), or exit 2 on a bad entry."""
+    from evaluation.registry import parse_eval_weights, plan_eval_models
+
+    try:
+        plan = plan_eval_models(parse_eval_weights(eval_weights))
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    for line in plan.skipped if echo else ():
+        typer.echo(printable(line), err=True)
+    return plan
 
 
 class Action(str, Enum):
@@ -279,6 +301,10 @@ def _run_catalog(manifest: str, storage: str, run_id: Optional[str], progress: b
             check_run_id(run_id)
     except ValueError as exc:
         _fail(str(exc))
+    if params.get("eval_weights") is not None:  # after the other checks: its skipped lines print once
+        params["eval_weights"] = _eval_plan(params["eval_weights"]).entries() or None
+    if params.get("reference_manifest"):
+        params["reference_manifest"] = absolute_uri(params["reference_manifest"])
     manifest_uri = absolute_uri(manifest)
     try:
         total = len(load_manifest(manifest_uri))
@@ -338,6 +364,8 @@ def run(
     device: str = typer.Option("auto", help=DEVICE_HELP),
     precision: Precision = typer.Option(Precision.auto, help=PRECISION_HELP),
     batch_videos: Optional[int] = typer.Option(None, help=BATCH_HELP),
+    eval_weights: list[str] = typer.Option([], "--eval-weights", envvar="FOLEY_EVAL_WEIGHTS", help=EVAL_WEIGHTS_HELP),
+    reference_manifest: Optional[str] = typer.Option(None, help=REFERENCE_HELP),
 ) -> None:
     """Generate, mix, score and record Foley for every video of a manifest."""
     from captioning.captioner import CaptionerSettings
@@ -352,7 +380,8 @@ def run(
                  alpha=alpha, beta=beta, steps=steps, order=order.value, seed=seed, duration=duration, audio_format=audio_format.value,
                  bit_depth=bit_depth, resample_48k=resample_48k, stems_in_video=stems_in_video,
                  max_caption_chars=max_caption_chars, captioner=None if captioner is Captioner.demo else settings,
-                 device=device, precision=precision.value, batch_videos=batch_videos)
+                 device=device, precision=precision.value, batch_videos=batch_videos, eval_weights=list(eval_weights),
+                 reference_manifest=reference_manifest)
 
 
 @app.command()
@@ -474,6 +503,9 @@ def evaluate(
     order: list[EvalOrder] = typer.Option([EvalOrder("descending")], help="caption order of NAG; repeat for both"),
     seed: int = typer.Option(0, help="run seed, the same for every method"),
     duration: float = typer.Option(8.0, help="seconds of one generation window"),
+    eval_weights: list[str] = typer.Option([], "--eval-weights", envvar="FOLEY_EVAL_WEIGHTS", help=EVAL_WEIGHTS_HELP),
+    reference_manifest: Optional[str] = typer.Option(None, help=REFERENCE_HELP),
+    n_resamples: int = typer.Option(2000, min=100, help="paired bootstrap resamples per confidence interval"),
 ) -> None:
     """The paper's protocol: independent, negative prompting and NAG runs on the same videos, then Table 1
     (composite) and Table 2 (per track) with paired bootstrap 95% CIs against independent, stored as rows of
@@ -486,11 +518,15 @@ def evaluate(
     from storage.manifest import ManifestError
     from tasks.run_log import RunConflict
 
+    plan = _eval_plan(list(eval_weights), echo=False)  # its lines come with the tables
     try:
         with _storage_errors(storage_url), env.local_run_settings():
             result = run_evaluation(absolute_uri(manifest), storage_url, evaluation_id, _model(model, weights), alpha,
                                     tuple(beta), steps, tuple(o.value for o in order), seed, duration,
-                                    on_run=lambda r: typer.echo(f"run {printable(r)}", err=True))
+                                    n_resamples=n_resamples,
+                                    on_run=lambda r: typer.echo(f"run {printable(r)}", err=True),
+                                    eval_weights=plan.entries(),
+                                    reference_manifest=absolute_uri(reference_manifest) if reference_manifest else None)
     except (ModelNotFound, RunConflict, ManifestError, ValueError, OSError) as exc:
         _fail(str(exc))
     typer.echo(f"evaluation {printable(result['evaluation_id'])}: "
@@ -506,7 +542,8 @@ def evaluate(
 
 
 # ------------------------------------------------------------------ weights
-weights_app = typer.Typer(help="Check the official MMAudio weight files in a folder or bucket.", no_args_is_help=True)
+weights_app = typer.Typer(help="The official weight files: check MMAudio's in a folder or bucket, list every one "
+                               "(MMAudio's and the evaluation models').", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
 
@@ -537,6 +574,42 @@ def weights_check(
     typer.echo("\n" + "\n".join(f"{n}: {'complete' if n in complete else 'incomplete'}" for n in names))
     if not complete:
         raise typer.Exit(1)
+
+
+@weights_app.command("list")
+def weights_list(
+    eval_weights: list[str] = typer.Option([], "--eval-weights", envvar="FOLEY_EVAL_WEIGHTS", help=EVAL_WEIGHTS_HELP),
+) -> None:
+    """Every registered weight file: MMAudio's and the evaluation models' (name, file, size, checksum, where to
+    get it) and, for the evaluation models, whether it is configured and usable (``--eval-weights``)."""
+    import pyarrow as pa
+
+    from evaluation.registry import EVAL_MODELS, parse_eval_weights, plan_eval_models
+    from nag_model.checkpoint import OFFICIAL_WEIGHTS
+
+    try:
+        weights = parse_eval_weights(list(eval_weights))
+        plan = plan_eval_models(weights)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    why = {line.split(": ", 2)[1]: line.split(": ", 2)[2] for line in plan.skipped}
+    used = {spec.weights for spec in EVAL_MODELS.values()}
+    beside = {key: spec.name for spec in EVAL_MODELS.values() for key in spec.companions}
+    rows = []
+    for key, f in OFFICIAL_WEIGHTS.items():
+        if key not in used:
+            role = f"(beside {beside[key]}'s weights)" if key in beside else "(MMAudio)"
+            rows.append({"name": key, "metrics": role, "file": f.filename, "size": f.size, "md5": f.md5,
+                         "sha256": f.sha256, "url": f.url, "configured": "", "status": ""})
+    for spec in EVAL_MODELS.values():
+        f = spec.weight_file
+        ref = weights.get(spec.name)
+        status = ("usable" if spec.name in plan.usable else why.get(spec.columns, "not configured"))
+        rows.append({"name": spec.name, "metrics": spec.columns,
+                     "file": f.filename if f else ("a demo bundle folder" if not spec.paper else "(not registered yet)"),
+                     "size": f.size if f else None, "md5": f.md5 if f else None, "sha256": f.sha256 if f else None,
+                     "url": f.url if f else None, "configured": ref.entry(spec.name) if ref else "", "status": status})
+    typer.echo(format_table(pa.Table.from_pylist(rows), max_rows=len(rows), max_width=None))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import flow
 
+from evaluation.registry import SET, parse_eval_weights, plan_eval_models
 from nag_model.settings import DEFAULTS
 from pipeline.gpu_slot import GPU_SLOT, release_gpu_slots
 from pipeline.models import check_placement_names
@@ -27,6 +28,7 @@ from tasks.prepare import prepare_video
 from tasks.record import record_edit
 from tasks.report import publish_report
 from tasks.reset import reset_video
+from tasks.run_scoring import score_run
 from tasks.scoring import score_video
 from tasks.synthesis import synthesize_track
 
@@ -70,6 +72,7 @@ def edit_video(
     synthesis = TrackSettings(method, params["alpha"], params["beta"], params["steps"])
     output = AudioOutput(params["audio_format"], params["bit_depth"], params["resample_48k"], params["stems_in_video"])
     version, new = plan.version, plan.generate
+    eval_weights = params.get("eval_weights") or None  # the run's evaluation models, as it scored them
     try:
         video, new_rows = plan.video["video_uri"], []
         if new is not None:
@@ -85,13 +88,17 @@ def edit_video(
         mix = mix_video(storage_url, run_id, video_id, video, tracks, output, version=version,
                         supersedes=plan.supersedes_mix)
         metrics = score_video(storage_url, run_id, video_id, tracks, mix, model, duration,
-                              score_track_ids=[r["track_id"] for r in new_rows])
+                              score_track_ids=[r["track_id"] for r in new_rows],
+                              video=video if new is not None else None, eval_weights=eval_weights)
         record_edit(storage_url, run_id, video_id, version,
                     {**plan.video, "version": version, "n_captions": len(tracks)}, new_rows, mix, metrics)
     except Exception:
         with contextlib.suppress(Exception):  # the first error is the one to report
             reset_video(storage_url, run_id, video_id)  # no partial version stays behind
         raise
+    if eval_weights and plan_eval_models(parse_eval_weights(eval_weights)).with_role(SET):
+        score_run(storage_url, run_id, eval_weights, duration, params["method"], params.get("reference_manifest"),
+                  return_state=True)  # the run's set metrics now cover the new version (a failure is logged)
     publish_report(storage_url, run_id, return_state=True)  # the report shows the new version and its history
     return {"run_id": run_id, "video_id": video_id, "version": version, "action": action,
             "track_id": new.track_id if new else track_id, "track_ids": [t["track_id"] for t in tracks]}

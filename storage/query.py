@@ -1,7 +1,7 @@
 """DuckDB over the Parquet tables: connections with views, read-only queries, canned reports.
 
 :func:`connect` returns an in-memory DuckDB connection with one view per table (``runs``,
-``videos``, ``tracks``, ``mixes``, ``metrics``, ``captions``, ``evaluations``) over the files under the storage root, local
+``videos``, ``tracks``, ``mixes``, ``metrics``, ``captions``, ``evaluations``, ``run_metrics``) over the files under the storage root, local
 or S3. DuckDB's httpfs extension cannot be installed offline (and has no wheel for DuckDB 2.0),
 so a non-local root's fsspec file system is registered with ``con.register_filesystem``.
 

@@ -100,6 +100,21 @@ evaluations  diff_low         float64                   paired bootstrap 95% CI 
 evaluations  diff_high        float64
 evaluations  reference        string                    the reference set (FD, KL): 'source_audio'
 evaluations  created_at       timestamp[us, UTC]    NN
+run_metrics  run_id           string                NN  the catalog run
+run_metrics  scope            string                NN  'mixes' (the run's mixes: Table 1) | 'tracks' (all its tracks)
+run_metrics  metric           string                NN  'fd' | 'kl' | 'is' (evaluation.run_sets)
+run_metrics  model            string                NN  the evaluation model's name, e.g. 'panns-cnn14-16k'
+run_metrics  method           string                NN  the run's method (one of common.methods.METHODS)
+run_metrics  n                int32                 NN  generated clips the value is over (videos with a reference for kl)
+run_metrics  value            float64               NN  the metric over the set
+run_metrics  reference        string                    'source_audio' or the reference manifest's URI (null for is)
+run_metrics  n_reference      int32                     reference clips (fd) or pairs (kl)
+run_metrics  video_ids        list<string>          NN  the videos of the set (their latest finished versions)
+run_metrics  video_versions   list<int32>           NN  the version of each of video_ids
+run_metrics  per_video        list<float64>             kl: the value of each of video_ids (null: no reference clip)
+run_metrics  seconds          float64               NN  length every clip was cut to
+run_metrics  weights          string                    the model's configuration entry (name[:preset]=path)
+run_metrics  created_at       timestamp[us, UTC]    NN
 ===========  ===============  ====================  ==  =============================================
 
 The DuckDB views (:mod:`storage.query`) add two derived columns to ``tracks`` (versions of
@@ -114,7 +129,9 @@ whose name is derived from the unit (``part-<unit>.parquet``): rerunning the uni
 that file atomically, so reruns never duplicate rows. Rows are never edited in place: an edit
 writes new rows with a higher ``version`` (and ``supersedes`` = the version they replace)
 under a new unit (:func:`video_unit`: ``f"{video_id}@v{version}"``); earlier versions stay. (``runs``
-uses ``unit=run_id``: updating a run's status replaces its one row.) :func:`read_video` reads the rows
+uses ``unit=run_id``: updating a run's status replaces its one row; ``run_metrics`` uses one unit per
+evaluation model, ``set@<model>``, rewritten when the set it covers changes: its rows name the video versions
+they cover.) :func:`read_video` reads the rows
 of one video without opening the part files of the others.
 
 Columns added later. Files written before a nullable column existed read as null in that column
@@ -273,6 +290,23 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("reference", pa.string()),
         _f("created_at", TIME, True),
     ]),
+    "run_metrics": pa.schema([  # set metrics (FD, KL, IS) of one run per evaluation model (evaluation.run_sets)
+        _f("run_id", pa.string(), True),
+        _f("scope", pa.string(), True),
+        _f("metric", pa.string(), True),
+        _f("model", pa.string(), True),
+        _f("method", pa.string(), True),
+        _f("n", pa.int32(), True),
+        _f("value", pa.float64(), True),
+        _f("reference", pa.string()),
+        _f("n_reference", pa.int32()),
+        _f("video_ids", pa.list_(pa.string()), True),
+        _f("video_versions", pa.list_(pa.int32()), True),
+        _f("per_video", pa.list_(pa.float64())),
+        _f("seconds", pa.float64(), True),
+        _f("weights", pa.string()),
+        _f("created_at", TIME, True),
+    ]),
 }
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
 
@@ -284,6 +318,9 @@ ALLOWED_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("mixes", "loudness_status"): frozenset({"on_target", "below_target", "silent"}),
     ("evaluations", "scope"): frozenset({"composite", "tracks"}),
     ("evaluations", "method"): frozenset(METHODS),
+    ("run_metrics", "scope"): frozenset({"mixes", "tracks"}),
+    ("run_metrics", "metric"): frozenset({"fd", "kl", "is"}),
+    ("run_metrics", "method"): frozenset(METHODS),
 }
 
 Rows = Sequence[Mapping[str, Any]] | pa.Table

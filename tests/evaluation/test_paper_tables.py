@@ -100,4 +100,6 @@ def test_protocol_settings_and_skipped_models():
     assert len(settings) == 6 and settings[-1].run_id("ev") == "ev-nag-b1.5-ascending"
     with pytest.raises(ValueError, match="repeat"):
         protocol_settings((1.5, 1.5))
-    assert len(skipped_lines()) == 6 and all("weights configured (see docs/evaluation.md)" in l for l in skipped_lines())
+    lines = skipped_lines()
+    assert len(lines) == 6 and all("weights configured (--eval-weights " in l and "docs/metrics.md" in l for l in lines)
+    assert lines[0].startswith("skipped: FD_PANNs, KL_PANNs, IS: no panns weights")

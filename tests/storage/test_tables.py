@@ -19,7 +19,7 @@ def _rows(table: pa.Table, *columns: str) -> list[tuple]:
 
 
 def test_every_table_has_an_explicit_schema() -> None:
-    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics", "captions", "evaluations")
+    assert tables.TABLES == ("runs", "videos", "tracks", "mixes", "metrics", "captions", "evaluations", "run_metrics")
     assert tables.schema("tracks").field("version").type == pa.int32()
     assert tables.schema("mixes").field("track_ids").type == pa.list_(pa.string())
     assert tables.schema("metrics").field("track_id").nullable
@@ -220,6 +220,18 @@ def test_evaluation_rows_are_strict() -> None:
         tables.to_arrow("evaluations", "ev", [{**row, "order": "descending"}])
     with pytest.raises(ValueError, match="evaluations.value is required"):
         tables.to_arrow("evaluations", "ev", [{**row, "value": None}])
+
+
+def test_run_metric_rows_are_strict() -> None:
+    row = {"scope": "mixes", "metric": "kl", "model": "panns-cnn14-16k", "method": "nag", "n": 2, "value": 0.5,
+           "reference": "source_audio", "video_ids": ["a", "b"], "video_versions": [1, 2], "per_video": [0.4, None],
+           "seconds": 8.0}
+    assert tables.to_arrow("run_metrics", "r", [row])["per_video"].to_pylist() == [[0.4, None]]
+    for column, bad in (("scope", "composite"), ("metric", "clap"), ("method", "cfg")):
+        with pytest.raises(ValueError, match=f"run_metrics.{column} must be one of"):
+            tables.to_arrow("run_metrics", "r", [{**row, column: bad}])
+    with pytest.raises(ValueError, match="run_metrics.video_versions is required"):
+        tables.to_arrow("run_metrics", "r", [{**row, "video_versions": None}])
 
 
 def test_read_video_reads_one_run_and_a_rewritten_unit_once(root: Root, track_row, video_row) -> None:
