@@ -129,7 +129,8 @@ def soundtrack(entry: ManifestEntry, *, storage_url: str, run_id: str, model: st
     video = prepare_video.submit(entry.video_uri, model, duration, device, precision,  # frames encoded on the device
                                  wait_for=[reset] if resumed else None)
     captions = resolve_captions.submit(entry, video, model, duration, max_caption_chars, captioner)
-    ordered = order_captions.submit(captions, video, model, duration, order, seed, vid)  # core event first
+    ordered = order_captions.submit(captions, video, model, duration, order, seed, vid,  # core event first
+                                    eval_weights=eval_weights or None)  # ImageBind ranks when configured
     tracks = synthesize_tracks.submit(storage_url, run_id, vid, video, ordered, model, duration, synthesis, output,
                                       seed, gpu_slot, device, precision, batch_videos)  # track k pushed away
     # from tracks 1..k-1 (Eq. 7), batched with the other videos whose synthesis waits at the same time

@@ -49,9 +49,11 @@ class Captions:
 @dataclass(frozen=True)
 class OrderedCaptions:
     """Captions in generation order, their scorer scores in the same order (None without a scorer), the
-    ordering mode used and the one requested (they differ when a model cannot rank captions)."""
+    ordering mode used, the one requested (they differ when nothing can rank captions) and which scorer
+    gave the scores (ImageBind's name when it is configured, else the model's scorer; None without)."""
 
     captions: tuple[str, ...]
     scores: tuple[float, ...] | None
     order: str
     requested: str
+    scorer: str | None = None

@@ -17,10 +17,12 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from evaluation.registry import parse_eval_weights
 from storage import tables, versions
 from storage.root import open_root
 from storage.cleanup import sweep_table_temporaries
 from tasks.logs import logger
+from tasks.ordering import ORDER_MODEL
 from tasks.retry_policy import IO_RETRY
 
 # Parameters that change what a run writes; a resumed run must repeat them exactly. The device, precision
@@ -63,9 +65,11 @@ def begin_run(storage_url: str, run_id: str, params: dict[str, Any], manifest_ur
     root.ensure_exists()
     previous = _existing_run(root, run_id)
     ranked = params.get("order") in ("descending", "ascending")
-    resolved_order = "given" if ranked and not model["has_scorer"] else params.get("order")
+    can_rank = model["has_scorer"] or ORDER_MODEL in parse_eval_weights(params.get("eval_weights"))
+    resolved_order = "given" if ranked and not can_rank else params.get("order")
     if resolved_order != params.get("order"):
-        logger().warning("model %s has no caption scorer: captions keep their given order", model["model_id"])
+        logger().warning("model %s has no caption scorer and ImageBind is not configured (--eval-weights "
+                         "imagebind=PATH): captions keep their given order", model["model_id"])
     record = {"params": params, "model": model, "resolved": {"order": resolved_order}}
     if previous is not None:
         old = json.loads(previous["params_json"]).get("params", {})

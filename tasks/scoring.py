@@ -46,9 +46,9 @@ def score_video(storage_url: str, run_id: str, video_id: str, tracks: list[dict]
             rows.append(metric_row(t["track_id"], t["version"], "generation_s", t["generation_s"], model_id(bundle)))
         if "limiter_gain_db" in t:
             rows.append(metric_row(t["track_id"], t["version"], "limiter_gain_db", t["limiter_gain_db"], LEVEL_MODEL))
-        if caption_scores is not None and bundle.scorer is not None and k < len(caption_scores):
-            rows.append(metric_row(t["track_id"], t["version"], "caption_score", caption_scores[k],
-                             evaluator_name(bundle.scorer)))
+        if caption_scores is not None and k < len(caption_scores):  # the score that ordered it
+            scorer = ordered.scorer or (evaluator_name(bundle.scorer) if bundle.scorer is not None else None)
+            rows.append(metric_row(t["track_id"], t["version"], "caption_score", caption_scores[k], scorer))
     mix_wav, mix_rate = read_audio(root, mix["uri"])
     rows += level_metrics(mix_wav, mix_rate, None, mix["version"])
     rows.append(metric_row(None, mix["version"], "limiter_gain_db", mix.get("limiter_gain_db", 0.0), LEVEL_MODEL))

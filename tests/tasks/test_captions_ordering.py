@@ -77,3 +77,43 @@ def test_random_order_is_seeded_by_run_seed_and_video():
     assert any(o != tuple(a) for o in others)  # another seed or video shuffles differently
     with pytest.raises(ValueError, match="order must be one of"):
         order_indices(None, "loudest", n=2, seed=0, video_id="v")
+
+
+@pytest.fixture
+def imagebind_weights(tmp_path):
+    """A tiny ImageBind weight file, loaded through the evaluation registry as the user's file would be."""
+    import torch
+
+    from evaluation.registry import EVAL_MODELS, clear_loaded, model_class
+
+    torch.manual_seed(0)
+    path = tmp_path / "imagebind.pth"
+    torch.save(model_class(EVAL_MODELS["imagebind"])("tiny").state_dict(), path)
+    clear_loaded()
+    yield [f"imagebind:tiny={path}"]
+    clear_loaded()
+
+
+@pytest.mark.parametrize("order", ["descending", "ascending"])
+def test_imagebind_ranks_the_captions_when_configured(video, h, imagebind_weights, order):
+    """The paper orders by ImageBind's video-text score: with `imagebind` among the evaluation models it ranks
+    even for a model without a scorer, on frames decoded at its rate, and the result names it."""
+    from evaluation.registry import load_eval_model, parse_eval_weights
+    from pipeline.metrics import frame_request, model_frames
+
+    texts = ["A dog barks.", "Rain falls on a roof.", "A door slams.", "Wind blows."]
+    out = order_captions.fn(Captions(tuple(texts), "manifest"), video, h.MODEL, h.DURATION, order, 0, "v",
+                            eval_weights=imagebind_weights)
+    ib = load_eval_model("imagebind", parse_eval_weights(imagebind_weights)["imagebind"])
+    frames = model_frames(video.video_uri, [frame_request(ib, "ib", video.height, video.width)], h.DURATION)[0]
+    assert frames.shape[0] == int(h.DURATION * ib.video_fps) and min(frames.shape[1:3]) == 224
+    expected = dict(zip(texts, ib.score_captions(frames, texts)))
+    ranked = sorted(texts, key=lambda t: expected[t], reverse=order == "descending")
+    assert list(out.captions) == ranked and out.order == order and out.requested == order
+    assert out.scores == pytest.approx([expected[t] for t in ranked], abs=1e-6)
+    assert out.scorer == ib.name and len(set(out.scores)) == len(texts)
+
+
+def test_given_and_random_orders_do_not_run_imagebind(video, h, imagebind_weights):
+    out = order_captions.fn(CAPS, video, h.MODEL, h.DURATION, "given", 0, "v", eval_weights=imagebind_weights)
+    assert out.captions == CAPS.captions and out.scores is None and out.scorer is None
