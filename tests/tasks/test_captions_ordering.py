@@ -106,7 +106,7 @@ def test_imagebind_ranks_the_captions_when_configured(video, h, imagebind_weight
                             eval_weights=imagebind_weights)
     ib = load_eval_model("imagebind", parse_eval_weights(imagebind_weights)["imagebind"])
     frames = model_frames(video.video_uri, [frame_request(ib, "ib", video.height, video.width)], h.DURATION)[0]
-    assert frames.shape[0] == int(h.DURATION * ib.video_fps) and min(frames.shape[1:3]) == 224
+    assert frames.shape[0] == int(h.DURATION * ib.video_fps)  # 0.5 fps; the module resizes and crops
     expected = dict(zip(texts, ib.score_captions(frames, texts)))
     ranked = sorted(texts, key=lambda t: expected[t], reverse=order == "descending")
     assert list(out.captions) == ranked and out.order == order and out.requested == order
