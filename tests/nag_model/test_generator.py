@@ -158,3 +158,36 @@ def test_clear_errors(demo_parts, generator, video):
     bad_video = VideoFeatures(torch.randn(1, 3, base.config.clip_dim), torch.randn(1, base.seq.sync, base.config.sync_dim))
     with pytest.raises(ValueError, match=r"clip_f must have shape \(B, 16, 64\).*got \(1, 3, 64\)"):
         generator.generate_track(bad_video, CAPTIONS[0], 0)
+
+
+def test_the_codec_must_match_the_base(demo_parts):
+    from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
+
+    base, controlnet, _, text = demo_parts
+    name = base.config.name
+    for config, codec in ((MelCodecConfig(n_mels=24), "24 channels, 512"), (MelCodecConfig(hop_length=256), "20 channels, 256")):
+        with pytest.raises(ValueError) as raised:
+            StepByStepGenerator(base, MelCodec(config), text)
+        assert str(raised.value) == f"codec ({codec} samples/latent) does not match {name} (20, 512)"
+    assert StepByStepGenerator(base, MelCodec(MelCodecConfig()), text).codec.latent_dim == 20  # the matching codec
+
+
+def test_batch_option_messages_and_the_smallest_batch(demo_parts):
+    base, controlnet, codec, text = demo_parts
+    with pytest.raises(ValueError) as raised:
+        StepByStepGenerator(base, codec, text, batch_mode="sometimes")
+    assert str(raised.value) == "batch_mode must be 'auto', 'fused' or 'exact', got 'sometimes'"
+    with pytest.raises(ValueError) as raised:
+        StepByStepGenerator(base, codec, text, max_batch=0)
+    assert str(raised.value) == "max_batch must be >= 1, got 0"
+    assert StepByStepGenerator(base, codec, text, batch_mode="fused", max_batch=1).max_batch == 1
+
+
+def test_the_generator_puts_its_networks_in_eval_mode(demo_parts):
+    base, controlnet, codec, text = demo_parts
+    base.train(), controlnet.train()
+    try:
+        StepByStepGenerator(base, codec, text, controlnet=controlnet)
+        assert not base.training and not controlnet.training
+    finally:
+        base.eval(), controlnet.eval()
