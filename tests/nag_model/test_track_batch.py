@@ -276,3 +276,18 @@ def test_non_numeric_guidance_fields_split_groups_and_numbers_become_strength_te
         alone = TrackBatch(base, controlnet, [PreparedTrack.from_condition_set(g, cs, x0)])
         assert torch.allclose(v[batch.order.index(i)], alone.velocity(torch.tensor(0.5), alone.tensors["x0"])[0],
                               atol=1e-5)
+
+
+def test_fused_requests_are_batched_by_step_count_and_returned_in_request_order(parts, contexts):
+    base, controlnet, codec, text = parts
+    requests = [TrackRequest(_video(base, v), CAPTIONS[v % 4], 20 + v, TrackSettings("nag", steps=1 + v % 2),
+                             tuple(contexts[: v % 3])) for v in range(5)]
+    made = []
+    fused = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused", max_batch=2)
+    out = fused.generate_tracks(requests, on_track=lambda i, t: made.append(i))
+    assert sorted(made) == list(range(5))
+    alone = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    for r, track in zip(requests, out):
+        single = alone.generate_track(r.video, r.caption, r.seed, r.settings, r.context)
+        assert (track.caption, track.seed, track.settings.steps) == (r.caption, r.seed, r.settings.steps)
+        assert np.corrcoef(track.waveform, single.waveform)[0, 1] > 0.999
