@@ -310,7 +310,7 @@ def test_input_options_are_s3_credentials_for_s3_uris_only(no_aws_env, monkeypat
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     monkeypatch.setenv("FOLEY_S3_ENDPOINT_URL", "http://foley:2")
-    for uri in ("s3://bucket/in/clip.mp4", "s3a://bucket/in/clip.mp4"):
+    for uri in ("s3://bucket/in/clip.mp4", "s3a://bucket/in/clip.mp4", "s3://bucket/in/odd://clip.mp4"):
         options = root_module.input_options(uri)
         assert (options["key"], options["secret"], options["endpoint_url"]) == ("k", "s", "http://foley:2")
     for uri in ("file:///in/clip.mp4", "/in/clip.mp4", "memory://in/clip.mp4", "https://host/s3://x"):
