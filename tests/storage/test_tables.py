@@ -261,7 +261,7 @@ def test_read_video_reads_one_run_and_a_rewritten_unit_once(root: Root, track_ro
     # unit v@v1 rewritten after compaction: its new part shadows the compacted copy
     tables.write_rows(root, "tracks", "r1", [track_row("v", "t0", seed=5)], unit=tables.video_unit("v", 1))
     assert _rows(tables.read_video(root, "tracks", "r1", "v"), "track_id", "seed") == [("t0", 5)]
-    with pytest.raises(ValueError, match="runs has one row per run; read it with read_table"):
+    with pytest.raises(ValueError, match="^runs has one row per run; read it with read_table$"):
         tables.read_video(root, "runs", "r1", "v")
 
 
