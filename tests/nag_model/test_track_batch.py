@@ -291,3 +291,13 @@ def test_fused_requests_are_batched_by_step_count_and_returned_in_request_order(
         single = alone.generate_track(r.video, r.caption, r.seed, r.settings, r.context)
         assert (track.caption, track.seed, track.settings.steps) == (r.caption, r.seed, r.settings.steps)
         assert np.corrcoef(track.waveform, single.waveform)[0, 1] > 0.999
+
+
+def test_a_fused_batch_with_a_nag_track_needs_a_controlnet(parts, contexts):
+    base, controlnet, codec, text = parts
+    fused = StepByStepGenerator(base, codec, text, batch_mode="fused")  # no ControlNet
+    requests = [TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1)),
+                TrackRequest(_video(base, 2), CAPTIONS[3], 2, TrackSettings("nag", steps=1), tuple(contexts))]
+    with pytest.raises(ValueError) as raised:
+        fused.generate_tracks(requests)
+    assert str(raised.value) == "method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'"
