@@ -492,3 +492,20 @@ def test_ensure_exists_is_idempotent_locally(tmp_path) -> None:
     root.ensure_exists()
     root.ensure_exists()  # an existing folder is fine
     assert (tmp_path / "store").is_dir()
+
+
+def test_ensure_exists_creates_the_bucket_of_an_s3_root_only_when_missing(no_aws_env, monkeypatch) -> None:
+    import s3fs
+
+    calls = []
+    present = {"bucket": False}
+    monkeypatch.setattr(s3fs.S3FileSystem, "exists", lambda self, path, **kw: calls.append(("exists", path))
+                        or present["bucket"])
+    monkeypatch.setattr(s3fs.S3FileSystem, "mkdir", lambda self, path, **kw: calls.append(("mkdir", path)))
+    root = open_root("s3://bucket/with space/and/prefix", {"key": "k", "secret": "s"})
+    root.ensure_exists()
+    assert calls == [("exists", "bucket"), ("mkdir", "bucket")]  # the bucket alone, never a prefix
+    calls.clear()
+    present["bucket"] = True
+    root.ensure_exists()
+    assert calls == [("exists", "bucket")]
