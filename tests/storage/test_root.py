@@ -502,10 +502,28 @@ def test_ensure_exists_creates_the_bucket_of_an_s3_root_only_when_missing(no_aws
     monkeypatch.setattr(s3fs.S3FileSystem, "exists", lambda self, path, **kw: calls.append(("exists", path))
                         or present["bucket"])
     monkeypatch.setattr(s3fs.S3FileSystem, "mkdir", lambda self, path, **kw: calls.append(("mkdir", path)))
-    root = open_root("s3://bucket/with space/and/prefix", {"key": "k", "secret": "s"})
+    root = open_root("s3://bucket/with space/and/prefix", {"key": "k", "secret": "s", "skip_instance_cache": True})
     root.ensure_exists()
     assert calls == [("exists", "bucket"), ("mkdir", "bucket")]  # the bucket alone, never a prefix
     calls.clear()
     present["bucket"] = True
     root.ensure_exists()
     assert calls == [("exists", "bucket")]
+
+
+def test_a_stream_goes_to_s3_as_one_streamed_upload_of_the_spooled_file(no_aws_env, monkeypatch) -> None:
+    root = open_root("s3://bucket/x", {"key": "k", "secret": "s"})
+    uploads = []
+
+    def put_file(lpath, rpath, **kw):
+        uploads.append((Path(lpath).read_bytes(), rpath))
+
+    def pipe_file(path, value, **kw):
+        raise AssertionError("a stream must not be read into memory for one PUT")
+
+    # on the instance: fsspec binds its sync methods to each (cached) instance
+    monkeypatch.setattr(root.fs, "put_file", put_file)
+    monkeypatch.setattr(root.fs, "pipe_file", pipe_file)
+    data = os.urandom(2 * 2**20 + 3)
+    assert root.put_atomic("a/b.bin", io.BytesIO(data)) == hashlib.sha256(data).hexdigest()
+    assert uploads == [(data, "bucket/x/a/b.bin")]
