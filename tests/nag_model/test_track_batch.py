@@ -301,3 +301,21 @@ def test_a_fused_batch_with_a_nag_track_needs_a_controlnet(parts, contexts):
     with pytest.raises(ValueError) as raised:
         fused.generate_tracks(requests)
     assert str(raised.value) == "method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'"
+
+
+def test_a_fused_batch_makes_a_lone_reference_at_its_tracks_target_loudness(parts, contexts, monkeypatch):
+    import pyloudnorm
+
+    base, controlnet, codec, text = parts
+    fused = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused")
+    latents = []
+    encode = controlnet.preprocess_reference
+    monkeypatch.setattr(controlnet, "preprocess_reference", lambda ref: latents.append(ref.clone()) or encode(ref))
+    fused.generate_tracks([TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1)),
+                           TrackRequest(_video(base, 2), CAPTIONS[3], 2, TrackSettings("nag", steps=1, target_lufs=-26.0),
+                                        tuple(contexts))])
+    total = np.sum([np.asarray(t.waveform, np.float64) for t in contexts], axis=0)
+    gain = 10.0 ** ((-26.0 - pyloudnorm.Meter(codec.sample_rate).integrated_loudness(total)) / 20.0)
+    mix = torch.from_numpy((total * gain).astype(np.float32))
+    expected = base.normalize(codec.encode(mix[None]))
+    assert len(latents) == 1 and torch.allclose(latents[0], expected, atol=1e-4)
