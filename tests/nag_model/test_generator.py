@@ -270,3 +270,16 @@ def test_each_track_records_what_it_was_pushed_away_from(generator, video):
     assert sorted(i for i, _ in made) == [0, 1, 2, 3] and all(out[i] is t for i, t in made)
     assert all(t.sample_rate == generator.codec.sample_rate and t.seed == 3 for t in out)
     assert [t.settings.method for t in out] == ["independent", "negative-prompt", "nag", "nag"]
+
+
+def test_initial_noise_is_the_seeds_normal_draw_in_the_models_dtype(demo_parts):
+    import copy
+
+    base, controlnet, codec, text = demo_parts
+    half = copy.deepcopy(base).to(torch.bfloat16)
+    gen = StepByStepGenerator(half, codec, text)
+    shape = (1, base.seq.latent, base.config.latent_dim)
+    want = torch.randn(shape, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
+    assert gen.initial_noise(5).dtype == torch.bfloat16 and torch.equal(gen.initial_noise(5), want)
+    noises = gen._initial_noises([5, 6])
+    assert noises.dtype == torch.bfloat16 and torch.equal(noises[:1], want) and noises.shape == (2, *shape[1:])
