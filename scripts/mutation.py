@@ -2,6 +2,7 @@
 
     python scripts/mutation.py                       # every configured file (pyproject.toml [tool.mutmut])
     python scripts/mutation.py nag_model/guidance.py # one file (or several; mutmut name globs work too)
+    python scripts/mutation.py --group method        # one group of files ([tool.foley.mutation_groups])
     python scripts/mutation.py --report              # the score of the last run, without running anything
     python scripts/mutation.py --fresh               # forget cached results (mutants/) and start over
     python scripts/mutation.py --with-s3             # also run the S3 tests (scripts/start-s3.sh's server)
@@ -34,9 +35,24 @@ _EQUIVALENT = re.compile(r"^- `([^`]+)`: (.+)$")
 DETECTED = ("killed", "timeout", "caught by type check")  # statuses that count for the score
 
 
+def _tool_config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+
+
 def configured_files() -> list[str]:
     """The files mutmut mutates (``only_mutate`` of ``[tool.mutmut]``)."""
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
+    return _tool_config()["mutmut"]["only_mutate"]
+
+
+def groups() -> dict[str, list[str]]:
+    """``[tool.foley.mutation_groups]``: name -> files; every configured file is in exactly one group."""
+    found = _tool_config()["foley"]["mutation_groups"]
+    listed = [f for files in found.values() for f in files]
+    if sorted(listed) != sorted(configured_files()):
+        raise SystemExit(f"[tool.foley.mutation_groups] must list each file of only_mutate once; "
+                         f"missing {sorted(set(configured_files()) - set(listed))}, "
+                         f"extra or repeated {sorted(f for f in set(listed) if listed.count(f) > 1 or f not in configured_files())}")
+    return found
 
 
 def equivalent_mutants() -> dict[str, str]:
@@ -154,6 +170,8 @@ def run(patterns: list[str], children: int, fresh: bool, with_s3: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", help="files of [tool.mutmut] only_mutate, or mutmut name globs")
+    parser.add_argument("--group", action="append", default=[], help="a group of files of [tool.foley.mutation_groups] "
+                        "(method, audio, storage, pipeline); repeatable")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers (default 2)")
     parser.add_argument("--fresh", action="store_true", help="delete mutants/ first (no cached results)")
     parser.add_argument("--with-s3", action="store_true", help="start the test S3 server and run the S3 tests too")
@@ -162,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-diffs", action="store_true", help="list the survivors without their diffs")
     args = parser.parse_args(argv)
     files = configured_files()
+    known = groups()
+    for name in args.group:
+        if name not in known:
+            parser.error(f"unknown group {name!r}; the groups are {', '.join(known)}")
+        args.targets += known[name]
     unknown = [t for t in args.targets if t.endswith(".py") and t not in files]
     if unknown:
         parser.error(f"not configured for mutation: {unknown}; the files are {files}")

@@ -267,7 +267,7 @@ def open_root(url: str | os.PathLike[str], storage_options: Mapping[str, Any] | 
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "file", url
-    rest = rest.strip("/") if scheme != "file" else rest
+    rest = rest.strip("/") if scheme not in ("file", "local") else rest
     if scheme in ("file", "local"):
         base = os.path.abspath(rest or ".").rstrip("/") or "/"
         fs = fsspec.filesystem("file", **options)

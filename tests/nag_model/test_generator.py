@@ -158,3 +158,128 @@ def test_clear_errors(demo_parts, generator, video):
     bad_video = VideoFeatures(torch.randn(1, 3, base.config.clip_dim), torch.randn(1, base.seq.sync, base.config.sync_dim))
     with pytest.raises(ValueError, match=r"clip_f must have shape \(B, 16, 64\).*got \(1, 3, 64\)"):
         generator.generate_track(bad_video, CAPTIONS[0], 0)
+
+
+def test_the_codec_must_match_the_base(demo_parts):
+    from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
+
+    base, controlnet, _, text = demo_parts
+    name = base.config.name
+    for config, codec in ((MelCodecConfig(n_mels=24), "24 channels, 512"), (MelCodecConfig(hop_length=256), "20 channels, 256")):
+        with pytest.raises(ValueError) as raised:
+            StepByStepGenerator(base, MelCodec(config), text)
+        assert str(raised.value) == f"codec ({codec} samples/latent) does not match {name} (20, 512)"
+    assert StepByStepGenerator(base, MelCodec(MelCodecConfig()), text).codec.latent_dim == 20  # the matching codec
+
+
+def test_batch_option_messages_and_the_smallest_batch(demo_parts):
+    base, controlnet, codec, text = demo_parts
+    with pytest.raises(ValueError) as raised:
+        StepByStepGenerator(base, codec, text, batch_mode="sometimes")
+    assert str(raised.value) == "batch_mode must be 'auto', 'fused' or 'exact', got 'sometimes'"
+    with pytest.raises(ValueError) as raised:
+        StepByStepGenerator(base, codec, text, max_batch=0)
+    assert str(raised.value) == "max_batch must be >= 1, got 0"
+    assert StepByStepGenerator(base, codec, text, batch_mode="fused", max_batch=1).max_batch == 1
+
+
+def test_the_generator_puts_its_networks_in_eval_mode(demo_parts):
+    base, controlnet, codec, text = demo_parts
+    base.train(), controlnet.train()
+    try:
+        StepByStepGenerator(base, codec, text, controlnet=controlnet)
+        assert not base.training and not controlnet.training
+    finally:
+        base.eval(), controlnet.eval()
+
+
+def test_caption_and_seed_messages_in_full(generator, video):
+    from nag_model.generator import VideoJob, step_by_step
+
+    for bad in ("", "  "):
+        with pytest.raises(ValueError) as raised:
+            generator.generate_track(video, bad, 0)
+        assert str(raised.value) == "caption must be a non-empty string"
+        with pytest.raises(ValueError) as raised:
+            generator.generate_videos([VideoJob(video, (CAPTIONS[0], bad))])
+        assert str(raised.value) == "caption must be a non-empty string"
+    with pytest.raises(ValueError) as raised:
+        step_by_step(lambda *a: None, CAPTIONS, [1])
+    assert str(raised.value) == "got 3 captions but 1 seeds"
+    with pytest.raises(ValueError) as raised:
+        VideoJob(video, tuple(CAPTIONS[:2]), (1, 2, 3)).seed_list()
+    assert str(raised.value) == "got 2 captions but 3 seeds"
+    assert VideoJob(video, tuple(CAPTIONS)).seed_list() == [0, 1, 2]
+    assert VideoJob(video, tuple(CAPTIONS), (5, 4, 3)).seed_list() == [5, 4, 3]
+
+
+def test_step_by_step_hands_each_track_the_earlier_ones_and_reports_them():
+    from nag_model.generator import step_by_step
+
+    calls, seen = [], []
+
+    def make_track(caption, seed, context):
+        calls.append((caption, seed, [t for t in context]))
+        return (caption, seed)
+
+    out = step_by_step(make_track, ["a", "b", "c"], on_track=lambda k, t: seen.append((k, t)))
+    assert out == [("a", 0), ("b", 1), ("c", 2)]
+    assert calls == [("a", 0, []), ("b", 1, [("a", 0)]), ("c", 2, [("a", 0), ("b", 1)])]
+    assert seen == [(0, ("a", 0)), (1, ("b", 1)), (2, ("c", 2))]
+    assert step_by_step(make_track, ["x"], seeds=[7]) == [("x", 7)]
+
+
+def test_the_reference_is_made_at_the_tracks_target_loudness(generator, video, monkeypatch):
+    settings = TrackSettings(steps=1, target_lufs=-26.0)
+    tracks = generator.generate(video, CAPTIONS[:1], seeds=[1], settings=settings)
+    latents, _ = _spy_on_the_controlnet(monkeypatch, generator.controlnet)
+    generator.generate_track(video, CAPTIONS[1], 2, settings, context=tracks)
+    total = np.asarray(tracks[0].waveform, np.float64)
+    lufs = pyloudnorm.Meter(generator.codec.sample_rate).integrated_loudness(total)
+    mix = torch.from_numpy((total * 10.0 ** ((-26.0 - lufs) / 20.0)).astype(np.float32))
+    expected = generator.base.normalize(generator.codec.encode(mix[None]))
+    assert len(latents) == 1 and torch.allclose(latents[0], expected, atol=1e-4)
+
+
+def test_mix_condition_pads_short_and_cuts_long_tracks(generator):
+    n, sr = generator.num_samples, generator.codec.sample_rate
+    rng = np.random.default_rng(0)
+    short, long = 0.1 * rng.standard_normal(n // 2), 0.1 * rng.standard_normal(n + 100)
+    total = np.zeros(n)
+    total[: n // 2] += short
+    total += long[:n]
+    want = total * 10.0 ** ((-20.0 - pyloudnorm.Meter(sr).integrated_loudness(total)) / 20.0)
+    got = generator.mix_condition([short.astype(np.float32).reshape(1, -1), long])
+    assert got.shape == (n,) and got.dtype == np.float32
+    assert np.allclose(got, want, atol=1e-5)
+    louder = generator.mix_condition([short, long], target_lufs=-14.0)
+    assert abs(integrated_loudness(louder, sr) - (-14.0)) < 0.1
+
+
+def test_each_track_records_what_it_was_pushed_away_from(generator, video):
+    from nag_model.generator import TrackRequest
+
+    tracks = generator.generate(video, CAPTIONS[:2], seeds=[1, 2], settings=TrackSettings(steps=1))
+    made = []
+    out = generator.generate_tracks([
+        TrackRequest(video, CAPTIONS[2], 3, TrackSettings("independent", steps=1), tuple(tracks)),
+        TrackRequest(video, CAPTIONS[2], 3, TrackSettings("negative-prompt", steps=1), tuple(tracks)),
+        TrackRequest(video, CAPTIONS[2], 3, TrackSettings("nag", steps=2), tuple(tracks)),
+        TrackRequest(video, CAPTIONS[2], 3, TrackSettings("nag", steps=1))], on_track=lambda i, t: made.append((i, t)))
+    assert [t.against for t in out] == [(), tuple(CAPTIONS[:2]), tuple(CAPTIONS[:2]), ()]
+    assert sorted(i for i, _ in made) == [0, 1, 2, 3] and all(out[i] is t for i, t in made)
+    assert all(t.sample_rate == generator.codec.sample_rate and t.seed == 3 for t in out)
+    assert [t.settings.method for t in out] == ["independent", "negative-prompt", "nag", "nag"]
+
+
+def test_initial_noise_is_the_seeds_normal_draw_in_the_models_dtype(demo_parts):
+    import copy
+
+    base, controlnet, codec, text = demo_parts
+    half = copy.deepcopy(base).to(torch.bfloat16)
+    gen = StepByStepGenerator(half, codec, text)
+    shape = (1, base.seq.latent, base.config.latent_dim)
+    want = torch.randn(shape, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
+    assert gen.initial_noise(5).dtype == torch.bfloat16 and torch.equal(gen.initial_noise(5), want)
+    noises = gen._initial_noises([5, 6])
+    assert noises.dtype == torch.bfloat16 and torch.equal(noises[:1], want) and noises.shape == (2, *shape[1:])

@@ -1,5 +1,8 @@
 """Batched guided sampling: tracks of several videos, methods and settings in one forward give the
 same audio as each track alone (bit for bit in exact mode; within a stated tolerance when fused)."""
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,7 @@ from nag_model.flow_matching import euler, time_grid
 from nag_model.generator import StepByStepGenerator, TrackRequest, TrackSettings, VideoFeatures, VideoJob
 from nag_model.guidance import ClassifierFreeGuidance, NegativeAudioGuidance, NegativePromptGuidance
 from nag_model.track_batch import PreparedTrack, TrackBatch
+from nag_model.network import PreprocessedConditions
 from nag_model.velocity import GuidedVelocity
 
 CAPTIONS = ["The ball bounces loudly.", "Wind blows softly.", "The bird chirps.", "A door creaks."]
@@ -200,3 +204,118 @@ def test_a_clone_owns_its_tensors_and_copy_fills_them_from_a_batch_of_the_same_l
     assert not torch.equal(twin.tensors["x0"], batch.tensors["x0"])  # the original keeps its values
     grid = time_grid(2)
     assert torch.equal(twin.sample(grid), other.sample(grid))
+
+
+@dataclass(frozen=True)
+class _LoudCFG(ClassifierFreeGuidance):
+    """CFG with a flag: a non-numeric field (a bool is not a strength) that splits the layout's groups."""
+
+    loud: bool = False
+
+
+@dataclass(frozen=True)
+class _OtherNAG(NegativeAudioGuidance):
+    """NAG under another name: a second guidance kind with a ControlNet reference."""
+
+
+@dataclass(frozen=True)
+class _ReferenceFirst(NegativeAudioGuidance):
+    """A component that (wrongly) puts its ControlNet branch first."""
+
+    def branches(self, c):
+        named = super().branches(c)
+        return {k: named[k] for k in reversed(named)}
+
+
+@torch.inference_mode()
+def test_prepared_tracks_and_batches_refuse_what_they_cannot_lay_out(parts, contexts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    nag = TrackSettings("nag", steps=1)
+    cs = gen.condition_set(_video(base, 1), CAPTIONS[2], nag, contexts)
+    x0 = gen.initial_noise(5)
+    two = gen.condition_sets([TrackRequest(_video(base, 1), CAPTIONS[2], 1, nag, tuple(contexts))] * 2)
+    wide = dataclasses.replace(cs, full=PreprocessedConditions.cat([two[0].full, two[1].full]))
+    with pytest.raises(ValueError) as raised:
+        PreparedTrack.from_condition_set(NegativeAudioGuidance(), wide, x0)
+    assert str(raised.value) == "a prepared track holds one track: every branch must have batch 1"
+    with pytest.raises(ValueError) as raised:
+        PreparedTrack.from_condition_set(_ReferenceFirst(), cs, x0)
+    assert str(raised.value) == "only the last branch of a track may carry a ControlNet reference"
+    with pytest.raises(ValueError) as raised:
+        TrackBatch(base, controlnet, [])
+    assert str(raised.value) == "a TrackBatch needs at least one track"
+    tracks = [PreparedTrack.from_condition_set(g, cs, x0) for g in (NegativeAudioGuidance(), _OtherNAG())]
+    with pytest.raises(ValueError, match=r"^tracks with a ControlNet reference must share one guidance kind, got \[\(True, "
+                                         r"'NegativeAudioGuidance', \(\), \('empty', 'full', 'reference'\)\), \(True, "
+                                         r"'_OtherNAG', \(\), \('empty', 'full', 'reference'\)\)\]$"):
+        TrackBatch(base, controlnet, tracks)
+    with pytest.raises(ValueError) as raised:
+        TrackBatch(base, None, tracks[:1])
+    assert str(raised.value) == "tracks with a ControlNet reference need an AudioControlNet"
+    prepared = PreparedTrack.from_condition_set(NegativeAudioGuidance(), cs, x0)
+    assert prepared.names == ("empty", "full", "reference") and prepared.num_branches == 3
+    assert prepared.reference is cs.reference and prepared.x0 is x0
+
+
+@torch.inference_mode()
+def test_non_numeric_guidance_fields_split_groups_and_numbers_become_strength_tensors(parts, contexts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    cs = gen.condition_set(_video(base, 1), CAPTIONS[2], TrackSettings("independent", steps=1))
+    x0 = gen.initial_noise(5)
+    guidances = [_LoudCFG(2.0, False), _LoudCFG(3.0, True), _LoudCFG(4.0, False)]
+    batch = TrackBatch(base, controlnet, [PreparedTrack.from_condition_set(g, cs, x0) for g in guidances])
+    assert [(g.fixed, g.strengths, g.num_tracks, g.first_track, g.first_row) for g in batch.groups] == [
+        ({"loud": False}, ("alpha",), 2, 0, 0), ({"loud": True}, ("alpha",), 1, 2, 4)]
+    assert batch.order == [0, 2, 1] and sorted(k for k in batch.tensors if k.startswith("g") and "." in k) == ["g0.alpha", "g1.alpha"]
+    assert batch.tensors["g0.alpha"].flatten().tolist() == [2.0, 4.0] and batch.tensors["g0.alpha"].shape == (2, 1, 1)
+    assert batch.tensors["g0.alpha"].dtype == torch.float32
+    v = batch.velocity(torch.tensor(0.5), batch.tensors["x0"])
+    for i, g in zip(batch.order, (guidances[0], guidances[2], guidances[1])):
+        alone = TrackBatch(base, controlnet, [PreparedTrack.from_condition_set(g, cs, x0)])
+        assert torch.allclose(v[batch.order.index(i)], alone.velocity(torch.tensor(0.5), alone.tensors["x0"])[0],
+                              atol=1e-5)
+
+
+def test_fused_requests_are_batched_by_step_count_and_returned_in_request_order(parts, contexts):
+    base, controlnet, codec, text = parts
+    requests = [TrackRequest(_video(base, v), CAPTIONS[v % 4], 20 + v, TrackSettings("nag", steps=1 + v % 2),
+                             tuple(contexts[: v % 3])) for v in range(5)]
+    made = []
+    fused = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused", max_batch=2)
+    out = fused.generate_tracks(requests, on_track=lambda i, t: made.append(i))
+    assert sorted(made) == list(range(5))
+    alone = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    for r, track in zip(requests, out):
+        single = alone.generate_track(r.video, r.caption, r.seed, r.settings, r.context)
+        assert (track.caption, track.seed, track.settings.steps) == (r.caption, r.seed, r.settings.steps)
+        assert np.corrcoef(track.waveform, single.waveform)[0, 1] > 0.999
+
+
+def test_a_fused_batch_with_a_nag_track_needs_a_controlnet(parts, contexts):
+    base, controlnet, codec, text = parts
+    fused = StepByStepGenerator(base, codec, text, batch_mode="fused")  # no ControlNet
+    requests = [TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1)),
+                TrackRequest(_video(base, 2), CAPTIONS[3], 2, TrackSettings("nag", steps=1), tuple(contexts))]
+    with pytest.raises(ValueError) as raised:
+        fused.generate_tracks(requests)
+    assert str(raised.value) == "method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'"
+
+
+def test_a_fused_batch_makes_a_lone_reference_at_its_tracks_target_loudness(parts, contexts, monkeypatch):
+    import pyloudnorm
+
+    base, controlnet, codec, text = parts
+    fused = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused")
+    latents = []
+    encode = controlnet.preprocess_reference
+    monkeypatch.setattr(controlnet, "preprocess_reference", lambda ref: latents.append(ref.clone()) or encode(ref))
+    fused.generate_tracks([TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1)),
+                           TrackRequest(_video(base, 2), CAPTIONS[3], 2, TrackSettings("nag", steps=1, target_lufs=-26.0),
+                                        tuple(contexts))])
+    total = np.sum([np.asarray(t.waveform, np.float64) for t in contexts], axis=0)
+    gain = 10.0 ** ((-26.0 - pyloudnorm.Meter(codec.sample_rate).integrated_loudness(total)) / 20.0)
+    mix = torch.from_numpy((total * gain).astype(np.float32))
+    expected = base.normalize(codec.encode(mix[None]))
+    assert len(latents) == 1 and torch.allclose(latents[0], expected, atol=1e-4)

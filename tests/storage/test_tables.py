@@ -60,6 +60,35 @@ def test_a_missing_required_column_is_named() -> None:
         tables.to_arrow("videos", "r", pa.table({"video_id": ["v"], "version": [1], "status": ["ok"]}))
 
 
+def test_rows_of_other_runs_are_named_three_at_most(track_row) -> None:
+    rows = [track_row(run_id=f"other-{i}") for i in range(4)]
+    with pytest.raises(ValueError, match=r"rows of runs \['other-0', 'other-1', 'other-2'\] cannot be written to run 'run-1'$"):
+        tables.to_arrow("tracks", "run-1", rows)
+
+
+def test_created_at_is_utc_now_whatever_the_local_time_zone(track_row, monkeypatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9: a naive local "now" would be nine hours off
+    time.tzset()
+    try:
+        before = dt.datetime.now(dt.UTC)
+        created = tables.to_arrow("tracks", "run-1", [track_row()])["created_at"].to_pylist()[0]
+        after = dt.datetime.now(dt.UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert before <= created <= after
+
+
+def test_a_written_part_file_is_zstd_compressed(root: Root, track_row) -> None:
+    import pyarrow.parquet as pq
+
+    key = tables.write_rows(root, "tracks", "run-1", [track_row()], unit="v1@v1")
+    meta = pq.ParquetFile(pa.BufferReader(root.read_bytes(key))).metadata
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
+
+
 def test_failed_videos_need_no_probe_columns() -> None:
     row = {"video_id": "v", "version": 1, "video_uri": "x", "status": "failed", "error": "bad"}
     data = tables.to_arrow("videos", "r", [row])
@@ -244,7 +273,7 @@ def test_read_video_reads_one_run_and_a_rewritten_unit_once(root: Root, track_ro
     # unit v@v1 rewritten after compaction: its new part shadows the compacted copy
     tables.write_rows(root, "tracks", "r1", [track_row("v", "t0", seed=5)], unit=tables.video_unit("v", 1))
     assert _rows(tables.read_video(root, "tracks", "r1", "v"), "track_id", "seed") == [("t0", 5)]
-    with pytest.raises(ValueError, match="runs has one row per run; read it with read_table"):
+    with pytest.raises(ValueError, match="^runs has one row per run; read it with read_table$"):
         tables.read_video(root, "runs", "r1", "v")
 
 
@@ -252,7 +281,7 @@ def test_compaction_sorts_by_video_in_row_groups_a_reader_can_skip(root: Root) -
     import pyarrow.parquet as pq
 
     n = 2 * tables.COMPACTED_ROW_GROUP + 1
-    for unit, videos in (("b", ["v2"] * (n // 2)), ("a", ["v1"] * (n - n // 2))):  # parts in reverse video order
+    for unit, videos in (("a", ["v2"] * (n // 2)), ("b", ["v1"] * (n - n // 2))):  # parts (listed by name) in reverse video order
         tables.write_rows(root, "metrics", "r", pa.table({
             "run_id": ["r"] * len(videos), "video_id": videos, "track_id": [None] * len(videos),
             "version": pa.array([1] * len(videos), pa.int32()), "metric": ["lufs"] * len(videos),
@@ -262,6 +291,9 @@ def test_compaction_sorts_by_video_in_row_groups_a_reader_can_skip(root: Root) -
     key = tables.compact(root, "metrics", "r")
     meta = pq.ParquetFile(pa.BufferReader(root.read_bytes(key))).metadata
     assert meta.num_rows == n and meta.num_row_groups == 3
+    assert pq.read_table(pa.BufferReader(root.read_bytes(key)))["video_id"].to_pylist() == (
+        ["v1"] * (n - n // 2) + ["v2"] * (n // 2))  # the compacted file itself is sorted, not just the reader's view
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
     assert tables.read_table(root, "metrics", "r")["video_id"].to_pylist() == ["v1"] * (n - n // 2) + ["v2"] * (n // 2)
     tables.write_rows(root, "runs", "r", [{"status": "completed", "model_id": "m", "params_json": "{}"}], unit="r")
     assert tables.compact(root, "runs", "r") == keys.compacted_key("runs", "r")  # a table without video_id
