@@ -46,8 +46,9 @@ def score_video(storage_url: str, run_id: str, video_id: str, tracks: list[dict]
             rows.append(metric_row(t["track_id"], t["version"], "generation_s", t["generation_s"], model_id(bundle)))
         if "limiter_gain_db" in t:
             rows.append(metric_row(t["track_id"], t["version"], "limiter_gain_db", t["limiter_gain_db"], LEVEL_MODEL))
-        if caption_scores is not None and k < len(caption_scores):  # the score that ordered it
-            scorer = ordered.scorer or (evaluator_name(bundle.scorer) if bundle.scorer is not None else None)
+        scorer = ordered.scorer if ordered is not None and ordered.scorer else (
+            evaluator_name(bundle.scorer) if bundle.scorer is not None else None)  # ImageBind or the model's
+        if caption_scores is not None and scorer is not None and k < len(caption_scores):  # the score that ordered it
             rows.append(metric_row(t["track_id"], t["version"], "caption_score", caption_scores[k], scorer))
     mix_wav, mix_rate = read_audio(root, mix["uri"])
     rows += level_metrics(mix_wav, mix_rate, None, mix["version"])

@@ -1,6 +1,8 @@
 """Mixing (mix file, muxed video, spectrograms) and the metric rows, with and without an evaluator."""
 from __future__ import annotations
 
+import dataclasses
+
 import av
 import numpy as np
 import pytest
@@ -121,3 +123,12 @@ def test_the_mix_sums_the_tracks_as_generated_not_as_limited(root, demo_video):
     got, _ = audio_from_bytes(root.read_bytes(key_of(root, mix["uri"])))
     expected, _ = mix_tracks([quiet, hot], 16000, ceiling_db=-1.0)
     assert np.abs(got - expected).max() < 1e-3
+
+
+def test_caption_scores_from_imagebind_are_stored_for_a_model_without_a_scorer(made, h):
+    root, video, tracks = made
+    mix = mix_video.fn(root.url, "r", "v", video, tracks, AudioOutput())
+    ordered = dataclasses.replace(ORDERED, scorer="imagebind-huge")
+    rows = score_video.fn(root.url, "r", "v", tracks, mix, h.MODEL, h.DURATION, ordered)
+    got = sorted((r["track_id"], r["value"], r["model"]) for r in rows if r["metric"] == "caption_score")
+    assert got == [("t0", 3.0, "imagebind-huge"), ("t1", 2.0, "imagebind-huge"), ("t2", 1.0, "imagebind-huge")]
