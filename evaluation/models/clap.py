@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
 
+from common.presets import pick_preset
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, check_state_dict, read_bytes, read_weight_file
 
 __all__ = ["ClapConfig", "ClapTokenizer", "LaionClap", "LogMel", "HTSAT", "fit_to_clip", "get_clap_config"]
@@ -120,11 +121,7 @@ PRESETS: dict[str, ClapConfig] = {
 
 
 def get_clap_config(preset: str | ClapConfig) -> ClapConfig:
-    if isinstance(preset, ClapConfig):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown LAION-CLAP preset {preset!r}; known: {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return pick_preset(preset, PRESETS, ClapConfig, "LAION-CLAP")
 
 
 # ---------------------------------------------------------------------------------------------------

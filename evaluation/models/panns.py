@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.presets import pick_preset
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, check_state_dict, read_weight_file
 
 # Numpy objects a PANNs training checkpoint may pickle beside its state dict (training metadata), allowed
@@ -85,11 +86,7 @@ PRESETS: dict[str, Cnn14Config] = {
 
 
 def get_config(preset: str | Cnn14Config) -> Cnn14Config:
-    if isinstance(preset, Cnn14Config):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown Cnn14 preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return pick_preset(preset, PRESETS, Cnn14Config, "Cnn14")
 
 
 def dft_basis(n_fft: int) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.presets import pick_preset
 from evaluation.models.kaldi import mel_banks
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, check_state_dict, read_weight_file
 
@@ -111,11 +112,7 @@ PRESETS: dict[str, PaSSTConfig] = {
 
 def get_passt_config(preset: str | PaSSTConfig) -> PaSSTConfig:
     """A preset by name (``passt_s_swa_p16_128_ap476`` or ``tiny``), or the config itself."""
-    if isinstance(preset, PaSSTConfig):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown PaSST preset {preset!r}; expected one of {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return pick_preset(preset, PRESETS, PaSSTConfig, "PaSST")
 
 
 def prepare_waveforms(wavs: np.ndarray | Tensor, config: PaSSTConfig) -> Tensor:

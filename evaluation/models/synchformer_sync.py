@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.presets import pick_preset
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, IncompatibleWeights, check_state_dict, read_weight_file
 from nag_model.encoders.synchformer import (SYNCHFORMER_PRESETS, VISUAL_PREFIX, CLSPooling, MotionFormer,
                                             SynchformerConfig, preprocess_frames, split_segments, unused_keys)
@@ -132,11 +133,7 @@ SYNC_PRESETS: dict[str, SyncConfig] = {
 
 
 def get_sync_config(preset: str | SyncConfig) -> SyncConfig:
-    if isinstance(preset, SyncConfig):
-        return preset
-    if preset not in SYNC_PRESETS:
-        raise KeyError(f"unknown Synchformer (DeSync) preset {preset!r}; known: {sorted(SYNC_PRESETS)}")
-    return SYNC_PRESETS[preset]
+    return pick_preset(preset, SYNC_PRESETS, SyncConfig, "Synchformer (DeSync)", KeyError)
 
 
 # ---------------------------------------------------------------------------------------- audio front end

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.presets import pick_preset
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, check_state_dict, read_weight_file
 
 
@@ -74,11 +75,7 @@ PRESETS: dict[str, VGGishConfig] = {
 
 
 def get_config(preset: str | VGGishConfig) -> VGGishConfig:
-    if isinstance(preset, VGGishConfig):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown VGGish preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return pick_preset(preset, PRESETS, VGGishConfig, "VGGish")
 
 
 def hertz_to_mel(hz: np.ndarray | float) -> np.ndarray:

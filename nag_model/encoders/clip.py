@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.presets import pick_preset
 from nag_model.checkpoint import (OFFICIAL_WEIGHTS, ChecksumMismatch, CorruptWeights, WeightsNotFound,
                                   _missing_message, check_state_dict, file_digest)
 from nag_model.encoders.clip_tokenizer import CLIPTokenizer
@@ -80,11 +81,7 @@ OFFICIAL_FILES: dict[str, str] = {"dfn5b_vit_h_14_384": "clip"}
 
 
 def get_clip_config(preset: str | CLIPConfig) -> CLIPConfig:
-    if isinstance(preset, CLIPConfig):
-        return preset
-    if preset not in CLIP_PRESETS:
-        raise KeyError(f"unknown CLIP preset {preset!r}; known: {sorted(CLIP_PRESETS)}")
-    return CLIP_PRESETS[preset]
+    return pick_preset(preset, CLIP_PRESETS, CLIPConfig, "CLIP", KeyError)
 
 
 class QuickGELU(nn.Module):

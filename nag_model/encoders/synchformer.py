@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.presets import pick_preset
 from nag_model.checkpoint import OFFICIAL_WEIGHTS, IncompatibleWeights, read_weight_file
 
 VISUAL_PREFIX = "vfeat_extractor."
@@ -79,11 +80,7 @@ SYNCHFORMER_PRESETS: dict[str, SynchformerConfig] = {
 
 
 def get_synchformer_config(preset: str | SynchformerConfig) -> SynchformerConfig:
-    if isinstance(preset, SynchformerConfig):
-        return preset
-    if preset not in SYNCHFORMER_PRESETS:
-        raise KeyError(f"unknown Synchformer preset {preset!r}; known: {sorted(SYNCHFORMER_PRESETS)}")
-    return SYNCHFORMER_PRESETS[preset]
+    return pick_preset(preset, SYNCHFORMER_PRESETS, SynchformerConfig, "Synchformer", KeyError)
 
 
 class DividedAttention(nn.Module):
