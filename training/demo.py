@@ -55,6 +55,7 @@ class DemoPlan:
     controlnet_lr: float = 1e-3
     evaluator_lr: float = 2e-3
     stem_video_fraction: float = 0.0  # share of the base's stem rows that keep their clip's video (BaseBatches)
+    caption_mix_fraction: float = 0.0  # share of the base's mix rows captioned by one of their sources (BaseBatches)
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -99,7 +100,9 @@ def train_base(data: FoleyData, plan: DemoPlan, text: HashTextEncoder, work: Pat
         net.empty_string_feat.copy_(text([""])[0])
     cfg = TrainConfig(steps=plan.base_steps, batch_size=plan.batch_size, lr=plan.base_lr, seed=plan.seed,
                       warmup_steps=max(plan.base_steps // 20, 1), checkpoint_every=100)
-    result = train(BaseObjective(net), BaseBatches(data, stem_video_fraction=plan.stem_video_fraction), cfg, work / "base", desc="base")
+    batches = BaseBatches(data, stem_video_fraction=plan.stem_video_fraction,
+                          caption_mix_fraction=plan.caption_mix_fraction)
+    result = train(BaseObjective(net), batches, cfg, work / "base", desc="base")
     return result.model.eval(), result
 
 
@@ -207,7 +210,8 @@ def write_cards(out: Path, plan: DemoPlan, results: dict, metrics: dict, timings
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
 
 
-OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps", "stem-video-fraction")
+OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps", "stem-video-fraction",
+             "caption-mix-fraction")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -216,10 +220,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-minutes", type=float, default=90.0)
     p.add_argument("--work", default=None, help="cache and checkpoints (default: .cache/demo-<hash of the plan>)")
-    for name in OVERRIDES[:-1]:
+    for name in OVERRIDES[:-2]:
         p.add_argument(f"--{name}", type=int, default=None)
     p.add_argument("--stem-video-fraction", type=float, default=None,
                    help="share of the base's stem rows trained with their clip's video (default: the plan's)")
+    p.add_argument("--caption-mix-fraction", type=float, default=None,
+                   help="share of the base's mix rows trained with one source's caption instead of the clip's "
+                        "label (default: the plan's)")
     p.add_argument("--threads", type=int, default=None)
     return p.parse_args(argv)
 

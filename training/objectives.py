@@ -113,24 +113,37 @@ class BaseBatches:
     stem_video_fraction > 0 keeps the clip's video for that share of the stem rows: (stem, its caption,
     the clip's video), the conditioning step-by-step generation uses, which the MMAudio mixture never
     shows (issue 12: without it, generated event sounds are not placed at the video's event times).
-    At 0 (the default) the batches are exactly those of the committed weights."""
 
-    def __init__(self, data: FoleyData, av_fraction: float = 0.5, stem_video_fraction: float = 0.0):
-        if not 0.0 <= stem_video_fraction <= 1.0:
-            raise ValueError(f"stem_video_fraction must be in [0, 1], got {stem_video_fraction}")
-        self.data, self.av_fraction, self.stem_video_fraction = data, av_fraction, stem_video_fraction
+    caption_mix_fraction > 0 gives that share of the audio-visual rows one sounding source's caption instead
+    of the clip's label: (mix, a caption, video), as a real clip's caption names one of the sounds it holds.
+    These rows teach the base to make the other sounds the video shows beside the captioned one: the
+    leakage NAG removes (issue 12: with stem rows alone, a caption that is not the label never leaks).
+    The caption is drawn uniformly over the sounding stems, so a clip with more sounds is drawn more often.
+
+    At 0 and 0 (the defaults) the batches are exactly those of the committed weights."""
+
+    def __init__(self, data: FoleyData, av_fraction: float = 0.5, stem_video_fraction: float = 0.0,
+                 caption_mix_fraction: float = 0.0):
+        for name, value in (("stem_video_fraction", stem_video_fraction), ("caption_mix_fraction", caption_mix_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        self.data, self.av_fraction = data, av_fraction
+        self.stem_video_fraction, self.caption_mix_fraction = stem_video_fraction, caption_mix_fraction
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> dict:
         d = self.data
         n_av = round(batch_size * self.av_fraction)
-        av = torch.randint(len(d), (n_av,), generator=generator)
+        n_cm = round(n_av * self.caption_mix_fraction)  # audio-visual rows with a source's caption
+        av = torch.randint(len(d), (n_av - n_cm,), generator=generator)
         at = torch.randint(d.stems.shape[0], (batch_size - n_av,), generator=generator)
+        cm = torch.randint(d.stems.shape[0], (n_cm,), generator=generator)  # drawn last: the defaults draw as before
+        av_clip, av_text = torch.cat([av, d.stem_clip[cm]]), torch.cat([d.label_text[av], d.stem_text[cm]])
         at_clip = d.stem_clip[at]
         n_sv = round((batch_size - n_av) * self.stem_video_fraction)  # stem rows that keep their video
-        return {"x1": torch.cat([d.mix[av], d.stems[at]]),
-                "clip_f": torch.cat([d.clip_f[av], d.clip_f[at_clip]]),
-                "sync_f": torch.cat([d.sync_f[av], d.sync_f[at_clip]]),
-                "text_f": torch.cat([d.text[d.label_text[av]], d.text[d.stem_text[at]]]),
+        return {"x1": torch.cat([d.mix[av_clip], d.stems[at]]),
+                "clip_f": torch.cat([d.clip_f[av_clip], d.clip_f[at_clip]]),
+                "sync_f": torch.cat([d.sync_f[av_clip], d.sync_f[at_clip]]),
+                "text_f": torch.cat([d.text[av_text], d.text[d.stem_text[at]]]),
                 "video_exist": torch.cat([torch.ones(n_av + n_sv, dtype=torch.bool),
                                           torch.zeros(batch_size - n_av - n_sv, dtype=torch.bool)])}
 

@@ -10,16 +10,19 @@ from training.demo import DemoPlan, parse_args, plan_from_args, plan_id
 
 
 def test_the_default_plan_keeps_the_committed_batches():
-    assert plan_from_args(parse_args([])) == DemoPlan() and DemoPlan().stem_video_fraction == 0.0
+    assert plan_from_args(parse_args([])) == DemoPlan()
+    assert DemoPlan().stem_video_fraction == 0.0 and DemoPlan().caption_mix_fraction == 0.0
 
 
 def test_overrides_replace_only_their_fields():
-    plan = plan_from_args(parse_args(["--stem-video-fraction", "0.5", "--base-steps", "7000", "--seed", "3"]))
-    assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000)
+    plan = plan_from_args(parse_args(["--stem-video-fraction", "0.5", "--base-steps", "7000", "--seed", "3",
+                                      "--caption-mix-fraction", "0.25"]))
+    assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000, caption_mix_fraction=0.25)
 
 
 def test_a_different_fraction_is_a_different_cache_folder():
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), stem_video_fraction=0.5))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), caption_mix_fraction=0.5))
     assert plan_id(DemoPlan()) == plan_id(DemoPlan())
 
 
@@ -36,3 +39,4 @@ def test_the_base_is_trained_on_the_plans_stem_video_fraction(monkeypatch, tmp_p
     with pytest.raises(StopIteration):
         demo.train_base(tiny_foley_data(), plan, demo.encoders(0)[0], tmp_path)
     assert seen["batches"].stem_video_fraction == fraction and seen["steps"] == 7
+    assert seen["batches"].caption_mix_fraction == 0.0

@@ -10,7 +10,7 @@ from training.objectives import BaseBatches
 def test_default_batches_are_unchanged_and_stem_rows_have_no_video(tiny_foley_data):
     d = tiny_foley_data()
     a = BaseBatches(d)(16, torch.Generator().manual_seed(1))
-    b = BaseBatches(d, stem_video_fraction=0.0)(16, torch.Generator().manual_seed(1))
+    b = BaseBatches(d, stem_video_fraction=0.0, caption_mix_fraction=0.0)(16, torch.Generator().manual_seed(1))
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert a["video_exist"].tolist() == [True] * 8 + [False] * 8
 
@@ -27,3 +27,21 @@ def test_stem_rows_can_keep_their_clips_video(tiny_foley_data):
     assert torch.equal(b["sync_f"][8:12], d.sync_f[d.stem_clip[idx]])  # a stem keeps its own clip's video
     with pytest.raises(ValueError, match="stem_video_fraction"):
         BaseBatches(d, stem_video_fraction=1.5)
+
+
+def test_mix_rows_can_carry_one_of_their_sources_captions(tiny_foley_data):
+    d = tiny_foley_data()
+    plain = BaseBatches(d)(16, torch.Generator().manual_seed(1))
+    b = BaseBatches(d, caption_mix_fraction=0.5)(16, torch.Generator().manual_seed(1))
+    assert b["video_exist"].tolist() == [True] * 8 + [False] * 8
+    assert all(torch.equal(plain[key][:4], b[key][:4]) for key in ("x1", "clip_f", "sync_f", "text_f"))  # label rows
+    labels = {tuple(d.text[t].flatten().tolist()) for t in d.label_text.tolist()}
+    for row in range(4, 8):  # a clip's mix and video with the caption of one of its own sounding stems
+        clip = int(torch.nonzero((d.mix == b["x1"][row]).all(-1).all(-1))[0])
+        assert torch.equal(b["clip_f"][row], d.clip_f[clip]) and torch.equal(b["sync_f"][row], d.sync_f[clip])
+        own = [int(t) for t in d.stem_text[d.stem_clip == clip]]
+        assert any(torch.equal(b["text_f"][row], d.text[t]) for t in own)
+    captioned = [tuple(b["text_f"][row].flatten().tolist()) not in labels for row in range(4, 8)]
+    assert any(captioned)  # not only the label
+    with pytest.raises(ValueError, match="caption_mix_fraction"):
+        BaseBatches(d, caption_mix_fraction=-0.1)
