@@ -363,6 +363,9 @@ def test_unreachable_reason_names_each_storage_problem() -> None:
         assert reason(_client_error(code)) == "no such bucket"
     assert reason(PermissionError("denied")) == "the S3 server refused the credentials (denied)"
     assert reason(_client_error("InternalError")) is None and reason(ValueError("x")) is None
+    from botocore.exceptions import ClientError
+
+    assert reason(ClientError({}, "HeadBucket")) is None  # an error response without its Error part
 
 
 def test_unreachable_reason_follows_causes_and_contexts_ten_deep() -> None:
@@ -433,6 +436,8 @@ def test_check_lets_a_missing_bucket_pass_when_it_may_be_created_and_other_error
     root = open_root("s3://bucket/x", {"key": "k", "secret": "s"})
     _probe_raising(monkeypatch, _client_error("404"))
     assert root.check(must_exist=False) is None
+    with pytest.raises(root_module.StorageUnreachable, match="no such bucket"):
+        root.check()  # reading is the default: the bucket must exist
     other = _client_error("InternalError")
     _probe_raising(monkeypatch, other)
     for must_exist in (True, False):
