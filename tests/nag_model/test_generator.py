@@ -26,7 +26,11 @@ def video(demo_parts):
 
 def test_track_one_equals_plain_cfg_with_the_same_seed(generator, video):
     settings = TrackSettings(method="nag", steps=3)
-    tracks = generator.generate(video, CAPTIONS[:2], seeds=[11, 12], settings=settings)
+    done = []
+    tracks = generator.generate(video, CAPTIONS[:2], seeds=[11, 12], settings=settings,
+                                on_track=lambda k, track: done.append((k, track)))
+    assert [(k, t.caption) for k, t in done] == [(0, CAPTIONS[0]), (1, CAPTIONS[1])]  # told as each is made
+    assert all(track is tracks[k] for k, track in done)
     plain = generator.generate_track(video, CAPTIONS[0], 11, TrackSettings(method="independent", steps=3))
     assert np.array_equal(tracks[0].waveform, plain.waveform)
     assert tracks[0].against == () and tracks[1].against == (CAPTIONS[0],)

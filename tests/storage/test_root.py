@@ -134,6 +134,21 @@ def test_put_atomic_file_object_round_trip_and_replace(root: Root) -> None:
     assert root.list("x") == ["x/big.bin"]
 
 
+def test_a_stream_is_copied_in_bounded_chunks(root: Root) -> None:
+    """A large source (a video, a long track) is never read whole into memory."""
+    asked = []
+
+    class Recording(io.BytesIO):
+        def read(self, size=-1):
+            asked.append(size)
+            return super().read(size)
+
+    data = os.urandom(2 * 2**20 + 5)
+    assert root.put_atomic("x/streamed.bin", Recording(data)) == hashlib.sha256(data).hexdigest()
+    assert root.read_bytes("x/streamed.bin") == data
+    assert asked and all(size is not None and 0 < size <= 2**20 for size in asked)
+
+
 def test_list_delete_and_missing(root: Root) -> None:
     for key in ("b/2", "a/1", "a/sub/3"):
         root.put_atomic(key, key.encode())
