@@ -287,3 +287,11 @@ def test_initial_noise_is_the_seeds_normal_draw_in_the_models_dtype(demo_parts):
     assert gen.initial_noise(5).dtype == torch.bfloat16 and torch.equal(gen.initial_noise(5), want)
     noises = gen._initial_noises([5, 6])
     assert noises.dtype == torch.bfloat16 and torch.equal(noises[:1], want) and noises.shape == (2, *shape[1:])
+
+
+def test_half_a_video_is_no_video(generator, video):
+    """Features with one of the two streams missing are generated as no video (the null tokens), never half."""
+    settings = TrackSettings(method="independent", steps=1)
+    none = generator.generate_track(VideoFeatures.none(), CAPTIONS[0], 4, settings).waveform
+    for half in (VideoFeatures(video.clip_f, None), VideoFeatures(None, video.sync_f)):
+        assert np.array_equal(generator.generate_track(half, CAPTIONS[0], 4, settings).waveform, none)

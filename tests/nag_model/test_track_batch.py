@@ -64,7 +64,8 @@ def _prepared(gen, requests):
 
 @torch.inference_mode()
 @pytest.mark.parametrize("guidance", [ClassifierFreeGuidance(4.5), NegativePromptGuidance(4.5, "paper"),
-                                      NegativeAudioGuidance(4.5, 1.5)])
+                                      NegativeAudioGuidance(4.5, 1.5), ClassifierFreeGuidance(2.5),
+                                      NegativePromptGuidance(6.0, "paper"), NegativeAudioGuidance(3.0, 0.7)])
 def test_a_one_track_batch_is_the_guided_velocity_bit_for_bit(parts, contexts, guidance):
     base, controlnet, codec, text = parts
     gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
