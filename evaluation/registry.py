@@ -168,6 +168,15 @@ class EvalPlan:
 
     usable: dict[str, WeightRef]
     skipped: tuple[str, ...]
+    unconfigured: tuple[str, ...] = ()  # the columns of the paper models given no weights at all
+
+    def notice(self) -> list[str]:
+        """The skipped lines to show a user once per run: one line in all when no paper model is configured
+        (a plain run), else one per skipped model, saying why."""
+        if len(self.unconfigured) > 1 and len(self.unconfigured) == len(self.skipped):
+            return [f"skipped: the paper's metrics ({'; '.join(self.unconfigured)}): no evaluation weights "
+                    f"configured (--eval-weights NAME=PATH or FOLEY_EVAL_WEIGHTS; see {DOCS})"]
+        return list(self.skipped)
 
     def with_role(self, role: str) -> list[str]:
         """Names of the usable models that play ``role``."""
@@ -182,10 +191,12 @@ def plan_eval_models(weights: Mapping[str, WeightRef], storage_options: Mapping 
     loads) and say, one line each, why a paper metric will be skipped."""
     usable: dict[str, WeightRef] = {}
     skipped: list[str] = []
+    unconfigured: list[str] = []
     for spec in EVAL_MODELS.values():
         ref = weights.get(spec.name)
         if ref is None:
             if spec.paper:
+                unconfigured.append(spec.columns)
                 skipped.append(f"skipped: {spec.columns}: no {spec.name} weights configured "
                                f"(--eval-weights {spec.name}=PATH; see {DOCS})")
             continue
@@ -203,7 +214,7 @@ def plan_eval_models(weights: Mapping[str, WeightRef], storage_options: Mapping 
             skipped.append(f"skipped: {spec.columns}: {exc}")
             continue
         usable[spec.name] = ref
-    return EvalPlan(usable, tuple(skipped))
+    return EvalPlan(usable, tuple(skipped), tuple(unconfigured))
 
 
 _lock = threading.Lock()

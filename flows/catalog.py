@@ -254,7 +254,7 @@ def catalog_run(
     model_info = describe_model(model, duration, device, precision)  # the placement, resolved there
     check_method(model_info, method)
     log = get_run_logger()
-    for line in eval_plan.skipped:  # once per run, not per video
+    for line in eval_plan.notice():  # once per run, not per video
         log.info(line)
     resumed = begin_run(storage_url, run_id, params, manifest_uri, model_info)["resumed"]
     try:

@@ -86,7 +86,7 @@ def _eval_plan(eval_weights: list[str], echo: bool = True):
         plan = plan_eval_models(parse_eval_weights(eval_weights))
     except (ValueError, OSError) as exc:
         _fail(str(exc))
-    for line in plan.skipped if echo else ():
+    for line in plan.notice() if echo else ():
         typer.echo(printable(line), err=True)
     return plan
 
@@ -586,6 +586,7 @@ def weights_list(
 
     from evaluation.registry import EVAL_MODELS, parse_eval_weights, plan_eval_models
     from nag_model.checkpoint import OFFICIAL_WEIGHTS
+    from tasks.ordering import ORDER_MODEL
 
     try:
         weights = parse_eval_weights(list(eval_weights))
@@ -599,13 +600,14 @@ def weights_list(
     for key, f in OFFICIAL_WEIGHTS.items():
         if key not in used:
             role = f"(beside {beside[key]}'s weights)" if key in beside else "(MMAudio)"
-            rows.append({"name": key, "metrics": role, "file": f.filename, "size": f.size, "md5": f.md5,
+            rows.append({"name": key, "used for": role, "file": f.filename, "size": f.size, "md5": f.md5,
                          "sha256": f.sha256, "url": f.url, "configured": "", "status": ""})
     for spec in EVAL_MODELS.values():
         f = spec.weight_file
         ref = weights.get(spec.name)
         status = ("usable" if spec.name in plan.usable else why.get(spec.columns, "not configured"))
-        rows.append({"name": spec.name, "metrics": spec.columns,
+        uses = spec.columns + ("; orders the captions" if spec.name == ORDER_MODEL else "")
+        rows.append({"name": spec.name, "used for": uses,
                      "file": f.filename if f else ("a demo bundle folder" if not spec.paper else "(not registered yet)"),
                      "size": f.size if f else None, "md5": f.md5 if f else None, "sha256": f.sha256 if f else None,
                      "url": f.url if f else None, "configured": ref.entry(spec.name) if ref else "", "status": status})

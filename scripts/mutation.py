@@ -107,7 +107,7 @@ def report(files: list[str], patterns: list[str] | None = None, show_diffs: bool
     for name, res in sorted(by_file.items()):
         counts = Counter(res.values())
         detected = sum(counts[s] for s in DETECTED)
-        equivalent = sum(1 for k, s in res.items() if s not in DETECTED and k in explained)
+        equivalent = sum(1 for k, s in res.items() if s not in DETECTED and s != "not checked" and k in explained)
         left = [(k, s) for k, s in sorted(res.items()) if s not in DETECTED and s != "not checked"]
         survivors += [(k, s) for k, s in left if k not in explained]
         n = len(res) - counts["not checked"]

@@ -183,6 +183,10 @@ def test_rates_layouts_and_pcm_are_checked_exactly():
     assert math.isfinite(integrated_loudness(np.stack([x] * 5), SR))  # L, R, C, Ls, Rs: five channels are fine
     with pytest.raises(ValueError, match=r"^audio must be numeric PCM or float samples, not bool$"):
         as_float_audio(np.ones(4, bool))
+    with pytest.raises(ValueError, match=r"^audio must be integer PCM or floating point; got dtype complex128$"):
+        as_float_audio(np.ones(4, complex))
+    with pytest.raises(ValueError, match=r"^audio contains 3 NaN or infinite sample\(s\); refusing to measure or scale it$"):
+        as_float_audio(np.array([0.1, np.nan, 0.2, np.inf, -np.inf]))
     u8 = as_float_audio(np.array([0, 64, 128, 255], np.uint8))  # unsigned PCM: 128 is the zero line
     assert u8.dtype == np.float32 and u8.tolist() == [-1.0, -0.5, 0.0, 127 / 128]
     u16 = as_float_audio(np.array([0, 32768, 65535], np.uint16))

@@ -49,6 +49,16 @@ def test_plan_says_once_why_each_paper_metric_is_skipped(tmp_path, monkeypatch):
     assert len(plan.skipped) == 6 and "evaluation.models.no_such:PANNs cannot be imported (ModuleNotFoundError" in by["FD_PANNs, KL_PANNs, IS"]
     assert "module evaluation.models.demo has no class NoClass" in by["FD_VGG"]
     assert f"clap: weights not found at '{tmp_path / 'missing.pt'}'" in by["CLAP A-A, CLAP T-A"]
+    assert plan.unconfigured == ("KL_PaSST", "IB-score", "DeSync") and plan.notice() == list(plan.skipped)
+
+
+def test_a_plain_run_is_told_once_that_the_paper_metrics_are_skipped():
+    plan = plan_eval_models({})
+    assert plan.notice() == ["skipped: the paper's metrics (FD_PANNs, KL_PANNs, IS; FD_VGG; KL_PaSST; CLAP A-A, "
+                             "CLAP T-A; IB-score; DeSync): no evaluation weights configured (--eval-weights NAME=PATH "
+                             "or FOLEY_EVAL_WEIGHTS; see docs/metrics.md)"]
+    assert len(plan.skipped) == 6  # the report still lists each metric's line
+    assert plan_eval_models({"demo": WeightRef(DEMO)}).notice()[0].startswith("skipped: the paper's metrics")
 
 
 def test_the_demo_evaluator_loads_once_through_the_registry():

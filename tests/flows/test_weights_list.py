@@ -18,6 +18,7 @@ def test_lists_mmaudio_and_evaluation_files_with_their_status(tmp_path):
     assert lines["demo"].rstrip().endswith("usable") and f"demo={DEMO_MODEL_DIR}" in lines["demo"]
     assert f"clap={tmp_path / 'nope.pt'}" in lines["clap"] and "clap" in lines["clap"].split("clap=")[1]
     assert set(lines) >= {"panns", "vggish", "passt", "clap", "imagebind", "desync", "demo", "vae_16k"}
+    assert "IB-score; orders the captions" in lines["imagebind"] and "orders" not in lines["clap"]
     assert "(beside clap's weights)" in lines["roberta_base_vocab"] and "Cnn14_16k_mAP=0.438.pth" in lines["panns"]
 
 

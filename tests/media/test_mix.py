@@ -180,6 +180,11 @@ def test_limit_true_peak_of_tiny_clips():
     assert empty.dtype == np.float32 and empty.shape == (0,) and reduction_db == 0.0
     one, reduction_db = limit_true_peak(np.array([2.0]), SR, -1.0)  # a single sample 7 dB over the ceiling
     assert one.dtype == np.float32 and true_peak_db(one, SR) <= -1.0 and reduction_db < -6.0
+    for clip in ([2.0], [2.0, 2.0], [2.0, -1.0, 0.5]):  # one static gain: exactly down to the ceiling, no further
+        x = np.array(clip)
+        y, reduction_db = limit_true_peak(x, SR, -1.0)
+        assert reduction_db == pytest.approx(-1.0 - true_peak_db(x, SR), abs=1e-4)
+        assert true_peak_db(y, SR) == pytest.approx(-1.0, abs=1e-4)
 
 
 def test_tracks_must_share_their_layout():
@@ -249,7 +254,7 @@ def test_the_make_up_search_steps_by_the_secant_and_keeps_the_loudest_mix_within
     assert report.gain_db == gains[best] or report.gain_db == pytest.approx(gains[best], abs=1e-9)
     assert mix.dtype == np.float32 and measured[-1] == report.lufs == integrated_loudness(mix, SR)
     assert report.true_peak_db == true_peak_db(mix, SR) <= ceiling + 1e-3
-    assert report.limited == (report.limiter_gain_db < 0.0)
+    assert report.limited == (report.limiter_gain_db < 0.0) and report.target_lufs == target
     attenuation = mixer._attenuation(peaks + report.gain_db - ceiling, SR, 0.002, 300.0)
     expected, reduction = mixer._apply(total * 10.0 ** (report.gain_db / 20.0), attenuation, SR, ceiling)
     assert report.limiter_gain_db == reduction and np.array_equal(mix, expected)

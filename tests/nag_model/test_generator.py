@@ -26,7 +26,11 @@ def video(demo_parts):
 
 def test_track_one_equals_plain_cfg_with_the_same_seed(generator, video):
     settings = TrackSettings(method="nag", steps=3)
-    tracks = generator.generate(video, CAPTIONS[:2], seeds=[11, 12], settings=settings)
+    done = []
+    tracks = generator.generate(video, CAPTIONS[:2], seeds=[11, 12], settings=settings,
+                                on_track=lambda k, track: done.append((k, track)))
+    assert [(k, t.caption) for k, t in done] == [(0, CAPTIONS[0]), (1, CAPTIONS[1])]  # told as each is made
+    assert all(track is tracks[k] for k, track in done)
     plain = generator.generate_track(video, CAPTIONS[0], 11, TrackSettings(method="independent", steps=3))
     assert np.array_equal(tracks[0].waveform, plain.waveform)
     assert tracks[0].against == () and tracks[1].against == (CAPTIONS[0],)
@@ -283,3 +287,11 @@ def test_initial_noise_is_the_seeds_normal_draw_in_the_models_dtype(demo_parts):
     assert gen.initial_noise(5).dtype == torch.bfloat16 and torch.equal(gen.initial_noise(5), want)
     noises = gen._initial_noises([5, 6])
     assert noises.dtype == torch.bfloat16 and torch.equal(noises[:1], want) and noises.shape == (2, *shape[1:])
+
+
+def test_half_a_video_is_no_video(generator, video):
+    """Features with one of the two streams missing are generated as no video (the null tokens), never half."""
+    settings = TrackSettings(method="independent", steps=1)
+    none = generator.generate_track(VideoFeatures.none(), CAPTIONS[0], 4, settings).waveform
+    for half in (VideoFeatures(video.clip_f, None), VideoFeatures(None, video.sync_f)):
+        assert np.array_equal(generator.generate_track(half, CAPTIONS[0], 4, settings).waveform, none)

@@ -64,7 +64,8 @@ def _prepared(gen, requests):
 
 @torch.inference_mode()
 @pytest.mark.parametrize("guidance", [ClassifierFreeGuidance(4.5), NegativePromptGuidance(4.5, "paper"),
-                                      NegativeAudioGuidance(4.5, 1.5)])
+                                      NegativeAudioGuidance(4.5, 1.5), ClassifierFreeGuidance(2.5),
+                                      NegativePromptGuidance(6.0, "paper"), NegativeAudioGuidance(3.0, 0.7)])
 def test_a_one_track_batch_is_the_guided_velocity_bit_for_bit(parts, contexts, guidance):
     base, controlnet, codec, text = parts
     gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
@@ -157,8 +158,9 @@ def test_generate_videos_batches_track_k_across_videos(parts):
 
 def test_fused_generate_videos_pipelines_groups_and_matches_exact(parts):
     base, controlnet, codec, text = parts
-    jobs = [VideoJob(_video(base, v), tuple(CAPTIONS[:n]), tuple(range(10 * v, 10 * v + n)), TrackSettings(m, steps=2))
-            for v, (n, m) in enumerate([(3, "nag"), (2, "nag"), (1, "independent"), (3, "negative-prompt"), (2, "nag")])]
+    jobs = [VideoJob(_video(base, v), tuple(CAPTIONS[:n]), tuple(range(10 * v, 10 * v + n)), TrackSettings(m, steps=k))
+            for v, (n, m, k) in enumerate([(3, "nag", 2), (2, "nag", 1), (1, "independent", 2), (3, "negative-prompt", 2),
+                                           (2, "nag", 2)])]  # a batch holds one step count: video 1 goes alone
     seen = []
     fused = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="fused", max_batch=2)
     out = fused.generate_videos(jobs, on_track=lambda v, k, t: seen.append((v, k)))
@@ -319,3 +321,19 @@ def test_a_fused_batch_makes_a_lone_reference_at_its_tracks_target_loudness(part
     mix = torch.from_numpy((total * gain).astype(np.float32))
     expected = base.normalize(codec.encode(mix[None]))
     assert len(latents) == 1 and torch.allclose(latents[0], expected, atol=1e-4)
+
+
+def test_a_batched_call_leaves_the_generators_conditions_as_they_were(parts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    video, settings = _video(base, 1), TrackSettings("independent", steps=1)
+
+    def empty():  # u(empty, empty) as a direct condition_set call sees it
+        return vars(gen.condition_set(video, CAPTIONS[0], settings).empty)
+
+    fresh = empty()
+    gen.generate_videos([VideoJob(video, tuple(CAPTIONS[:1]), (1,), settings)])
+    after_videos = empty()
+    gen.generate_tracks([TrackRequest(video, CAPTIONS[0], 1, settings)])
+    for after in (after_videos, empty()):
+        assert after.keys() == fresh.keys() and all(torch.equal(after[k], fresh[k]) for k in fresh)

@@ -134,6 +134,21 @@ def test_put_atomic_file_object_round_trip_and_replace(root: Root) -> None:
     assert root.list("x") == ["x/big.bin"]
 
 
+def test_a_stream_is_copied_in_bounded_chunks(root: Root) -> None:
+    """A large source (a video, a long track) is never read whole into memory."""
+    asked = []
+
+    class Recording(io.BytesIO):
+        def read(self, size=-1):
+            asked.append(size)
+            return super().read(size)
+
+    data = os.urandom(2 * 2**20 + 5)
+    assert root.put_atomic("x/streamed.bin", Recording(data)) == hashlib.sha256(data).hexdigest()
+    assert root.read_bytes("x/streamed.bin") == data
+    assert asked and all(size is not None and 0 < size <= 2**20 for size in asked)
+
+
 def test_list_delete_and_missing(root: Root) -> None:
     for key in ("b/2", "a/1", "a/sub/3"):
         root.put_atomic(key, key.encode())
@@ -363,6 +378,9 @@ def test_unreachable_reason_names_each_storage_problem() -> None:
         assert reason(_client_error(code)) == "no such bucket"
     assert reason(PermissionError("denied")) == "the S3 server refused the credentials (denied)"
     assert reason(_client_error("InternalError")) is None and reason(ValueError("x")) is None
+    from botocore.exceptions import ClientError
+
+    assert reason(ClientError({}, "HeadBucket")) is None  # an error response without its Error part
 
 
 def test_unreachable_reason_follows_causes_and_contexts_ten_deep() -> None:
@@ -433,6 +451,8 @@ def test_check_lets_a_missing_bucket_pass_when_it_may_be_created_and_other_error
     root = open_root("s3://bucket/x", {"key": "k", "secret": "s"})
     _probe_raising(monkeypatch, _client_error("404"))
     assert root.check(must_exist=False) is None
+    with pytest.raises(root_module.StorageUnreachable, match="no such bucket"):
+        root.check()  # reading is the default: the bucket must exist
     other = _client_error("InternalError")
     _probe_raising(monkeypatch, other)
     for must_exist in (True, False):
