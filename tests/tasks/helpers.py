@@ -34,6 +34,21 @@ def load_by_path(name: str, path: Path):
     return module
 
 
+def demo_stems(root_url: str, ordered, video_path: str) -> tuple:
+    """(root, video, track rows): the stems of a demo video for ``ordered``'s captions, synthesized with the
+    test model in ``STEPS`` steps into the fresh root ``root_url``; for module fixtures that only read them."""
+    from pipeline.params import AudioOutput, TrackSettings
+    from pipeline.videos import describe_video
+    from storage.root import open_root
+    from tasks.synthesis import synthesize_tracks
+
+    root = open_root(root_url)
+    video = describe_video(video_path, MODEL, DURATION)
+    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ordered, MODEL, DURATION, TrackSettings(steps=STEPS),
+                                  AudioOutput(), 0, gpu_slot_name=None)
+    return root, video, tracks
+
+
 def write_video(path: Path, seconds: float, *, fps: int = 25, size: int = 64, audio: bool = False) -> Path:
     """An H.264 MP4 (moving gradient), optionally with an AAC tone."""
     with av.open(str(path), "w") as out:

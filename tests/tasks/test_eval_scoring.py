@@ -12,12 +12,10 @@ from evaluation import registry
 from evaluation.registry import EVAL_MODELS, EvalModelSpec
 from pipeline.handoffs import OrderedCaptions
 from pipeline.models import DEMO_MODEL_DIR
-from pipeline.params import AudioOutput, TrackSettings
-from pipeline.videos import describe_video
+from pipeline.params import AudioOutput
 from storage import tables
 from tasks.mixing import mix_video
 from tasks.scoring import score_video
-from tasks.synthesis import synthesize_tracks
 
 ORDERED = OrderedCaptions(("A motor hums steadily.", "A lamp beeps softly."), (2.0, 1.0), "descending", "descending")
 SEEN: dict[str, list] = {}
@@ -58,12 +56,7 @@ class LoudnessSync:
 
 @pytest.fixture(scope="module")
 def made(h, demo_video):
-    from storage.root import open_root
-
-    root = open_root("memory://eval-scoring")
-    video = describe_video(demo_video, h.MODEL, h.DURATION)
-    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, TrackSettings(steps=2),
-                                  AudioOutput(), 0, gpu_slot_name=None)
+    root, video, tracks = h.demo_stems("memory://eval-scoring", ORDERED, demo_video)
     mix = mix_video.fn(root.url, "r", "v", video, tracks, AudioOutput())
     return root, video, tracks, mix
 

@@ -13,11 +13,9 @@ from audio.loudness import integrated_loudness, true_peak_db
 from storage import keys, tables
 from tasks.mixing import mix_video
 from pipeline.objects import key_of
-from pipeline.params import AudioOutput, TrackSettings
-from pipeline.videos import describe_video
+from pipeline.params import AudioOutput
 from pipeline.metrics import evaluator_metrics, level_metrics
 from tasks.scoring import score_video
-from tasks.synthesis import synthesize_tracks
 
 ORDERED = OrderedCaptions(("A motor hums steadily.", "A lamp beeps softly.", "Rain falls."), (3.0, 2.0, 1.0),
                           "descending", "descending")
@@ -26,13 +24,7 @@ ORDERED = OrderedCaptions(("A motor hums steadily.", "A lamp beeps softly.", "Ra
 @pytest.fixture(scope="module")
 def made(h, demo_video):
     """Three stems of the demo video in a memory root, shared by this module's tests (read only)."""
-    from storage.root import open_root
-
-    root = open_root("memory://mixing-module")
-    video = describe_video(demo_video, h.MODEL, h.DURATION)
-    tracks = synthesize_tracks.fn(root.url, "r", "v", video, ORDERED, h.MODEL, h.DURATION, TrackSettings(steps=2),
-                                  AudioOutput(), 0, gpu_slot_name=None)
-    return root, video, tracks
+    return h.demo_stems("memory://mixing-module", ORDERED, demo_video)
 
 
 def test_mix_file_muxed_video_and_spectrograms(made, h):
