@@ -10,8 +10,10 @@
 
 mutmut keeps its results in mutants/ and reruns only the mutants of functions that changed, so after an
 edit of a method file a rerun is short. The run is niced, one torch thread per worker, two workers by
-default (``--children``). Survivors listed as equivalent in docs/testing.md ("Equivalent mutants", one
-``- `name`: why`` line each) are reported apart; the command exits 1 while any other mutant survives.
+default (``--children``). A mutant runs only the tests paired with its file ([tool.foley.mutation_tests],
+applied by tests/conftest.py) that reach the mutated function, fastest first. Survivors listed as equivalent in
+docs/testing.md ("Equivalent mutants", one ``- `name`: why`` line each) are reported apart; the command exits 1
+while any other mutant survives.
 See docs/testing.md.
 """
 from __future__ import annotations
@@ -33,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "testing.md"
 _EQUIVALENT = re.compile(r"^- `([^`]+)`: (.+)$")
 DETECTED = ("killed", "timeout", "caught by type check")  # statuses that count for the score
+# mutmut records 255 ("timeout" in its table) when its worker could not run the tests at all (pytest refused the
+# selection, e.g. a node id it cannot parse): no test ran, so it is no detection.
+RUNNER_ERROR = "tests not run"
 
 
 def _tool_config() -> dict:
@@ -53,6 +58,21 @@ def groups() -> dict[str, list[str]]:
                          f"missing {sorted(set(configured_files()) - set(listed))}, "
                          f"extra or repeated {sorted(f for f in set(listed) if listed.count(f) > 1 or f not in configured_files())}")
     return found
+
+
+def paired_tests() -> dict[str, list[str]]:
+    """``[tool.foley.mutation_tests]``: file -> the tests paired with it (tests/conftest.py keeps only those for a
+    mutant of the file). Every configured file has its tests, and mutmut's test selection is exactly their union."""
+    tool = _tool_config()
+    pairs = tool["foley"]["mutation_tests"]
+    unpaired = sorted(set(configured_files()) - set(pairs))
+    if unpaired:
+        raise SystemExit(f"[tool.foley.mutation_tests] pairs no tests with {unpaired}")
+    union = sorted({t for tests in pairs.values() for t in tests})
+    if sorted(tool["mutmut"]["pytest_add_cli_args_test_selection"]) != union:
+        raise SystemExit("[tool.mutmut] pytest_add_cli_args_test_selection must list exactly the test files of "
+                         f"[tool.foley.mutation_tests]: {union}")
+    return pairs
 
 
 def equivalent_mutants() -> dict[str, str]:
@@ -82,7 +102,7 @@ def results(files: list[str]) -> dict[str, dict[str, str]]:
         meta = ROOT / "mutants" / f"{name}.meta"
         if meta.exists():
             codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
-            out[name] = {k: status_by_exit_code[v] for k, v in codes.items()}
+            out[name] = {k: RUNNER_ERROR if v == 255 else status_by_exit_code[v] for k, v in codes.items()}
     return out
 
 
@@ -161,7 +181,8 @@ def run(patterns: list[str], children: int, fresh: bool, with_s3: bool) -> int:
            "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
            "PREFECT_HOME": tempfile.mkdtemp(prefix="mutation-prefect-"),
-           "FOLEY_TEST_ORDER": str(ROOT / "mutants" / "mutmut-stats.json")}  # fastest tests first (tests/conftest.py)
+           "FOLEY_TEST_ORDER": str(ROOT / "mutants" / "mutmut-stats.json"),  # fastest tests first (tests/conftest.py)
+           "FOLEY_TEST_WARMUP": "1"}  # slow first calls made once, before mutmut forks (tests/conftest.py)
     env.pop("PYTHONPATH", None)  # the mutated copies in mutants/ must be the ones imported
     command = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *patterns]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
@@ -181,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = configured_files()
     known = groups()
+    paired_tests()
     for name in args.group:
         if name not in known:
             parser.error(f"unknown group {name!r}; the groups are {', '.join(known)}")

@@ -14,10 +14,28 @@ import torch  # noqa: E402
 # thread pool does not survive a fork.
 torch.set_num_threads(int(os.environ.get("FOLEY_TEST_THREADS") or max(1, min(2, os.cpu_count() or 1))))
 
+if os.environ.get("FOLEY_TEST_WARMUP"):
+    # scripts/mutation.py: mutmut forks each mutant's pytest from a server that has imported this file. The demo
+    # codec's first decode imports librosa and loads numba's compiled Griffin-Lim (about 1 s, measured); done here,
+    # it is paid once in that server instead of once per mutant.
+    from nag_model.codecs.demo_mel import MelCodec
+
+    MelCodec().decode(torch.zeros(1, 4, MelCodec().config.n_mels))
+
 
 def pytest_collection_modifyitems(config, items):
-    """FOLEY_TEST_ORDER=<mutmut-stats.json>: run the fastest tests first, by their recorded durations, so that
-    a mutant is usually killed by a quick test (scripts/mutation.py sets it; the order is otherwise unchanged)."""
+    """Two settings of mutation runs (scripts/mutation.py); a plain run is unchanged.
+
+    - MUTANT_UNDER_TEST=<a mutant's name> (mutmut sets it): keep only the tests paired with the mutated file in
+      ``[tool.foley.mutation_tests]`` of pyproject.toml; the others are deselected.
+    - FOLEY_TEST_ORDER=<mutmut-stats.json>: run the fastest tests first, by their recorded durations, so that a
+      mutant is usually killed by a quick test."""
+    paired = _paired_tests(config.rootpath, os.environ.get("MUTANT_UNDER_TEST", ""))
+    if paired is not None:
+        dropped = [item for item in items if item.nodeid.split("::")[0] not in paired]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item.nodeid.split("::")[0] in paired]
     stats = os.environ.get("FOLEY_TEST_ORDER")
     if not stats or not os.path.exists(stats):
         return
@@ -26,6 +44,18 @@ def pytest_collection_modifyitems(config, items):
     with open(stats) as f:
         durations = json.load(f).get("duration_by_test", {})
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+def _paired_tests(rootpath, mutant: str) -> set[str] | None:
+    """The test files paired with the file of ``mutant`` (``storage.root.xǁRootǁpath__mutmut_3`` ->
+    ``storage/root.py``), or None when no mutant is under test."""
+    if "__mutmut_" not in mutant:
+        return None
+    import tomllib
+
+    with open(rootpath / "pyproject.toml", "rb") as f:
+        pairs = tomllib.load(f)["tool"]["foley"]["mutation_tests"]
+    return set(pairs.get(mutant.rsplit(".", 1)[0].replace(".", "/") + ".py", ()))
 
 
 import pytest  # noqa: E402

@@ -103,3 +103,10 @@ def test_condition_dropout_keeps_the_callers_dtype_and_device():
     assert [x.dtype for x in half] == [torch.bfloat16] * 3
     meta = drop_conditions(_null_net("meta"), clip.to("meta"), sync.to("meta"), text.to("meta"), p=0.5)
     assert [x.device.type for x in meta] == ["meta"] * 3
+
+
+def test_the_smallest_time_grid_is_one_step_and_zero_steps_are_refused():
+    assert time_grid(1).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError) as raised:
+        time_grid(0)
+    assert str(raised.value) == "num_steps must be >= 1, got 0"

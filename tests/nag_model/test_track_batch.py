@@ -44,13 +44,15 @@ def contexts(parts):
 
 
 def _mixed_requests(base, contexts):
-    """Different videos, seeds, methods, strengths and context sizes (0, 1 or 2 earlier tracks)."""
+    """Different videos, seeds, methods, strengths, context sizes (0, 1 or 2 earlier tracks) and loudness targets
+    of the NAG reference mix."""
     return [
         TrackRequest(_video(base, 1), CAPTIONS[2], 11, TrackSettings("nag", 4.5, 1.5, steps=3), tuple(contexts)),
         TrackRequest(_video(base, 2), CAPTIONS[0], 12, TrackSettings("nag", steps=3)),
         TrackRequest(_video(base, 3), CAPTIONS[1], 13, TrackSettings("independent", 3.0, steps=3), tuple(contexts[:1])),
         TrackRequest(_video(base, 4), CAPTIONS[3], 14, TrackSettings("negative-prompt", 5.0, steps=3), tuple(contexts)),
-        TrackRequest(_video(base, 5), CAPTIONS[3], 15, TrackSettings("nag", 2.0, 0.5, steps=3), tuple(contexts[:1])),
+        TrackRequest(_video(base, 5), CAPTIONS[3], 15, TrackSettings("nag", 2.0, 0.5, steps=3, target_lufs=-26.0),
+                     tuple(contexts[:1])),
         TrackRequest(VideoFeatures.none(), CAPTIONS[1], 16,
                      TrackSettings("negative-prompt", negative_prompt_form="mmaudio", steps=3), tuple(contexts)),
     ]
@@ -148,8 +150,9 @@ def test_generate_videos_batches_track_k_across_videos(parts):
             VideoJob(_video(base, 3), tuple(CAPTIONS[1:3]), (5, 6), TrackSettings("negative-prompt", steps=1))]
     seen = []
     gen = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode="exact")
-    out = gen.generate_videos(jobs, on_track=lambda v, k, t: seen.append((v, k)))
-    assert sorted(seen) == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1)]
+    out = gen.generate_videos(jobs, on_track=lambda v, k, t: seen.append((v, k, t)))
+    assert sorted((v, k) for v, k, _ in seen) == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1)]
+    assert all(t is out[v][k] for v, k, t in seen)  # each track as it is done
     for job, tracks in zip(jobs, out):
         alone = gen.generate(job.video, list(job.captions), list(job.seeds), job.settings)
         assert [t.caption for t in tracks] == list(job.captions)
@@ -170,6 +173,28 @@ def test_fused_generate_videos_pipelines_groups_and_matches_exact(parts):
     for a_tracks, b_tracks in zip(out, exact):
         for a, b in zip(a_tracks, b_tracks):
             assert a.against == b.against and np.corrcoef(a.waveform, b.waveform)[0, 1] > 0.999
+
+
+class _RecordingSampler:
+    """A caller's sampler (the CUDA-graph sampler's interface): plain Euler, and a log of what it was handed."""
+
+    def __init__(self):
+        self.calls = []
+
+    def sample(self, batch, timesteps):
+        self.calls.append((len(batch.order), timesteps.tolist()))
+        return batch.sample(timesteps)
+
+
+def test_a_callers_sampler_integrates_each_batch(parts, contexts):
+    base, controlnet, codec, text = parts
+    requests = _mixed_requests(base, contexts)
+    sampler = _RecordingSampler()
+    with_sampler = StepByStepGenerator(base, codec, text, controlnet=controlnet, sampler=sampler)
+    tracks = with_sampler.generate_tracks(requests)
+    assert sampler.calls == [(1, time_grid(3).tolist())] * len(requests)  # exact: a batch per track, 3 steps
+    plain = StepByStepGenerator(base, codec, text, controlnet=controlnet).generate_tracks(requests)
+    assert all(np.array_equal(a.waveform, b.waveform) for a, b in zip(tracks, plain))
 
 
 def test_batch_options_are_checked(parts):
@@ -295,17 +320,20 @@ def test_fused_requests_are_batched_by_step_count_and_returned_in_request_order(
         assert np.corrcoef(track.waveform, single.waveform)[0, 1] > 0.999
 
 
-def test_a_fused_batch_with_a_nag_track_needs_a_controlnet(parts, contexts):
+@pytest.mark.parametrize("mode", ["fused", "exact"])  # condition_sets, or condition_set per track
+def test_a_batch_with_a_nag_track_needs_a_controlnet(parts, contexts, mode):
     base, controlnet, codec, text = parts
-    fused = StepByStepGenerator(base, codec, text, batch_mode="fused")  # no ControlNet
+    gen = StepByStepGenerator(base, codec, text, batch_mode=mode)  # no ControlNet
     requests = [TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1)),
                 TrackRequest(_video(base, 2), CAPTIONS[3], 2, TrackSettings("nag", steps=1), tuple(contexts))]
     with pytest.raises(ValueError) as raised:
-        fused.generate_tracks(requests)
+        gen.generate_tracks(requests)
     assert str(raised.value) == "method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'"
 
 
-def test_a_fused_batch_makes_a_lone_reference_at_its_tracks_target_loudness(parts, contexts, monkeypatch):
+@pytest.mark.parametrize("targets", [(-26.0,), (-26.0, -14.0)], ids=["one-nag-track", "two-nag-tracks"])
+def test_a_fused_batch_makes_each_reference_at_its_tracks_target_loudness(parts, contexts, monkeypatch, targets):
+    """One NAG track: its mix is made by `condition_sets`; two or more: ahead, on the mixing thread pool."""
     import pyloudnorm
 
     base, controlnet, codec, text = parts
@@ -313,14 +341,17 @@ def test_a_fused_batch_makes_a_lone_reference_at_its_tracks_target_loudness(part
     latents = []
     encode = controlnet.preprocess_reference
     monkeypatch.setattr(controlnet, "preprocess_reference", lambda ref: latents.append(ref.clone()) or encode(ref))
-    fused.generate_tracks([TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1)),
-                           TrackRequest(_video(base, 2), CAPTIONS[3], 2, TrackSettings("nag", steps=1, target_lufs=-26.0),
-                                        tuple(contexts))])
-    total = np.sum([np.asarray(t.waveform, np.float64) for t in contexts], axis=0)
-    gain = 10.0 ** ((-26.0 - pyloudnorm.Meter(codec.sample_rate).integrated_loudness(total)) / 20.0)
-    mix = torch.from_numpy((total * gain).astype(np.float32))
-    expected = base.normalize(codec.encode(mix[None]))
-    assert len(latents) == 1 and torch.allclose(latents[0], expected, atol=1e-4)
+    context_of = [tuple(contexts), tuple(contexts[:1])]
+    fused.generate_tracks([TrackRequest(_video(base, 1), CAPTIONS[2], 1, TrackSettings("independent", steps=1))]
+                          + [TrackRequest(_video(base, 2 + k), CAPTIONS[3], 2 + k,
+                                          TrackSettings("nag", steps=1, target_lufs=target), context_of[k])
+                             for k, target in enumerate(targets)])
+    expected = []
+    for target, context in zip(targets, context_of):
+        total = np.sum([np.asarray(t.waveform, np.float64) for t in context], axis=0)
+        gain = 10.0 ** ((target - pyloudnorm.Meter(codec.sample_rate).integrated_loudness(total)) / 20.0)
+        expected.append(base.normalize(codec.encode(torch.from_numpy((total * gain).astype(np.float32))[None])))
+    assert len(latents) == 1 and torch.allclose(latents[0], torch.cat(expected), atol=1e-4)
 
 
 def test_a_batched_call_leaves_the_generators_conditions_as_they_were(parts):
@@ -337,3 +368,24 @@ def test_a_batched_call_leaves_the_generators_conditions_as_they_were(parts):
     gen.generate_tracks([TrackRequest(video, CAPTIONS[0], 1, settings)])
     for after in (after_videos, empty()):
         assert after.keys() == fresh.keys() and all(torch.equal(after[k], fresh[k]) for k in fresh)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_progress_bar_counts_each_batchs_steps_and_is_cleared(parts, capsys, monkeypatch, progress):
+    import functools
+
+    import nag_model.generator
+    from tqdm.auto import tqdm
+
+    monkeypatch.setattr(nag_model.generator, "tqdm", functools.partial(tqdm, mininterval=0))  # draw every update
+    base, _, codec, text = parts
+    caption = "A heavy wooden door creaks open, slowly, in the old house."  # longer than the 40 characters shown
+    gen = StepByStepGenerator(base, codec, text, **({"progress": True} if progress else {}))  # quiet by default
+    gen.generate_tracks([TrackRequest(_video(base, 1), caption, 1, TrackSettings("independent", steps=3))])
+    err = capsys.readouterr().err
+    if not progress:
+        assert err == ""
+        return
+    frames = err.split("\r")
+    assert any(f.startswith(f"{caption[:40]}: 100%") and "3/3" in f for f in frames), frames
+    assert not err.endswith("\n") and frames[-1].strip() == ""  # leave=False: the finished bar is wiped

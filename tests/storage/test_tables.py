@@ -298,3 +298,9 @@ def test_compaction_sorts_by_video_in_row_groups_a_reader_can_skip(root: Root) -
     tables.write_rows(root, "runs", "r", [{"status": "completed", "model_id": "m", "params_json": "{}"}], unit="r")
     assert tables.compact(root, "runs", "r") == keys.compacted_key("runs", "r")  # a table without video_id
     assert tables.read_table(root, "runs", "r").num_rows == 1
+
+
+def test_a_value_of_the_wrong_type_is_refused_not_converted(track_row) -> None:
+    """Rows are converted with the table's types: the string "7" for the integer seed is an error, not 7."""
+    with pytest.raises((TypeError, ValueError)):
+        tables.to_arrow("tracks", "run-1", [track_row(seed="7")])
