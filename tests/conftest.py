@@ -20,7 +20,9 @@ if os.environ.get("FOLEY_TEST_WARMUP"):
     # it is paid once in that server instead of once per mutant.
     from nag_model.codecs.demo_mel import MelCodec
 
-    MelCodec().decode(torch.zeros(1, 4, MelCodec().config.n_mels))
+    _codec = MelCodec()
+    _codec.decode(torch.zeros(1, 4, _codec.config.n_mels))
+    del _codec
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,10 +34,12 @@ def pytest_collection_modifyitems(config, items):
       mutant is usually killed by a quick test."""
     paired = _paired_tests(config.rootpath, os.environ.get("MUTANT_UNDER_TEST", ""))
     if paired is not None:
-        dropped = [item for item in items if item.nodeid.split("::")[0] not in paired]
+        kept, dropped = [], []
+        for item in items:
+            (kept if item.nodeid.split("::")[0] in paired else dropped).append(item)
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-            items[:] = [item for item in items if item.nodeid.split("::")[0] in paired]
+            items[:] = kept
     stats = os.environ.get("FOLEY_TEST_ORDER")
     if not stats or not os.path.exists(stats):
         return
