@@ -186,9 +186,9 @@ class StepByStepGenerator:
 
     def mix_condition(self, waveforms: Sequence[np.ndarray], target_lufs: float = DEFAULT_TARGET_LUFS) -> np.ndarray:
         """normalize(sum of the tracks) at target_lufs: the NAG condition audio (section 5.1)."""
-        total = np.zeros(self.num_samples, dtype=np.float64)
+        total = np.zeros(self.num_samples)  # float64: each waveform is converted exactly as it is added
         for w in waveforms:
-            w = np.asarray(w, dtype=np.float64).reshape(-1)[: self.num_samples]
+            w = np.ravel(w)[: self.num_samples]
             total[: len(w)] += w
         return normalize_loudness(total, self.codec.sample_rate, target_lufs).astype(np.float32)
 
@@ -205,7 +205,7 @@ class StepByStepGenerator:
         negative = video_only = reference = None
         if NEGATIVE in needs:
             negative_text = self._to_device(self.text_encoder([" ".join(t.caption for t in context)]))
-            negative = self.base.get_empty_conditions(1, negative_text_features=negative_text)
+            negative = self.base.get_empty_conditions(negative_text_features=negative_text)
         if REFERENCE in needs:
             if self.controlnet is None:
                 raise ValueError("method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'")
@@ -237,7 +237,7 @@ class StepByStepGenerator:
         negative = video_only = reference = None
         if negative_rows:
             texts = self.text_encoder([" ".join(t.caption for t in requests[i].context) for i in negative_rows])
-            negative = base.get_empty_conditions(len(negative_rows), negative_text_features=self._to_device(texts))
+            negative = base.get_empty_conditions(negative_text_features=self._to_device(texts))  # one row per text
         if reference_rows:
             if self.controlnet is None:
                 raise ValueError("method 'nag' needs an AudioControlNet; pass controlnet= or use method 'independent'")
@@ -332,17 +332,17 @@ class StepByStepGenerator:
             sets = self.condition_sets(requests, mixes)
         else:
             sets = [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
+        grid = self._to_device(time_grid(steps))
         if not self.batched:  # branches one by one: the reference path of GuidedVelocity
             x1 = torch.cat([euler(GuidedVelocity(self.base, r.settings.guidance(), c, controlnet=self.controlnet,
-                                                 batched=False), self.initial_noise(r.seed),
-                                  time_grid(steps, device=self.device)) for r, c in zip(requests, sets)])
+                                                 batched=False), self.initial_noise(r.seed), grid)
+                            for r, c in zip(requests, sets)])
             order = list(range(len(requests)))
         else:
             noise = self._initial_noises([r.seed for r in requests])
             prepared = [PreparedTrack.from_condition_set(r.settings.guidance(), c, noise[i:i + 1])
                         for i, (r, c) in enumerate(zip(requests, sets))]
             batch = TrackBatch(self.base, self.controlnet, prepared)
-            grid = time_grid(steps, device=self.device)
             if self.sampler is not None:
                 x1 = self.sampler.sample(batch, grid)
             else:

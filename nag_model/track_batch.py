@@ -219,7 +219,10 @@ class TrackBatch:
 def host_tensor(device: torch.device, values: list, dtype: torch.dtype) -> torch.Tensor:
     """A small tensor from host values on `device`, without waiting for the device's queued work."""
     t = torch.tensor(values, dtype=dtype)
-    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
+    if device.type != "cuda":
+        return t.to(device)
+    # Reached only on a GPU (tests/nag_model/test_gpu.py), so not mutated: no CPU test can tell this line's mutants.
+    return t.pin_memory().to(device, non_blocking=True)  # pragma: no mutate
 
 
 def _row(c: PreprocessedConditions, j: int) -> PreprocessedConditions:

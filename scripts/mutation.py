@@ -68,6 +68,9 @@ def paired_tests() -> dict[str, list[str]]:
     unpaired = sorted(set(configured_files()) - set(pairs))
     if unpaired:
         raise SystemExit(f"[tool.foley.mutation_tests] pairs no tests with {unpaired}")
+    s3_files = tool["foley"]["mutation_s3"]["files"]
+    if not set(s3_files) <= set(configured_files()):
+        raise SystemExit(f"[tool.foley.mutation_s3] files must be files of only_mutate: {s3_files}")
     union = sorted({t for tests in pairs.values() for t in tests})
     if sorted(tool["mutmut"]["pytest_add_cli_args_test_selection"]) != union:
         raise SystemExit("[tool.mutmut] pytest_add_cli_args_test_selection must list exactly the test files of "
@@ -182,7 +185,8 @@ def run(patterns: list[str], children: int, fresh: bool, with_s3: bool) -> int:
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
            "PREFECT_HOME": tempfile.mkdtemp(prefix="mutation-prefect-"),
            "FOLEY_TEST_ORDER": str(ROOT / "mutants" / "mutmut-stats.json"),  # fastest tests first (tests/conftest.py)
-           "FOLEY_TEST_WARMUP": "1"}  # slow first calls made once, before mutmut forks (tests/conftest.py)
+           "FOLEY_TEST_WARMUP": "1",  # slow first calls made once, before mutmut forks (tests/conftest.py)
+           "FOLEY_MUTATION": "1"}  # S3 cases only for [tool.foley.mutation_s3] files (tests/conftest.py)
     env.pop("PYTHONPATH", None)  # the mutated copies in mutants/ must be the ones imported
     command = ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *patterns]
     return subprocess.run(command, cwd=ROOT, env=env).returncode

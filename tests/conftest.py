@@ -26,17 +26,28 @@ if os.environ.get("FOLEY_TEST_WARMUP"):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Two settings of mutation runs (scripts/mutation.py); a plain run is unchanged.
+    """Three settings of mutation runs (scripts/mutation.py); a plain run is unchanged.
 
     - MUTANT_UNDER_TEST=<a mutant's name> (mutmut sets it): keep only the tests paired with the mutated file in
       ``[tool.foley.mutation_tests]`` of pyproject.toml; the others are deselected.
+    - FOLEY_MUTATION=1 (the script sets it for every step of mutmut's run): the S3 cases (marker ``s3``) run only for
+      the files of ``[tool.foley.mutation_s3] files`` (and in the runs that map and check the tests: stats, clean).
     - FOLEY_TEST_ORDER=<mutmut-stats.json>: run the fastest tests first, by their recorded durations, so that a
       mutant is usually killed by a quick test."""
-    paired = _paired_tests(config.rootpath, os.environ.get("MUTANT_UNDER_TEST", ""))
-    if paired is not None:
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    mutation = _mutation_config(config.rootpath) if os.environ.get("FOLEY_MUTATION") or "__mutmut_" in mutant else None
+    if mutation is not None:
+        pairs, s3_files = mutation["mutation_tests"], mutation["mutation_s3"]["files"]
+        s3_tests = {t for f in s3_files for t in pairs.get(f, ())}
+        mutated = mutant.rsplit(".", 1)[0].replace(".", "/") + ".py" if "__mutmut_" in mutant else None
+        paired = set(pairs.get(mutated, ())) if mutated else None
         kept, dropped = [], []
         for item in items:
-            (kept if item.nodeid.split("::")[0] in paired else dropped).append(item)
+            path = item.nodeid.split("::")[0]
+            keep = paired is None or path in paired
+            if keep and item.get_closest_marker("s3") is not None:
+                keep = path in s3_tests and (mutated is None or mutated in s3_files)
+            (kept if keep else dropped).append(item)
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
@@ -50,16 +61,12 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
-def _paired_tests(rootpath, mutant: str) -> set[str] | None:
-    """The test files paired with the file of ``mutant`` (``storage.root.xǁRootǁpath__mutmut_3`` ->
-    ``storage/root.py``), or None when no mutant is under test."""
-    if "__mutmut_" not in mutant:
-        return None
+def _mutation_config(rootpath) -> dict:
+    """``[tool.foley]`` of pyproject.toml: the pairing of mutated files and tests, and the files run with S3."""
     import tomllib
 
     with open(rootpath / "pyproject.toml", "rb") as f:
-        pairs = tomllib.load(f)["tool"]["foley"]["mutation_tests"]
-    return set(pairs.get(mutant.rsplit(".", 1)[0].replace(".", "/") + ".py", ()))
+        return tomllib.load(f)["tool"]["foley"]
 
 
 import pytest  # noqa: E402
