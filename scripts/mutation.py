@@ -109,6 +109,18 @@ def results(files: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+_COMPLETED = re.compile(r"Completed (\S+): exit=-?\d+ \(([\d.]+)s\)")
+
+
+def worker_seconds() -> dict[str, float]:
+    """Each mutant's wall time in its worker, from mutmut's log (``log_to_file``; the latest run of each mutant)."""
+    log = ROOT / "mutants" / "mutmut-debug.log"
+    if not log.exists():
+        return {}
+    with log.open(errors="replace") as f:
+        return {m.group(1): float(m.group(2)) for line in f if (m := _COMPLETED.search(line))}
+
+
 def diff(name: str) -> str:
     """The mutation, as ``mutmut show`` prints it, without the file header (mutmut's own function, in-process)."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -125,7 +137,9 @@ def report(files: list[str], patterns: list[str] | None = None, show_diffs: bool
         by_file = {f: {k: s for k, s in r.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
                    for f, r in by_file.items()}
     total = Counter()
-    print(f"\n{'file':<28} {'mutants':>8} {'detected':>9} {'survived':>9} {'no tests':>9} {'equivalent':>11} {'score':>7}")
+    seconds = worker_seconds()
+    print(f"\n{'file':<28} {'mutants':>8} {'detected':>9} {'survived':>9} {'no tests':>9} {'equivalent':>11} {'score':>7} "
+          f"{'worker s':>9}")
     survivors: list[tuple[str, str]] = []
     for name, res in sorted(by_file.items()):
         counts = Counter(res.values())
@@ -137,8 +151,10 @@ def report(files: list[str], patterns: list[str] | None = None, show_diffs: bool
         if not n:
             continue
         score = 100.0 * (detected + equivalent) / n if n else float("nan")
+        spent = sum(seconds.get(k, 0.0) for k in res)
         print(f"{name:<28} {n:>8} {detected:>9} {counts['survived']:>9} {counts['no tests']:>9} {equivalent:>11} "
-              f"{score:>6.1f}%")
+              f"{score:>6.1f}% {spent:>9.0f}")
+        total["worker s"] += spent
         total.update({"mutants": n, "detected": detected, "equivalent": equivalent, "survived": counts["survived"],
                       "no tests": counts["no tests"], "other": len(left) - counts["survived"] - counts["no tests"]})
     n = total["mutants"]
@@ -150,6 +166,8 @@ def report(files: list[str], patterns: list[str] | None = None, show_diffs: bool
     print(f"\n{n} mutants: {total['detected']} detected, {total['survived']} survived, {total['no tests']} reached by "
           f"no test, {total['other']} other; {total['equivalent']} of the undetected explained as equivalent")
     print(f"mutation score: {raw:.1f}% detected; {score:.1f}% with the equivalent mutants")
+    if seconds:
+        print(f"the mutants' tests took {total['worker s']:.0f} s of worker time (mutants/mutmut-debug.log)")
     stale = sorted(k for k in explained if not any(k in r and r[k] not in DETECTED for r in by_file.values()))
     if stale and not patterns:
         print(f"\nlisted as equivalent in {DOC.relative_to(ROOT)} but not a survivor of this run (update the list): "

@@ -135,7 +135,9 @@ def test_unbatched_generation_runs_each_branch_alone_with_its_own_conditions(par
     for batch_mode in ("fused", "exact"):
         gen = StepByStepGenerator(base, codec, text, controlnet=controlnet, batched=False, batch_mode=batch_mode)
         preprocess, forwards = _Calls(base, "preprocess_conditions"), _Calls(base, "velocity")
+        mixes = _Calls(gen, "mix_condition")
         pair = gen.generate_tracks([request, request])
+        assert len(mixes) == 2  # made ahead on the pool (fused pair) or inline (exact), and not made again
         # one step of NAG, one track at a time: the full, empty and video-only branches, one row each
         assert [args[0].shape[0] for args, _, _ in forwards.calls] == [1, 1, 1] * 2
         # u(empty, empty) once, then the full and video-only conditions of each request alone: no fused preprocessing
