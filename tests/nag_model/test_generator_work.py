@@ -145,3 +145,29 @@ def test_unbatched_generation_runs_each_branch_alone_with_its_own_conditions(par
         for track in pair:
             np.testing.assert_allclose(track.waveform, alone.waveform, rtol=1e-4, atol=1e-3)  # rounding only (max |x| ~40)
             assert track.against == alone.against == tuple(t.caption for t in context)
+
+
+@torch.inference_mode()
+def test_each_track_records_its_request_and_is_handed_on_as_it_is_made(parts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    requests = [TrackRequest(_video(base, 1), "a ball bounces", 7, TrackSettings("independent", 3.0, **STEP)),
+                TrackRequest(VideoFeatures.none(), "wind blows", 8, TrackSettings("independent", **STEP))]
+    told = []
+    tracks = gen.generate_tracks(requests, on_track=lambda i, track: told.append((i, track)))
+    assert [i for i, _ in told] == [0, 1] and all(track is tracks[i] for i, track in told)
+    assert [(t.caption, t.seed, t.settings, t.sample_rate, t.against) for t in tracks] == \
+        [(r.caption, r.seed, r.settings, codec.sample_rate, ()) for r in requests]
+    assert all(t.waveform.shape == (gen.num_samples,) and t.waveform.dtype == np.float32 for t in tracks)
+
+
+@torch.inference_mode()
+def test_generate_makes_the_tracks_in_order_each_against_the_earlier_ones(parts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    told = []
+    tracks = gen.generate(_video(base, 1), ["a ball bounces", "wind blows"], settings=TrackSettings("nag", **STEP),
+                          on_track=lambda k, track: told.append((k, track)))
+    assert [(t.caption, t.seed, t.against) for t in tracks] == [("a ball bounces", 0, ()),
+                                                                ("wind blows", 1, ("a ball bounces",))]
+    assert [k for k, _ in told] == [0, 1] and all(track is tracks[k] for k, track in told)
