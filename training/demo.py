@@ -210,8 +210,13 @@ def write_cards(out: Path, plan: DemoPlan, results: dict, metrics: dict, timings
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
 
 
-OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps", "stem-video-fraction",
-             "caption-mix-fraction")
+COUNT_OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps")
+FRACTION_OVERRIDES = {
+    "stem-video-fraction": "share of the base's stem rows trained with their clip's video (default: the plan's)",
+    "caption-mix-fraction": "share of the base's mix rows trained with one source's caption instead of the clip's "
+                            "label (default: the plan's)",
+}
+OVERRIDES = COUNT_OVERRIDES + tuple(FRACTION_OVERRIDES)  # the plan's fields a command line may set
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -220,13 +225,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-minutes", type=float, default=90.0)
     p.add_argument("--work", default=None, help="cache and checkpoints (default: .cache/demo-<hash of the plan>)")
-    for name in OVERRIDES[:-2]:
+    for name in COUNT_OVERRIDES:
         p.add_argument(f"--{name}", type=int, default=None)
-    p.add_argument("--stem-video-fraction", type=float, default=None,
-                   help="share of the base's stem rows trained with their clip's video (default: the plan's)")
-    p.add_argument("--caption-mix-fraction", type=float, default=None,
-                   help="share of the base's mix rows trained with one source's caption instead of the clip's "
-                        "label (default: the plan's)")
+    for name, meaning in FRACTION_OVERRIDES.items():
+        p.add_argument(f"--{name}", type=float, default=None, help=meaning)
     p.add_argument("--threads", type=int, default=None)
     return p.parse_args(argv)
 
