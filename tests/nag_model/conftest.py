@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from nag_model.codecs.demo_mel import MelCodec
+from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.controlnet import AudioControlNet
 from nag_model.network import build_mmaudio
 
@@ -90,3 +90,10 @@ def tiny_base():
 def demo_parts():
     """A demo-shaped base (latent 20 = mel bands) over 2 s, a non-trivial ControlNet, codec, text encoder."""
     return _fresh("demo")
+
+
+@pytest.fixture
+def parts(demo_parts):
+    """The demo parts with a 2-iteration Griffin-Lim, for tests of generation: decoding is not what they check."""
+    base, controlnet, _, text = demo_parts
+    return base, controlnet, MelCodec(MelCodecConfig(griffin_lim_iters=2)), text

@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.generator import StepByStepGenerator, Track, TrackRequest, TrackSettings, VideoFeatures, VideoJob
 
 STEP = dict(steps=1)
-
-
-@pytest.fixture
-def parts(demo_parts):
-    base, controlnet, _, text = demo_parts
-    return base, controlnet, MelCodec(MelCodecConfig(griffin_lim_iters=2)), text
 
 
 def _video(base, seed):
@@ -129,9 +122,10 @@ def test_u_empty_is_computed_once_per_call(parts):
 @torch.inference_mode()
 def test_unbatched_generation_runs_each_branch_alone_with_its_own_conditions(parts):
     base, controlnet, codec, text = parts
-    context = _context(StepByStepGenerator(base, codec, text, controlnet=controlnet))
-    request = _requests(StepByStepGenerator(base, codec, text, controlnet=controlnet), context)[0]
-    alone = StepByStepGenerator(base, codec, text, controlnet=controlnet).generate_tracks([request])[0]
+    exact = StepByStepGenerator(base, codec, text, controlnet=controlnet)
+    context = _context(exact)
+    request = _requests(exact, context)[0]
+    alone = exact.generate_tracks([request])[0]
     for batch_mode in ("fused", "exact"):
         gen = StepByStepGenerator(base, codec, text, controlnet=controlnet, batched=False, batch_mode=batch_mode)
         preprocess, forwards = _Calls(base, "preprocess_conditions"), _Calls(base, "velocity")

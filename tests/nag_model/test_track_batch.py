@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from nag_model.codecs.demo_mel import MelCodec, MelCodecConfig
 from nag_model.flow_matching import euler, time_grid
 from nag_model.generator import StepByStepGenerator, TrackRequest, TrackSettings, VideoFeatures, VideoJob
 from nag_model.guidance import ClassifierFreeGuidance, NegativeAudioGuidance, NegativePromptGuidance
@@ -26,13 +25,6 @@ def _video(base, seed):
     g = torch.Generator().manual_seed(seed)
     return VideoFeatures(torch.randn(1, base.seq.clip, base.config.clip_dim, generator=g),
                          torch.randn(1, base.seq.sync, base.config.sync_dim, generator=g))
-
-
-@pytest.fixture
-def parts(demo_parts):
-    """The demo-shaped parts with a 2-iteration Griffin-Lim: decoding is not what these tests check."""
-    base, controlnet, _, text = demo_parts
-    return base, controlnet, MelCodec(MelCodecConfig(griffin_lim_iters=2)), text
 
 
 @pytest.fixture
