@@ -32,9 +32,16 @@ def sample_logit_normal(n: int, *, mean: float = 0.0, std: float = 1.0, generato
     return torch.sigmoid(z)
 
 
-def flow_matching_loss(predicted: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-    """Squared error to x1 - x0, averaged over (N, C) per sample and then over the batch."""
-    return (predicted - target_velocity(x0, x1)).pow(2).mean(dim=(1, 2)).mean()
+def flow_matching_loss(predicted: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor,
+                       frame_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared error to x1 - x0, averaged over (N, C) per sample and then over the batch.
+
+    frame_weight (B, N), if given, weights each latent frame's error (mean over C) before the mean over N.
+    """
+    error = (predicted - target_velocity(x0, x1)).pow(2)
+    if frame_weight is None:
+        return error.mean(dim=(1, 2)).mean()
+    return (error.mean(dim=2) * frame_weight).mean(dim=1).mean()
 
 
 def time_grid(num_steps: int = DEFAULT_STEPS, device: torch.device | str = "cpu") -> torch.Tensor:

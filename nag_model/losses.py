@@ -29,13 +29,31 @@ def _noise_and_time(x1: torch.Tensor, generator: torch.Generator | None):
 
 def base_loss(net: MMAudio, x1: torch.Tensor, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor, *,
               video_exist: torch.Tensor | None = None, text_exist: torch.Tensor | None = None, p_drop: float = 0.1,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flow-matching loss of the base on normalised latents x1 (B, N, C)."""
+              generator: torch.Generator | None = None, frame_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Flow-matching loss of the base on normalised latents x1 (B, N, C); frame_weight (B, N) weights the
+    latent frames (see `flow_matching_loss`), e.g. `onset_weights`."""
     clip_f, sync_f, text_f = drop_conditions(net, clip_f, sync_f, text_f, p=p_drop, video_exist=video_exist,
                                              text_exist=text_exist, generator=generator)
     conditions = net.preprocess_conditions(clip_f, sync_f, text_f)
     x0, t = _noise_and_time(x1, generator)
-    return flow_matching_loss(net.predict_flow(interpolate(x0, x1, t), t, conditions), x0, x1)
+    return flow_matching_loss(net.predict_flow(interpolate(x0, x1, t), t, conditions), x0, x1, frame_weight)
+
+
+def onset_weights(log_mel: torch.Tensor, strength: float, max_rise_db: float = 30.0) -> torch.Tensor:
+    """Per-frame loss weights (B, N) that make sound onsets count more than steady frames.
+
+    log_mel (B, N, C) are log10-magnitude mel frames (the demo codec's latents, before normalisation). A frame's
+    rise is the increase of its power level over the previous frame's, in dB, clipped to [0, max_rise_db]; its
+    weight is 1 + strength * rise / max_rise_db, rescaled so that each sample's weights average 1 (the loss keeps
+    its scale; a clip without onsets is weighted uniformly). strength 0 gives all ones.
+    """
+    if strength < 0:
+        raise ValueError(f"onset strength must be >= 0, got {strength}")
+    level = 10 * torch.log10(torch.pow(10.0, 2 * log_mel.float()).mean(dim=2))  # (B, N) power level in dB
+    rise = torch.zeros_like(level)
+    rise[:, 1:] = (level[:, 1:] - level[:, :-1]).clamp(0.0, max_rise_db)
+    weight = 1 + strength * rise / max_rise_db
+    return weight / weight.mean(dim=1, keepdim=True)
 
 
 def controlnet_loss(base: MMAudio, controlnet: AudioControlNet, x1: torch.Tensor, reference: torch.Tensor,

@@ -56,6 +56,7 @@ class DemoPlan:
     evaluator_lr: float = 2e-3
     stem_video_fraction: float = 0.0  # share of the base's stem rows that keep their clip's video (BaseBatches)
     caption_mix_fraction: float = 0.0  # share of the base's mix rows captioned by one of their sources (BaseBatches)
+    onset_weight: float = 0.0  # extra loss weight of the base on sound onsets (BaseObjective); 0: uniform
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -102,7 +103,7 @@ def train_base(data: FoleyData, plan: DemoPlan, text: HashTextEncoder, work: Pat
                       warmup_steps=max(plan.base_steps // 20, 1), checkpoint_every=100)
     batches = BaseBatches(data, stem_video_fraction=plan.stem_video_fraction,
                           caption_mix_fraction=plan.caption_mix_fraction)
-    result = train(BaseObjective(net), batches, cfg, work / "base", desc="base")
+    result = train(BaseObjective(net, onset_weight=plan.onset_weight), batches, cfg, work / "base", desc="base")
     return result.model.eval(), result
 
 
@@ -211,12 +212,14 @@ def write_cards(out: Path, plan: DemoPlan, results: dict, metrics: dict, timings
 
 
 COUNT_OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps")
-FRACTION_OVERRIDES = {
+FLOAT_OVERRIDES = {
     "stem-video-fraction": "share of the base's stem rows trained with their clip's video (default: the plan's)",
     "caption-mix-fraction": "share of the base's mix rows trained with one source's caption instead of the clip's "
                             "label (default: the plan's)",
+    "onset-weight": "extra weight of the base's loss on sound onsets: a frame rising by 30 dB or more weighs "
+                    "1 + this before each sample's weights are rescaled to mean 1 (default: the plan's)",
 }
-OVERRIDES = COUNT_OVERRIDES + tuple(FRACTION_OVERRIDES)  # the plan's fields a command line may set
+OVERRIDES = COUNT_OVERRIDES + tuple(FLOAT_OVERRIDES)  # the plan's fields a command line may set
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -227,7 +230,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", default=None, help="cache and checkpoints (default: .cache/demo-<hash of the plan>)")
     for name in COUNT_OVERRIDES:
         p.add_argument(f"--{name}", type=int, default=None)
-    for name, meaning in FRACTION_OVERRIDES.items():
+    for name, meaning in FLOAT_OVERRIDES.items():
         p.add_argument(f"--{name}", type=float, default=None, help=meaning)
     p.add_argument("--threads", type=int, default=None)
     return p.parse_args(argv)

@@ -14,24 +14,31 @@ from torch import nn
 from nag_model.controlnet import AudioControlNet
 from nag_model.demo.evaluators import AudioTagger, VideoTagger
 from nag_model.network import MMAudio
-from nag_model.losses import base_loss, controlnet_loss, freeze
+from nag_model.losses import base_loss, controlnet_loss, freeze, onset_weights
 from training.data import HALF_CLIP, HALF_LATENTS, FoleyData
 
 
 class BaseObjective(nn.Module):
-    """MMAudio's flow-matching loss with condition dropout (p) on normalised latents."""
+    """MMAudio's flow-matching loss with condition dropout (p) on normalised latents.
 
-    def __init__(self, net: MMAudio, p_drop: float = 0.1):
+    onset_weight > 0 weights each latent frame by the target's onset strength (`nag_model.losses.onset_weights`):
+    event onsets, whose times only the video's sync features tell, count more than steady frames (issue 12).
+    0 (the default) is MMAudio's uniform loss, that of the committed weights."""
+
+    def __init__(self, net: MMAudio, p_drop: float = 0.1, onset_weight: float = 0.0):
         super().__init__()
-        self.net, self.p_drop = net, p_drop
+        if onset_weight < 0:
+            raise ValueError(f"onset_weight must be >= 0, got {onset_weight}")
+        self.net, self.p_drop, self.onset_weight = net, p_drop, onset_weight
 
     @property
     def trainable(self) -> nn.Module:
         return self.net
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        weight = onset_weights(batch["x1"], self.onset_weight) if self.onset_weight else None
         return base_loss(self.net, self.net.normalize(batch["x1"]), batch["clip_f"], batch["sync_f"], batch["text_f"],
-                         video_exist=batch["video_exist"], p_drop=self.p_drop, generator=generator)
+                         video_exist=batch["video_exist"], p_drop=self.p_drop, generator=generator, frame_weight=weight)
 
 
 class ControlNetObjective(nn.Module):

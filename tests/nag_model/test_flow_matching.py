@@ -48,6 +48,20 @@ def test_the_loss_is_the_mean_squared_error_to_the_straight_path_velocity():
     assert torch.allclose(loss, error.pow(2).mean(dim=(1, 2)).mean()) and loss.ndim == 0
 
 
+def test_frame_weights_scale_each_frames_error_before_the_means():
+    g = torch.Generator().manual_seed(2)
+    x0, x1 = torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, 3, generator=g)
+    error = torch.randn(2, 4, 3, generator=g)
+    weight = torch.tensor([[0.5, 1.5, 1.0, 1.0], [4.0, 0.0, 0.0, 0.0]])
+    loss = flow_matching_loss(x1 - x0 + error, x0, x1, weight)
+    per_frame = error.pow(2).mean(dim=2)  # (2, 4)
+    assert torch.allclose(loss, ((per_frame * weight).mean(dim=1)).mean())
+    # the second sample counts only its first frame's error, four times
+    assert torch.allclose(loss, ((per_frame[0] * weight[0]).mean() + per_frame[1, 0]) / 2)
+    assert torch.allclose(flow_matching_loss(x1 - x0 + error, x0, x1, torch.ones(2, 4)),
+                          flow_matching_loss(x1 - x0 + error, x0, x1))
+
+
 def test_training_times_are_the_sigmoid_of_seeded_normals():
     z = torch.randn(1000, generator=torch.Generator().manual_seed(5))
     torch.manual_seed(99)  # the global generator is not the one to use

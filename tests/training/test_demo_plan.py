@@ -12,17 +12,20 @@ from training.demo import DemoPlan, parse_args, plan_from_args, plan_id
 def test_the_default_plan_keeps_the_committed_batches():
     assert plan_from_args(parse_args([])) == DemoPlan()
     assert DemoPlan().stem_video_fraction == 0.0 and DemoPlan().caption_mix_fraction == 0.0
+    assert DemoPlan().onset_weight == 0.0
 
 
 def test_overrides_replace_only_their_fields():
     plan = plan_from_args(parse_args(["--stem-video-fraction", "0.5", "--base-steps", "7000", "--seed", "3",
-                                      "--caption-mix-fraction", "0.25"]))
-    assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000, caption_mix_fraction=0.25)
+                                      "--caption-mix-fraction", "0.25", "--onset-weight", "6"]))
+    assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000, caption_mix_fraction=0.25,
+                           onset_weight=6.0)
 
 
 def test_a_different_fraction_is_a_different_cache_folder():
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), stem_video_fraction=0.5))
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), caption_mix_fraction=0.5))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), onset_weight=6.0))
     assert plan_id(DemoPlan()) == plan_id(DemoPlan())
 
 
@@ -31,12 +34,13 @@ def test_the_base_is_trained_on_the_plans_stem_video_fraction(monkeypatch, tmp_p
     seen = {}
 
     def fake_train(objective, batches, cfg, work, desc):
-        seen.update(batches=batches, steps=cfg.steps)
+        seen.update(objective=objective, batches=batches, steps=cfg.steps)
         raise StopIteration
 
     monkeypatch.setattr(demo, "train", fake_train)
-    plan = replace(DemoPlan(), stem_video_fraction=fraction, base_steps=7)
+    plan = replace(DemoPlan(), stem_video_fraction=fraction, base_steps=7, onset_weight=fraction * 4)
     with pytest.raises(StopIteration):
         demo.train_base(tiny_foley_data(), plan, demo.encoders(0)[0], tmp_path)
     assert seen["batches"].stem_video_fraction == fraction and seen["steps"] == 7
     assert seen["batches"].caption_mix_fraction == 0.0
+    assert seen["objective"].onset_weight == fraction * 4

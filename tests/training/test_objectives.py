@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.objectives import BaseBatches
+from training.objectives import BaseBatches, BaseObjective
 
 
 def test_default_batches_are_unchanged_and_stem_rows_have_no_video(tiny_foley_data):
@@ -45,3 +45,23 @@ def test_mix_rows_can_carry_one_of_their_sources_captions(tiny_foley_data):
     assert any(captioned)  # not only the label
     with pytest.raises(ValueError, match="caption_mix_fraction"):
         BaseBatches(d, caption_mix_fraction=-0.1)
+
+
+def test_the_base_objective_weights_onsets_only_when_asked(tiny_foley_data, monkeypatch):
+    from nag_model.network import build_mmaudio
+    from training import objectives
+    seen = []
+
+    def fake_loss(net, x1, clip_f, sync_f, text_f, **kwargs):
+        seen.append(kwargs["frame_weight"])
+        return x1.sum() * 0
+
+    monkeypatch.setattr(objectives, "base_loss", fake_loss)
+    net = build_mmaudio("demo_16k", duration=8.0)
+    batch = BaseBatches(tiny_foley_data())(4, torch.Generator().manual_seed(1))
+    BaseObjective(net)(batch, torch.Generator())
+    BaseObjective(net, onset_weight=2.0)(batch, torch.Generator())
+    assert seen[0] is None
+    assert torch.equal(seen[1], objectives.onset_weights(batch["x1"], 2.0))  # from the raw (unnormalised) latents
+    with pytest.raises(ValueError, match="onset_weight"):
+        BaseObjective(net, onset_weight=-1.0)
