@@ -1,11 +1,11 @@
 """Training losses: the loss decreases, the base stays frozen while the ControlNet learns."""
+import math
+
 import pytest
 import torch
 
 from nag_model.controlnet import AudioControlNet
 from nag_model.network import build_mmaudio
-import math
-
 from nag_model.losses import base_loss, controlnet_loss, freeze, onset_weights
 
 

@@ -30,7 +30,7 @@ def test_a_different_fraction_is_a_different_cache_folder():
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5])
-def test_the_base_is_trained_on_the_plans_stem_video_fraction(monkeypatch, tmp_path, tiny_foley_data, fraction):
+def test_the_base_is_trained_on_the_plans_stem_video_fraction_and_onset_weight(monkeypatch, tmp_path, tiny_foley_data, fraction):
     seen = {}
 
     def fake_train(objective, batches, cfg, work, desc):

@@ -1,9 +1,11 @@
-"""Batch sources of the demo data: the base's mixture of audio-visual and audio-text rows."""
+"""Batch sources of the demo data (the base's mixture of audio-visual and audio-text rows) and the base objective."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from nag_model.network import build_mmaudio
+from training import objectives
 from training.objectives import BaseBatches, BaseObjective
 
 
@@ -48,8 +50,6 @@ def test_mix_rows_can_carry_one_of_their_sources_captions(tiny_foley_data):
 
 
 def test_the_base_objective_weights_onsets_only_when_asked(tiny_foley_data, monkeypatch):
-    from nag_model.network import build_mmaudio
-    from training import objectives
     seen = []
 
     def fake_loss(net, x1, clip_f, sync_f, text_f, **kwargs):
