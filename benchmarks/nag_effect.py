@@ -31,7 +31,11 @@ video, lower is better), the cosine between track and true stem (A-A sim to GT),
 track (T-A sim), and between the sum of all tracks and the ground-truth mix (mix sim). The same
 numbers on the ground-truth stems are a reference row.
 
-Every method's difference from independent gets a paired bootstrap 95% CI over clips
+Leakage is counted over (track, earlier track) pairs, so which pairs exist depends on the order: a
+method in another order is compared with independent generation judged over the same pairs. The
+independent tracks do not depend on the order, so they are judged once per order used
+("independent, ascending", ...; plain "independent" is the descending order). Every method's
+difference from independent generation in its own order gets a paired bootstrap 95% CI over clips
 (`evaluation.stats.paired_rate_difference`; relative too for leakage). With --out the per-track,
 per-pair and per-clip rows are written as Parquet beside the JSON, so the table can be recomputed
 or re-analysed. Clips come from a split (`--split`, default test) or any seed range (`--seeds`).
@@ -76,6 +80,13 @@ METHODS = {  # name -> (settings kwargs, order)
     "NAG beta 1.5, random": (dict(method="nag", beta=1.5), "random"),
     "NAG beta 1.5, loudest first (oracle)": (dict(method="nag", beta=1.5), "loudest"),
 }
+ORDER_LABELS = {"ascending": "ascending", "random": "random", "loudest": "loudest first (oracle)"}  # descending: none
+BASELINE = "independent"
+
+
+def baseline_name(order: str) -> str:
+    """The name of independent generation judged in `order` (its pairs are that order's pairs)."""
+    return BASELINE if order == "descending" else f"{BASELINE}, {ORDER_LABELS[order]}"
 
 
 def select_clips(n: int, seed: int = 0, *, split: str = "test", seeds: str | None = None, null_clips: int = 40,
@@ -116,7 +127,8 @@ def null_judge(seeds: list[int]) -> StemCorrelationJudge:
     return StemCorrelationJudge(np.stack(stems), kinds)
 
 
-def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.ndarray], method: str) -> dict:
+def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.ndarray], method: str,
+                  order: str = "descending") -> dict:
     """Rows of one ordered set of tracks: {"tracks": [...], "pairs": [...], "clip": {...}}.
 
     A track row holds its target presence by each judge, a pair row (track k, earlier track j) its
@@ -128,16 +140,16 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
     emb = ev.embed_audio(wavs)
     gt_emb = ev.embed_audio(np.stack([stems[t.caption] for t in tracks]))
     text = ev.embed_text([t.caption for t in tracks])
-    order = list(stems)
-    clip_kinds = [parse_caption(c)[0] for c in order]
+    stem_captions = list(stems)
+    clip_kinds = [parse_caption(c)[0] for c in stem_captions]
     kinds = [parse_caption(t.caption)[0] for t in tracks]
     base = {"clip_seed": int(clip.seed), "method": method}
     track_rows, pair_rows = [], []
     for k, t in enumerate(tracks):
-        shares = nnls_shares(codec, wavs[k], [stems[c] for c in order])
+        shares = nnls_shares(codec, wavs[k], [stems[c] for c in stem_captions])
         others = [j for j in range(k) if kinds[j] != kinds[k]]
         presence, leaks = judge.judge(wavs[k], stems[t.caption], [stems[tracks[j].caption] for j in others], clip_kinds)
-        own = float(shares[order.index(t.caption)])
+        own = float(shares[stem_captions.index(t.caption)])
         track_rows.append(base | {
             "position": k, "caption": t.caption, "kind": kinds[k],
             "tag_prob": float(probs[k, labels.index(kinds[k])]), "presence_tag": bool(probs[k, labels.index(kinds[k])] >= 0.5),
@@ -149,7 +161,7 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
             row = base | {"position": k, "earlier": j, "caption": t.caption, "earlier_caption": tracks[j].caption,
                           "same_kind": kinds[j] == kinds[k], "sep": float(emb[k] @ emb[j])}
             if j in verdicts:
-                share, v = float(shares[order.index(tracks[j].caption)]), verdicts[j]
+                share, v = float(shares[stem_captions.index(tracks[j].caption)]), verdicts[j]
                 row |= {"tag_prob": float(probs[k, labels.index(kinds[j])]),
                         "leak_tag": bool(probs[k, labels.index(kinds[j])] >= 0.5),
                         "leak_share": share, "leak_gt": share >= GT_SHARE,
@@ -160,7 +172,7 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
     mix_emb = ev.embed_audio(normalize_loudness(mix, bundle.sample_rate, -20.0)[None].astype(np.float32))[0]
     gt_mix_emb = ev.embed_audio(np.asarray(clip.mix[:len(mix)], np.float32)[None])[0]
     return {"tracks": track_rows, "pairs": pair_rows,
-            "clip": base | {"tracks": len(tracks), "mix": float(mix_emb @ gt_mix_emb)}}
+            "clip": base | {"order": order, "tracks": len(tracks), "mix": float(mix_emb @ gt_mix_emb)}}
 
 
 # metric -> (table, column, which rows: "all", "later" (tracks 2..K) or "leak" (pairs of different kinds))
@@ -181,7 +193,6 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 # metrics whose difference from independent gets a paired bootstrap CI (relative too for leakage)
 CI_METRICS = ("leak_tag", "leak_gt", "leak_corr", "presence_later", "presence_gt", "presence_corr")
-BASELINE = "independent"
 
 
 def _values(rows: dict, metric: str, method: str) -> list[tuple[int, float]]:
@@ -208,7 +219,9 @@ def _per_clip(values: list[tuple[int, float]], clips: list[int]) -> tuple[np.nda
 
 
 def summarise(rows: dict, *, n_resamples: int = 2000, seed: int = 0) -> tuple[dict, dict]:
-    """(table: {method: {metric: mean}}, ci: {method: {metric: {diff: [est, low, high], rel: [...]}}})."""
+    """(table: {method: {metric: mean}}, ci: {method: {"baseline": name, metric: {diff: [est, low, high], rel: [...]}}}).
+
+    A method's baseline is independent generation judged in the method's order (`baseline_name`)."""
     methods = list(dict.fromkeys(r["method"] for r in rows["clips"]))
     clips = list(dict.fromkeys(r["clip_seed"] for r in rows["clips"]))
     table = {}
@@ -219,17 +232,18 @@ def summarise(rows: dict, *, n_resamples: int = 2000, seed: int = 0) -> tuple[di
             table[m][metric] = round(float(np.mean(vals)), 4) if vals else None
         table[m]["pairs"] = len(_values(rows, "leak_tag", m))
     ci = {}
-    if BASELINE in methods:
-        for m in methods:
-            if m == BASELINE:
-                continue
-            ci[m] = {}
-            for metric in CI_METRICS:
-                a, b = _per_clip(_values(rows, metric, m), clips), _per_clip(_values(rows, metric, BASELINE), clips)
-                entry = {"diff": paired_rate_difference(*a, *b, n_resamples=n_resamples, seed=seed)}
-                if metric.startswith("leak"):
-                    entry["rel"] = paired_rate_difference(*a, *b, relative=True, n_resamples=n_resamples, seed=seed)
-                ci[m][metric] = {k: [round(x, 4) for x in (v.estimate, v.low, v.high)] for k, v in entry.items()}
+    order = {r["method"]: r.get("order", "descending") for r in rows["clips"]}  # rows before orders: descending
+    for m in methods:
+        base = baseline_name(order[m])
+        if base not in methods or base == m or m.startswith(f"{BASELINE}, "):
+            continue
+        ci[m] = {"baseline": base}
+        for metric in CI_METRICS:
+            a, b = _per_clip(_values(rows, metric, m), clips), _per_clip(_values(rows, metric, base), clips)
+            entry = {"diff": paired_rate_difference(*a, *b, n_resamples=n_resamples, seed=seed)}
+            if metric.startswith("leak"):
+                entry["rel"] = paired_rate_difference(*a, *b, relative=True, n_resamples=n_resamples, seed=seed)
+            ci[m][metric] = {k: [round(x, 4) for x in (v.estimate, v.low, v.high)] for k, v in entry.items()}
     return table, ci
 
 
@@ -268,7 +282,10 @@ def run_clip(bundle, judge, clip_seed: int, steps: int, seed: int, alpha: float,
         for c in orders[order][1:]:
             tracks.append(cfg[c] if kw["method"] == "independent" else
                           gen.generate_track(video, c, cap_seed[c], settings, context=tracks))
-        add(evaluate_clip(bundle, judge, clip, tracks, stems, name))
+        add(evaluate_clip(bundle, judge, clip, tracks, stems, name, order))
+    for order in dict.fromkeys(o for _, o in methods.values()):  # independent, judged over each order's pairs
+        if order != "descending":
+            add(evaluate_clip(bundle, judge, clip, [cfg[c] for c in orders[order]], stems, baseline_name(order), order))
     gt_tracks = [Track(c, 0, TrackSettings(), stems[c], bundle.sample_rate) for c in desc]
     add(evaluate_clip(bundle, judge, clip, gt_tracks, stems, "ground-truth stems"))
     return out
@@ -359,10 +376,12 @@ def markdown(report: dict) -> str:
         lines.append(f"| {m} | " + " | ".join(str(r.get(k)) for k, _ in COLUMNS) + " |")
     if report.get("ci"):
         names = dict(COLUMNS)
-        lines += ["", "Difference from independent, paired bootstrap over clips, 95% CI (leakage: also relative):", "",
-                  "| method | " + " | ".join(names[k] for k in CI_METRICS) + " |", "|---" * (len(CI_METRICS) + 1) + "|"]
+        lines += ["", "Difference from independent generation in the same order (its pairs are the method's pairs), "
+                      "paired bootstrap over clips, 95% CI (leakage: also relative):", "",
+                  "| method | compared with | " + " | ".join(names[k] for k in CI_METRICS) + " |",
+                  "|---" * (len(CI_METRICS) + 2) + "|"]
         for m, r in report["ci"].items():
-            cells = []
+            cells = [r.get("baseline", BASELINE)]
             for k in CI_METRICS:
                 cell = _fmt(r[k]["diff"], False)
                 if "rel" in r[k] and all(np.isfinite(r[k]["rel"])):

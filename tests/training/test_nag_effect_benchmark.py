@@ -34,7 +34,7 @@ def test_clip_selection_from_a_split_or_a_seed_range():
 
 @pytest.fixture(scope="module")
 def one_clip():
-    methods = {m: nag_effect.METHODS[m] for m in ("independent", "NAG beta 1.5")}
+    methods = {m: nag_effect.METHODS[m] for m in ("independent", "NAG beta 1.5", "NAG beta 1.5, ascending")}
     bundle = load_bundle("demo")
     (seed,), null = nag_effect.select_clips(1, 0, null_clips=20)  # >= 19 absent-kind stems for a 5% threshold
     rows = nag_effect.run_clip(bundle, nag_effect.null_judge(null), seed, steps=2, seed=0, alpha=4.5, methods=methods)
@@ -44,13 +44,14 @@ def one_clip():
 def test_one_clip_end_to_end_gives_rows_for_every_judge(one_clip):
     seed, rows = one_clip
     k = len(make_clip(seed).captions)
-    assert {r["method"] for r in rows["clips"]} == {"independent", "NAG beta 1.5", "ground-truth stems"}
-    for m in ("independent", "NAG beta 1.5", "ground-truth stems"):
+    methods = {"independent", "NAG beta 1.5", "NAG beta 1.5, ascending", "independent, ascending", "ground-truth stems"}
+    assert {r["method"] for r in rows["clips"]} == methods
+    for m in methods:
         tracks = [r for r in rows["tracks"] if r["method"] == m]
         pairs = [r for r in rows["pairs"] if r["method"] == m]
         assert len(tracks) == k and len(pairs) == k * (k - 1) // 2
         for r in pairs:
-            assert {"leak_tag", "leak_gt", "leak_corr", "corr_threshold"} <= set(r) and 0 <= r["leak_share"] <= 1 + 1e-6
+            assert {"leak_tag", "leak_gt", "leak_corr", "corr_threshold"} <= set(r) and r["leak_share"] >= 0
     gt_tracks = [r for r in rows["tracks"] if r["method"] == "ground-truth stems"]
     gt_pairs = [r for r in rows["pairs"] if r["method"] == "ground-truth stems"]
     assert all(r["presence_gt"] and r["presence_corr"] for r in gt_tracks)
@@ -58,23 +59,46 @@ def test_one_clip_end_to_end_gives_rows_for_every_judge(one_clip):
     # the first track of every order is the same CFG track
     first = {r["method"]: r["tag_prob"] for r in rows["tracks"] if r["position"] == 0}
     assert first["independent"] == first["NAG beta 1.5"]
+    assert first["independent, ascending"] == first["NAG beta 1.5, ascending"]
+
+
+def test_independent_is_judged_again_over_the_pairs_of_each_other_order(one_clip):
+    _, rows = one_clip
+    orders = {r["method"]: r["order"] for r in rows["clips"]}
+    assert orders["independent, ascending"] == orders["NAG beta 1.5, ascending"] == "ascending"
+    assert orders["independent"] == orders["NAG beta 1.5"] == "descending"
+
+    def of(method, table="tracks"):
+        return [r for r in rows[table] if r["method"] == method]
+    # the same independent tracks in the reverse order ...
+    down, up = of("independent"), of("independent, ascending")
+    assert [r["caption"] for r in up] == [r["caption"] for r in down][::-1]
+    assert {r["caption"]: r["tag_prob"] for r in up} == {r["caption"]: r["tag_prob"] for r in down}
+    # ... so their pairs are the reversed pairs: the later source judged in the earlier track
+    pairs = {(r["caption"], r["earlier_caption"]) for r in of("independent", "pairs")}
+    assert {(r["earlier_caption"], r["caption"]) for r in of("independent, ascending", "pairs")} == pairs
+    assert {(r["caption"], r["earlier_caption"]) for r in of("NAG beta 1.5, ascending", "pairs")} == \
+        {(r["caption"], r["earlier_caption"]) for r in of("independent, ascending", "pairs")}
 
 
 def test_summary_has_paired_cis_and_rows_round_trip(one_clip, tmp_path):
     seed, rows = one_clip
     table, ci = nag_effect.summarise(rows, n_resamples=200)
     assert table["ground-truth stems"]["leak_corr"] == 0.0 and table["ground-truth stems"]["presence_corr"] == 1.0
-    assert set(ci) == {"NAG beta 1.5", "ground-truth stems"}
+    assert set(ci) == {"NAG beta 1.5", "NAG beta 1.5, ascending", "ground-truth stems"}
+    assert ci["NAG beta 1.5, ascending"]["baseline"] == "independent, ascending"
+    assert ci["NAG beta 1.5"]["baseline"] == ci["ground-truth stems"]["baseline"] == "independent"
     for m in ci:
         for metric in nag_effect.CI_METRICS:
             est, low, high = ci[m][metric]["diff"]
-            assert est == pytest.approx(table[m][metric] - table["independent"][metric], abs=1e-3)
+            assert est == pytest.approx(table[m][metric] - table[ci[m]["baseline"]][metric], abs=1e-3)
             assert np.isnan(low) and np.isnan(high)  # one clip: no interval
     # the same clip twice: every resample gives the estimate
     twice = {k: v + [r | {"clip_seed": r["clip_seed"] + 1} for r in v] for k, v in rows.items()}
     table2, ci2 = nag_effect.summarise(twice, n_resamples=200)
     assert all(table2[m] == table[m] | {"pairs": 2 * table[m]["pairs"]} for m in table)
     for m in ci2:
+        assert ci2[m]["baseline"] == ci[m]["baseline"]
         for metric in nag_effect.CI_METRICS:
             est, low, high = ci2[m][metric]["diff"]
             assert low == pytest.approx(est, abs=1e-6) and high == pytest.approx(est, abs=1e-6)
@@ -85,5 +109,10 @@ def test_summary_has_paired_cis_and_rows_round_trip(one_clip, tmp_path):
     assert len(pairs) == len(rows["pairs"]) and pairs[0]["clip_seed"] == seed
     # the table can be recomputed from the Parquet rows alone
     assert nag_effect.summarise(nag_effect.read_rows(str(out)), n_resamples=200)[0] == table
-    assert "paired bootstrap" in nag_effect.markdown({"table": table, "ci": ci})
+    text = nag_effect.markdown({"table": table, "ci": ci})
+    assert "paired bootstrap" in text and "| NAG beta 1.5, ascending | independent, ascending |" in text
+    # rows written before orders were recorded: every method is compared with plain independent
+    old = rows | {"clips": [{k: v for k, v in r.items() if k != "order"} for r in rows["clips"]]}
+    _, ci_old = nag_effect.summarise(old, n_resamples=200)
+    assert ci_old["NAG beta 1.5, ascending"]["baseline"] == "independent" and "independent, ascending" not in ci_old
     json.dumps({"table": table, "ci": ci})
