@@ -127,7 +127,8 @@ class BaseBatches:
     leakage NAG removes (issue 12: with stem rows alone, a caption that is not the label never leaks).
     The caption is drawn uniformly over the sounding stems, so a clip with more sounds is drawn more often.
 
-    At 0 and 0 (the defaults) the batches are exactly those of the committed weights."""
+    At 0 and 0 (the defaults here) the batches are MMAudio's mixture alone; the committed demo weights were
+    trained with 0.5 and 0.5 (`training.demo.DemoPlan`)."""
 
     def __init__(self, data: FoleyData, av_fraction: float = 0.5, stem_video_fraction: float = 0.0,
                  caption_mix_fraction: float = 0.0):

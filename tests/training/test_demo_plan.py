@@ -1,7 +1,9 @@
 """`python -m training.demo` options: the plan they give, its cache folder, and the base's batches."""
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 
@@ -9,10 +11,26 @@ from training import demo
 from training.demo import DemoPlan, parse_args, plan_from_args, plan_id
 
 
-def test_the_default_plan_keeps_the_committed_batches():
-    assert plan_from_args(parse_args([])) == DemoPlan()
-    assert DemoPlan().stem_video_fraction == 0.0 and DemoPlan().caption_mix_fraction == 0.0
-    assert DemoPlan().onset_weight == 0.0
+def test_the_default_plan_is_the_committed_weights_recipe():
+    assert plan_from_args(parse_args([])) == DemoPlan() == DemoPlan.for_budget(demo.BUDGET_MINUTES)
+    plan = DemoPlan()
+    assert (plan.base_steps, plan.controlnet_steps, plan.evaluator_steps) == (7000, 2000, 3000)
+    assert plan.stem_video_fraction == 0.5 and plan.caption_mix_fraction == 0.5 and plan.onset_weight == 0.0
+
+
+def test_the_committed_weights_were_trained_by_the_default_plan():
+    """training.json records the plan the committed bundle was trained with."""
+    record = json.loads((Path(demo.__file__).parents[1] / "nag_model/weights/demo/training.json").read_text())
+    plan = asdict(DemoPlan())
+    assert record["plan"] == {k: plan[k] for k in record["plan"]}
+    # the option added after that run: its default is the uniform loss the run used
+    assert {k: plan[k] for k in plan.keys() - record["plan"].keys()} == {"onset_weight": 0.0}
+
+
+def test_a_budget_scales_the_steps_and_keeps_the_recipe():
+    quick = DemoPlan.for_budget(demo.BUDGET_MINUTES / 10)
+    assert (quick.base_steps, quick.controlnet_steps, quick.evaluator_steps) == (700, 200, 300)
+    assert quick.stem_video_fraction == 0.5 and quick.caption_mix_fraction == 0.5
 
 
 def test_overrides_replace_only_their_fields():
@@ -23,8 +41,8 @@ def test_overrides_replace_only_their_fields():
 
 
 def test_a_different_fraction_is_a_different_cache_folder():
-    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), stem_video_fraction=0.5))
-    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), caption_mix_fraction=0.5))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), stem_video_fraction=0.0))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), caption_mix_fraction=0.0))
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), onset_weight=6.0))
     assert plan_id(DemoPlan()) == plan_id(DemoPlan())
 
@@ -42,5 +60,5 @@ def test_the_base_is_trained_on_the_plans_stem_video_fraction_and_onset_weight(m
     with pytest.raises(StopIteration):
         demo.train_base(tiny_foley_data(), plan, demo.encoders(0)[0], tmp_path)
     assert seen["batches"].stem_video_fraction == fraction and seen["steps"] == 7
-    assert seen["batches"].caption_mix_fraction == 0.0
+    assert seen["batches"].caption_mix_fraction == 0.5
     assert seen["objective"].onset_weight == fraction * 4
