@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,8 @@ import pytest
 from nag_model.bundle import load_bundle
 from synthfoley.world import SR, make_clip
 
-_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(_DIR))  # the script imports its sibling benchmarks by name
-_spec = importlib.util.spec_from_file_location("judge_timing_check", _DIR / "judge_timing_check.py")
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "judge_timing_check.py"
+_spec = importlib.util.spec_from_file_location("judge_timing_check", _PATH)
 check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(check)
 
