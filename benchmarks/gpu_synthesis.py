@@ -178,6 +178,27 @@ def latency(bundle, args, device) -> dict:
     return {"steps": args.steps, "sampling_s": timed(sample, device, args.repeats), "end_to_end_s": end_to_end}
 
 
+def host_timers(gen) -> dict[str, float]:
+    """Wall seconds the host spends in the generator's two batch stages (patched on this instance):
+    ``_launch`` prepares conditions and queues sampling and decoding without waiting for the device;
+    ``_finish`` waits for the device's waveforms and builds the tracks. Launch time near the wall time
+    means the host, not the GPU, sets the pace."""
+    spent = {"_launch": 0.0, "_finish": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - start
+        return wrapper
+
+    for name in spent:
+        setattr(gen, name, timed(name, getattr(gen, name)))
+    return spent
+
+
 @torch.inference_mode()
 def catalog(bundle, args, device) -> list[dict]:
     g = torch.Generator().manual_seed(2)
@@ -189,14 +210,29 @@ def catalog(bundle, args, device) -> list[dict]:
     for b in args.batches:
         n_videos = min(len(jobs), max(args.min_videos, b * args.chunks_per_round)) if args.prefix else len(jobs)
         gen = bundle.generator(batch_mode="fused", max_batch=b)
+        host = host_timers(gen)
         out, seconds = wall(lambda: gen.generate_videos(jobs[:n_videos]), device)
         n_tracks = sum(len(t) for t in out)
         finite = all(np.isfinite(t.waveform).all() for ts in out for t in ts)
         row = {"batch": b, "videos": n_videos, "tracks": n_tracks, "wall_s": seconds,
-               "tracks_per_s": n_tracks / seconds, "finite": finite}
+               "tracks_per_s": n_tracks / seconds, "finite": finite,
+               "launch_s": host["_launch"], "finish_s": host["_finish"]}
         rows.append(row)
         print("  catalog", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     return rows
+
+
+def profile_catalog(bundle, args, device) -> None:
+    """The catalog at the largest batch under torch.profiler: where the host time of ``_launch`` goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    runs = argparse.Namespace(**{**vars(args), "batches": [max(args.batches)]})
+    with profile(activities=activities) as prof:
+        catalog(bundle, runs, device)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
+    prof.export_chrome_trace(args.profile)
+    print(f"Chrome trace: {args.profile}")
 
 
 def main() -> None:
@@ -222,6 +258,9 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "latency", "catalog"])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--profile", default=None, metavar="TRACE",
+                    help="profile the catalog at the largest batch (torch.profiler, host and device): print the "
+                         "operations that take the most host time and write a Chrome trace (.json.gz) here")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -246,6 +285,8 @@ def main() -> None:
         print("  latency", json.dumps(results["latency"]), flush=True)
     if "catalog" not in args.skip:
         results["catalog"] = catalog(bundle, args, device)
+    if args.profile:
+        profile_catalog(bundle, args, device)
     results["info"]["bench_s"] = time.perf_counter() - started
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
@@ -275,10 +316,11 @@ def print_tables(r: dict) -> None:
         print(f"NAG track at batch 1 ({lat['steps']} steps): sampling {lat['sampling_s'] * 1000:.0f} ms, "
               f"end to end {lat['end_to_end_s'] * 1000:.0f} ms")
     if "catalog" in r:
-        print("| B | videos | tracks | wall s | tracks/s |")
-        print("|---|---|---|---|---|")
+        print("| B | videos | tracks | wall s | tracks/s | host in _launch s | host in _finish s |")
+        print("|---|---|---|---|---|---|---|")
         for c in r["catalog"]:
-            print(f"| {c['batch']} | {c['videos']} | {c['tracks']} | {c['wall_s']:.1f} | {c['tracks_per_s']:.1f} |"
+            print(f"| {c['batch']} | {c['videos']} | {c['tracks']} | {c['wall_s']:.1f} | {c['tracks_per_s']:.1f} | "
+                  f"{c.get('launch_s', float('nan')):.1f} | {c.get('finish_s', float('nan')):.1f} |"
                   + ("" if c["finite"] else " (non-finite audio!)"))
 
 

@@ -35,6 +35,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from captioning.captioner import CaptionerSettings
 from evaluation.registry import SET, parse_eval_weights, plan_eval_models
 from nag_model.settings import DEFAULTS
+from pipeline import host_work
 from pipeline.gpu_slot import GPU_SLOT, RESERVE_S, release_gpu_slots
 from pipeline.models import check_method, check_placement_names
 from pipeline.params import AudioOutput, TrackSettings, check_order, check_run_id
@@ -248,11 +249,13 @@ def catalog_run(
               "reference_manifest": reference_manifest}
     # stored in the runs row; a resume compares run_log.OUTPUT_PARAMS
 
+    in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)  # tasks on this process's threads
     if gpu_slot:  # reserved early only where the syntheses run: this process's threads
-        in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
         ensure_gpu_slots(gpu_slot, reserve_s=RESERVE_S if in_process else 0.0)
     model_info = describe_model(model, duration, device, precision)  # the placement, resolved there
     check_method(model_info, method)
+    if in_process:  # preparation slots and delivery workers sized for where the model runs
+        host_work.configure(model_info["device"])
     log = get_run_logger()
     for line in eval_plan.notice():  # once per run, not per video
         log.info(line)

@@ -16,18 +16,11 @@ picture's codec falls back to Matroska. Every muxed stream keeps the -1 dBTP cei
 raises peaks; ``media.mux`` measures the decoded stream), and ``muxed_true_peak_db`` records the mix's. One spectrogram PNG per track version, and one grid PNG (all
 tracks + the mix) per mix version.
 
-The work runs in two helper threads at a lower CPU priority (Linux niceness, per thread): where the
-model shares the CPU with it (no GPU), delivering one video slows the synthesis of the next as little
-as it can. The task hands only its (picklable) arguments to them (:func:`on_delivery_thread`), so it runs on any task runner, Dask
-workers in other processes included.
+The task runs :func:`mix_and_deliver` on a delivery thread or worker process
+(:mod:`pipeline.delivery_workers`) and hands it only picklable arguments, so it runs on any task
+runner, Dask workers in other processes included.
 """
 from __future__ import annotations
-
-import contextlib
-import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -41,22 +34,6 @@ from pipeline.objects import open_input, read_audio, write_audio
 from pipeline.params import AudioOutput
 
 CEILING_DB = -1.0
-DELIVERY_NICE = 10  # delivery work yields the CPU to the model where both share it
-
-
-def _below_the_model() -> None:
-    """Lower the priority of this (delivery) thread only; Linux schedules threads individually."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DELIVERY_NICE)
-
-
-_delivery = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery", initializer=_below_the_model)
-
-
-def on_delivery_thread(fn, *args):
-    """``fn(*args)`` on a delivery thread of this process; its result or exception."""
-    return _delivery.submit(fn, *args).result()
 
 
 def _mono(wav: np.ndarray) -> np.ndarray:

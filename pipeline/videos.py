@@ -9,9 +9,10 @@ lengths and its tracks are cut to the video's length. The features are
 computed here and kept in this worker's feature cache (:func:`pipeline.models.video_features`); the
 stage returns only a small description of the video.
 
-A worker prepares one video at a time (the others wait): the first video of a catalog is then ready
-for the GPU as soon as it can be, later ones are prepared while it runs, and the decoded frames of
-a whole catalog are never in memory at once.
+A worker prepares a few videos at a time (the others wait; :func:`prepare_at_once`, sized by
+:mod:`pipeline.host_work`): one while the model runs on the CPU, so that the first video of a catalog
+is ready as soon as it can be and later ones are prepared while it runs; a few with the model on a GPU,
+so that a batch of videos fills sooner. The decoded frames of a whole catalog are never in memory at once.
 """
 from __future__ import annotations
 
@@ -28,13 +29,28 @@ from pipeline.objects import local_path, open_input
 from storage.root import input_options
 
 _CHUNK = 1 << 20
-_preparing = threading.Lock()
+_preparing = threading.BoundedSemaphore(1)
+_at_once = 1
 
 
-def one_at_a_time(fn, *args):
-    """``fn(*args)`` while no other video of this worker is prepared (a function, so that the task
-    itself holds no lock and pickles for Dask)."""
-    with _preparing:
+def prepare_at_once(n: int) -> None:
+    """Let ``n`` videos of this worker be prepared at the same time from now on."""
+    global _preparing, _at_once
+    if n < 1:
+        raise ValueError(f"videos prepared at once must be >= 1, got {n}")
+    if n != _at_once:
+        _preparing, _at_once = threading.BoundedSemaphore(n), n
+
+
+def preparing_at_once() -> int:
+    return _at_once
+
+
+def with_preparation_slot(fn, *args):
+    """``fn(*args)`` once fewer than :func:`prepare_at_once` videos of this worker are being prepared (a
+    function, so that the task itself holds no lock and pickles for Dask)."""
+    slots = _preparing
+    with slots:
         return fn(*args)
 
 

@@ -1,12 +1,13 @@
 """The mixing stage: the paper's mix (sum of the tracks at -20 LUFS under a -1 dBTP true-peak ceiling),
-the muxed video and the spectrograms of one video, on a low-priority delivery thread
-(:mod:`pipeline.delivery`)."""
+the muxed video and the spectrograms of one video, on a delivery worker
+(:mod:`pipeline.delivery`, :mod:`pipeline.delivery_workers`)."""
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.delivery import mix_and_deliver, on_delivery_thread
+from pipeline.delivery import mix_and_deliver
+from pipeline.delivery_workers import on_delivery_worker
 from pipeline.handoffs import PreparedVideo
 from pipeline.params import AudioOutput
 from tasks.retry_policy import IO_RETRY
@@ -25,5 +26,5 @@ def mix_video(storage_url: str, run_id: str, video_id: str, video: PreparedVideo
     if not tracks:
         raise ValueError(f"{video_id}: nothing to mix (no tracks)")
     video_uri = video if isinstance(video, str) else video.video_uri
-    return on_delivery_thread(mix_and_deliver, storage_url, run_id, video_id, video_uri, tracks, output, version,
+    return on_delivery_worker(mix_and_deliver, storage_url, run_id, video_id, video_uri, tracks, output, version,
                               supersedes)

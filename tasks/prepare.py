@@ -1,5 +1,5 @@
-"""The first stage of every video: probe, hash, decode and encode it (:mod:`pipeline.videos`), one video
-at a time per worker; returns the small :class:`PreparedVideo`."""
+"""The first stage of every video: probe, hash, decode and encode it (:mod:`pipeline.videos`), a few videos
+at a time per worker (:mod:`pipeline.host_work`); returns the small :class:`PreparedVideo`."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from media.errors import MediaUnreadable
 from pipeline.handoffs import PreparedVideo
-from pipeline.videos import describe_video, one_at_a_time
+from pipeline.videos import describe_video, with_preparation_slot
 from tasks.retry_policy import IO_RETRY
 
 
@@ -19,4 +19,4 @@ def prepare_video(video_uri: str, model: str, duration: float, device: str = "cp
     """Probe + sha256 + frames + features of one video (see :func:`describe_video`)."""
     if not os.fspath(video_uri):
         raise MediaUnreadable("no video URI")
-    return one_at_a_time(describe_video, video_uri, model, duration, device, precision)
+    return with_preparation_slot(describe_video, video_uri, model, duration, device, precision)

@@ -15,7 +15,7 @@ import torch
 from flows.catalog import catalog_run
 from media.audio_io import audio_from_bytes
 from nag_model.generator import StepByStepGenerator
-from pipeline import synthesis_batch
+from pipeline import delivery_workers, host_work, synthesis_batch, videos
 from pipeline.objects import key_of
 from storage.query import connect
 from storage.root import open_root
@@ -148,6 +148,47 @@ def test_bf16_rows_stay_within_tolerance_of_fp32(runs, batched_manifest, h, fail
     columns = "video_id, track_id, caption, seed, method, duration_s"
     assert _rows(bf16, "tracks", columns) == _rows(one, "tracks", columns)
     _assert_close(_stems(bf16), _stems(one), BF16_MIN_CORRELATION, BF16_MAX_LEVEL_DB)
+
+
+def _stored(run: dict, table: str, column: str) -> dict[str, str]:
+    """SHA-256 of every object a column of the run's rows points to (muxed videos, say), by video."""
+    import hashlib
+
+    return {video_id: hashlib.sha256(run["root"].read_bytes(key_of(run["root"], uri))).hexdigest()
+            for video_id, uri in _rows(run, table, f"video_id, {column}")}
+
+
+def test_the_gpu_host_plan_delivers_the_bytes_of_the_cpu_plan(runs, batched_manifest, h, failing_generation,
+                                                                 monkeypatch):
+    """The host plan of a GPU run (videos prepared three at a time, delivery on two spawned worker processes),
+    forced onto this CPU run: the same rows and the same stored bytes as the CPU plan's threads."""
+    _, five = runs
+    monkeypatch.setattr(host_work, "plan", lambda device: host_work.HostWork(prepare_at_once=3, delivery_processes=2))
+    try:
+        spread = _run(batched_manifest, h, "gpu-host-plan", 5, device="cpu", precision="fp32")
+        assert videos.preparing_at_once() == 3 and delivery_workers.delivery_processes() == 2
+        assert delivery_workers._pool._processes  # the workers were spawned: the mixes were made there
+    finally:
+        monkeypatch.undo()
+        host_work.configure("cpu")
+    assert delivery_workers.delivery_processes() == 0 and videos.preparing_at_once() == 1
+    assert (spread["result"]["n_ok"], spread["result"]["n_failed"]) == (4, 1)
+    columns = "video_id, track_id, position, caption, seed, sha256, gain_db"
+    assert _rows(spread, "tracks", columns) == _rows(five, "tracks", columns)
+    mixes = "video_id, track_ids, sha256, lufs, true_peak_db, limiter_gain_db, muxed_true_peak_db"
+    assert _rows(spread, "mixes", mixes) == _rows(five, "mixes", mixes)
+    assert _stored(spread, "mixes", "muxed_uri") == _stored(five, "mixes", "muxed_uri")
+
+
+def test_a_gpu_gets_the_gpu_host_plan():
+    cores = 16
+    assert host_work.plan("cpu") == host_work.HostWork(prepare_at_once=1, delivery_processes=0)
+    assert host_work.plan("cuda:0").prepare_at_once == host_work.PREPARE_ON_GPU
+    assert host_work.delivery_processes_for(cores) == 8 and host_work.delivery_processes_for(2) == 2
+    with pytest.raises(ValueError, match=">= 1"):
+        videos.prepare_at_once(0)
+    with pytest.raises(ValueError, match=">= 0"):
+        delivery_workers.use_processes(-1)
 
 
 @pytest.mark.gpu
