@@ -14,6 +14,10 @@ decomposition on time-averaged spectra (time-free NNLS) and the null-calibrated 
 its own presence by the same judges. A judge of leakage should find none in any version; the rates are
 reported separately for other sources that sound all the time (fan, car, wind, rain, crowd) and for
 event sources.
+
+With --leak-db, it also plants real leakage: the true stem, and the moved one, plus the other source's
+true stem at each level (its RMS that many dB from the stem's), judged against that source alone. A
+judge of leakage should find these: the rate is its sensitivity at that level.
 """
 from __future__ import annotations
 
@@ -46,8 +50,26 @@ def versions(codec, stem: np.ndarray, shift_s: float) -> dict[str, np.ndarray]:
             "moved in time": np.roll(stem, int(round(shift_s * SR)))}
 
 
-def check_clip(codec, judge, clip_seed: int, shift_s: float) -> tuple[list[dict], list[dict]]:
-    """(pair rows, presence rows) of one clip: every version of every source against the others."""
+def planted(wav: np.ndarray, own: np.ndarray, other: np.ndarray, level_db: float) -> np.ndarray:
+    """``wav`` plus ``other`` scaled so that its RMS is ``level_db`` from ``own``'s."""
+    rms = lambda x: float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)))  # noqa: E731
+    gain = 10 ** (level_db / 20) * rms(own) / max(rms(other), 1e-12)
+    return (wav + gain * other).astype(np.float32)
+
+
+def _leak_rows(codec, judge, stems, kinds, k, j, version: str, wav: np.ndarray, base: dict) -> dict:
+    """One pair row: ``wav`` (a version of stem k, maybe holding stem j) judged against source j."""
+    gt, tf = nnls_shares(codec, wav, stems), timefree_shares(codec, wav, stems)
+    _, (leak,) = judge.judge(wav, stems[k], [stems[j]], kinds)
+    return base | {"version": version, "other": kinds[j], "continuous": kinds[j] in CONTINUOUS,
+                   "gt_share": float(gt[j]), "gt": bool(gt[j] >= NNLS_SHARE), "timefree": bool(tf[j] >= NNLS_SHARE),
+                   "corr": leak.detected}
+
+
+def check_clip(codec, judge, clip_seed: int, shift_s: float, leak_db: tuple[float, ...] = ()
+               ) -> tuple[list[dict], list[dict]]:
+    """(pair rows, presence rows) of one clip: every version of every source against the others, and with
+    ``leak_db`` the true and moved stems holding each other source at each level (planted leakage)."""
     clip = make_clip(clip_seed, with_frames=False)
     infos = [i for i in clip.sources if i.sounding]
     stems = [np.asarray(s[:N_SAMPLES], np.float32) for i, s in zip(clip.sources, clip.stems) if i.sounding]
@@ -65,13 +87,23 @@ def check_clip(codec, judge, clip_seed: int, shift_s: float) -> tuple[list[dict]
                 pairs.append(base | {"other": kinds[j], "continuous": kinds[j] in CONTINUOUS, "gt_share": float(gt[j]),
                                      "gt": bool(gt[j] >= NNLS_SHARE), "timefree": bool(tf[j] >= NNLS_SHARE),
                                      "corr": v.detected})
+            if name == "codec round trip":
+                continue
+            for j in others:
+                for level in leak_db:
+                    pairs.append(_leak_rows(codec, judge, stems, kinds, k, j, leak_version(name, level),
+                                            planted(wav, stem, stems[j], level), base))
     return pairs, presence
+
+
+def leak_version(name: str, level_db: float) -> str:
+    return f"{name} + the other source at {level_db:+g} dB"
 
 
 def summarise(rows: list[dict]) -> dict[tuple[str, bool], dict[str, float]]:
     """(version, continuous) -> {n, and the rate of each judge}."""
     out = {}
-    for name in VERSIONS:
+    for name in dict.fromkeys(r["version"] for r in rows):  # in the order met
         for cont in (False, True):
             sel = [r for r in rows if r["version"] == name and r["continuous"] == cont]
             if sel:
@@ -94,16 +126,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=60)
     p.add_argument("--null-clips", type=int, default=60, help="clips whose stems form the calibrated judge's null")
     p.add_argument("--shift", type=float, default=2.5, help="seconds the moved version is moved by")
+    p.add_argument("--leak-db", type=float, nargs="*", default=[],
+                   help="plant the other source at these levels (dB from the stem's RMS) to measure sensitivity")
     args = p.parse_args(argv)
     codec = load_bundle(args.bundle).codec
     clips, null = select_clips(args.clips, 0, split=args.split, null_clips=args.null_clips)
     judge = null_judge(null)
     pairs, presence = [], []
     for s in tqdm(clips, desc="clips"):
-        a, b = check_clip(codec, judge, s, args.shift)
+        a, b = check_clip(codec, judge, s, args.shift, tuple(args.leak_db))
         pairs += a
         presence += b
-    print("Leakage called against another source of the clip (no version holds any):\n")
+    print("Leakage called against another source of the clip (only the planted versions hold any):\n")
     print(table(summarise(pairs), "other source"))
     print("\nPresence of the source itself:\n")
     print(table(summarise(presence), "own source"))

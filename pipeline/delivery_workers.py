@@ -22,8 +22,6 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 DELIVERY_NICE = 10  # delivery work yields the CPU to the model where both share it
-
-
 DELIVERY_THREADS = 2  # with the model on the CPU
 
 

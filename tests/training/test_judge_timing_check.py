@@ -55,3 +55,25 @@ def test_the_summary_gives_each_judges_rate_per_version_and_source_type():
     assert s == {("true stem", False): {"n": 1, "gt": 0.0, "timefree": 0.0, "corr": 0.0},
                  ("moved in time", True): {"n": 2, "gt": 0.5, "timefree": 0.0, "corr": 1.0}}
     assert "| moved in time | continuous | 2 | 0.500 | 0.000 | 1.000 |" in check.table(s, "other source")
+
+
+def test_planted_leakage_is_the_other_source_at_the_level_asked():
+    own, other = np.ones(1000, np.float32), np.full(1000, 0.5, np.float32)
+    assert np.allclose(check.planted(own, own, other, -6.0), 1 + 10 ** (-6 / 20))
+    assert np.allclose(check.planted(np.zeros(1000, np.float32), own, other, 0.0), 1.0)
+
+
+def test_a_planted_leak_raises_the_other_sources_share(one_clip):
+    """Each pair is judged again with the other source planted in the true stem and in the moved one; the
+    planted source's GT share rises in every pair, and the judges find most equally loud plants."""
+    seed, codec, (clean, _) = one_clip
+    (_, null) = check.select_clips(1, 0, split="val", null_clips=20)
+    pairs, _ = check.check_clip(codec, check.null_judge(null), seed, 2.5, leak_db=(0.0,))
+    kinds = [i.kind for i in make_clip(seed, with_frames=False).sources if i.sounding]
+    n_pairs = sum(1 for a in kinds for b in kinds if a != b)
+    for name in ("true stem", "moved in time"):
+        planted = [r for r in pairs if r["version"] == check.leak_version(name, 0.0)]
+        before = {(r["kind"], r["other"]): r["gt_share"] for r in clean if r["version"] == name}
+        assert len(planted) == n_pairs
+        assert all(r["gt_share"] > before[(r["kind"], r["other"])] + 0.1 for r in planted)
+        assert np.mean([r["gt"] for r in planted]) > 0.5 and np.mean([r["corr"] for r in planted]) > 0.5
