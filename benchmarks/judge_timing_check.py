@@ -32,9 +32,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.nag_effect import N_SAMPLES, null_judge, select_clips  # noqa: E402
-from benchmarks.presence_diagnosis import timefree_shares  # noqa: E402
 from nag_model.bundle import load_bundle  # noqa: E402
-from synthfoley.judges import NNLS_SHARE, nnls_shares  # noqa: E402
+from synthfoley.judges import NNLS_SHARE, nnls_shares, timefree_shares  # noqa: E402
 from synthfoley.world import SR, make_clip  # noqa: E402
 
 CONTINUOUS = frozenset({"fan", "car", "wind", "rain", "crowd"})  # kinds that sound through the whole clip

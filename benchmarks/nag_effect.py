@@ -12,7 +12,7 @@ the ground-truth order of prominence (loudest source first: what a perfect score
 A caption keeps its noise seed in every method and order, and the first track of any order is
 the same CFG track, so it is generated once per caption.
 
-Per method it reports leakage (tracks 2..K against their earlier tracks) and target presence by three judges:
+Per method it reports leakage (tracks 2..K against their earlier tracks) and target presence by four judges:
   - the demo audio tagger: a (track, earlier caption of another kind) pair leaks when the tagger
     hears the earlier caption's kind (probability >= 0.5) in the track; the target is present when
     it hears the caption's own kind;
@@ -26,6 +26,10 @@ Per method it reports leakage (tracks 2..K against their earlier tracks) and tar
     against stems of kinds absent from the clip, taken from other clips (`--null-clips`); presence
     correlates the track with its own stem against the same null. Its false-alarm rate on the null
     (leave one out) is reported as corr_null_false_alarm;
+  - the time-free NNLS judge (`synthfoley.judges.timefree_shares`): the same decomposition on the
+    time-averaged mel spectra, so a sound counts wherever in time it is. The time-aligned judges call a
+    mistimed sound the leakage of whatever sounds at those times (`benchmarks/judge_timing_check.py`);
+    this one does not;
 and the paper's A-A separability (mean cosine, tagger embedding, between every pair of tracks of a
 video, lower is better), the cosine between track and true stem (A-A sim to GT), between caption and
 track (T-A sim), and between the sum of all tracks and the ground-truth mix (mix sim). The same
@@ -62,7 +66,7 @@ from nag_model.generator import Track, TrackSettings
 from nag_model.settings import DEFAULTS
 from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
-from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, nnls_shares
+from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, nnls_shares, timefree_shares
 from synthfoley.splits import SPLITS, captioned_seeds, seed_range, split_seeds
 from evaluation.stats import paired_rate_difference
 from synthfoley.world import SR, make_clip
@@ -147,6 +151,7 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
     track_rows, pair_rows = [], []
     for k, t in enumerate(tracks):
         shares = nnls_shares(codec, wavs[k], [stems[c] for c in stem_captions])
+        spectral = timefree_shares(codec, wavs[k], [stems[c] for c in stem_captions])
         others = [j for j in range(k) if kinds[j] != kinds[k]]
         presence, leaks = judge.judge(wavs[k], stems[t.caption], [stems[tracks[j].caption] for j in others], clip_kinds)
         own = float(shares[stem_captions.index(t.caption)])
@@ -154,6 +159,7 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
             "position": k, "caption": t.caption, "kind": kinds[k],
             "tag_prob": float(probs[k, labels.index(kinds[k])]), "presence_tag": bool(probs[k, labels.index(kinds[k])] >= 0.5),
             "own_share": own, "presence_gt": own >= GT_SHARE,
+            "presence_timefree": bool(spectral[stem_captions.index(t.caption)] >= GT_SHARE),
             "corr_score": presence.score, "corr_threshold": presence.threshold, "presence_corr": presence.detected,
             "aa": float(emb[k] @ gt_emb[k]), "ta": float(emb[k] @ text[k])})
         verdicts = dict(zip(others, leaks))
@@ -165,6 +171,7 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
                 row |= {"tag_prob": float(probs[k, labels.index(kinds[j])]),
                         "leak_tag": bool(probs[k, labels.index(kinds[j])] >= 0.5),
                         "leak_share": share, "leak_gt": share >= GT_SHARE,
+                        "leak_timefree": bool(spectral[stem_captions.index(tracks[j].caption)] >= GT_SHARE),
                         "corr_score": v.score, "corr_threshold": v.threshold, "leak_corr": v.detected,
                         "corr_null_false_alarm": v.null_false_alarm}
             pair_rows.append(row)
@@ -181,10 +188,12 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "leak_gt": ("pairs", "leak_gt", "leak"),
     "leak_share": ("pairs", "leak_share", "leak"),
     "leak_corr": ("pairs", "leak_corr", "leak"),
+    "leak_timefree": ("pairs", "leak_timefree", "leak"),
     "presence_later": ("tracks", "presence_tag", "later"),
     "presence_all": ("tracks", "presence_tag", "all"),
     "presence_gt": ("tracks", "presence_gt", "all"),
     "presence_corr": ("tracks", "presence_corr", "all"),
+    "presence_timefree": ("tracks", "presence_timefree", "all"),
     "sep": ("pairs", "sep", "all"),
     "aa": ("tracks", "aa", "all"),
     "ta": ("tracks", "ta", "all"),
@@ -192,7 +201,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "corr_null_false_alarm": ("pairs", "corr_null_false_alarm", "leak"),
 }
 # metrics whose difference from independent gets a paired bootstrap CI (relative too for leakage)
-CI_METRICS = ("leak_tag", "leak_gt", "leak_corr", "presence_later", "presence_gt", "presence_corr")
+CI_METRICS = ("leak_tag", "leak_gt", "leak_corr", "leak_timefree", "presence_later", "presence_gt", "presence_corr",
+              "presence_timefree")
 
 
 def _values(rows: dict, metric: str, method: str) -> list[tuple[int, float]]:
@@ -202,7 +212,7 @@ def _values(rows: dict, metric: str, method: str) -> list[tuple[int, float]]:
     for r in rows[table]:
         if r["method"] != method or (which == "later" and r["position"] == 0):
             continue
-        if which == "leak" and r.get(column) is None:
+        if r.get(column) is None:  # not a pair of different kinds, or rows from before this judge
             continue
         out.append((r["clip_seed"], float(r[column])))
     return out
@@ -239,6 +249,8 @@ def summarise(rows: dict, *, n_resamples: int = 2000, seed: int = 0) -> tuple[di
             continue
         ci[m] = {"baseline": base}
         for metric in CI_METRICS:
+            if not _values(rows, metric, m) or not _values(rows, metric, base):  # a judge these rows predate
+                continue
             a, b = _per_clip(_values(rows, metric, m), clips), _per_clip(_values(rows, metric, base), clips)
             entry = {"diff": paired_rate_difference(*a, *b, n_resamples=n_resamples, seed=seed)}
             if metric.startswith("leak"):
@@ -357,9 +369,11 @@ def run(bundle_path: str, n_clips: int, steps: int, seed: int, alpha: float, pro
 
 
 COLUMNS = [("leak_tag", "leakage (tagger)"), ("leak_gt", "leakage (GT NNLS)"), ("leak_share", "leaked energy share (GT)"),
-           ("leak_corr", "leakage (calibrated corr)"), ("presence_later", "target presence (tagger, tracks 2..K)"),
+           ("leak_corr", "leakage (calibrated corr)"), ("leak_timefree", "leakage (time-free NNLS)"),
+           ("presence_later", "target presence (tagger, tracks 2..K)"),
            ("presence_all", "target presence (tagger, all)"), ("presence_gt", "target presence (GT NNLS)"),
-           ("presence_corr", "target presence (calibrated corr)"), ("sep", "A-A separability (lower is better)"),
+           ("presence_corr", "target presence (calibrated corr)"), ("presence_timefree", "target presence (time-free NNLS)"),
+           ("sep", "A-A separability (lower is better)"),
            ("aa", "A-A sim to GT stem"), ("ta", "T-A sim"), ("mix", "mix sim"), ("pairs", "pairs")]
 
 
@@ -383,6 +397,9 @@ def markdown(report: dict) -> str:
         for m, r in report["ci"].items():
             cells = [r.get("baseline", BASELINE)]
             for k in CI_METRICS:
+                if k not in r:  # rows from before this judge
+                    cells.append("n/a")
+                    continue
                 cell = _fmt(r[k]["diff"], False)
                 if "rel" in r[k] and all(np.isfinite(r[k]["rel"])):
                     cell += "; " + _fmt(r[k]["rel"], True)

@@ -35,15 +35,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from scipy.optimize import nnls
 from tqdm import tqdm
 
 from audio.loudness import integrated_loudness
 from nag_model.bundle import load_bundle
 from nag_model.generator import TrackRequest, VideoFeatures
 from nag_model.settings import DEFAULTS, TrackSettings
-from synthfoley.judges import (NNLS_SHARE, StemCorrelationJudge, StemJudgeConfig, correlations, mel_magnitude,
-                               nnls_shares, stem_features)
+from synthfoley.judges import (NNLS_SHARE, StemCorrelationJudge, StemJudgeConfig, correlations, nnls_shares,
+                               stem_features, timefree_shares)
 from synthfoley.splits import captioned_seeds, seed_range, split_seeds
 from synthfoley.world import SR, make_clip
 from training.data import _clip_index
@@ -73,18 +72,6 @@ def null_judge(seeds: list[int]) -> StemCorrelationJudge:
         stems += st
         kinds += [i.kind for i in infos]
     return StemCorrelationJudge(np.stack(stems), kinds)
-
-
-def timefree_shares(codec, track: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
-    """nnls_shares on the time-averaged mel spectra (bands only): which sources' spectra explain the track."""
-    def spectrum(w):
-        return mel_magnitude(codec, w).reshape(-1, codec.latent_dim).mean(0)
-
-    basis = np.stack([spectrum(s) for s in stems], 1)  # (bands, S)
-    basis /= np.maximum(basis.sum(0, keepdims=True), 1e-12)
-    y = spectrum(track)
-    weights, _ = nnls(basis, y)
-    return weights / max(float(y.sum()), 1e-12)
 
 
 def envelope(wav: np.ndarray) -> np.ndarray:

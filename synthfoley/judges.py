@@ -65,6 +65,20 @@ def nnls_shares(codec, track: np.ndarray, stems: list[np.ndarray]) -> np.ndarray
     return weights / max(float(y.sum()), 1e-12)
 
 
+def timefree_shares(codec, track: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
+    """:func:`nnls_shares` on time-averaged mel spectra (bands only): which sources' spectra explain the
+    track, wherever in time their sound is. Unlike the time-aligned judge, a sound at the wrong times
+    is not mistaken for the sources that sound at those times (``benchmarks/judge_timing_check.py``)."""
+    def spectrum(w):
+        return mel_magnitude(codec, w).reshape(-1, codec.latent_dim).mean(0)
+
+    basis = np.stack([spectrum(s) for s in stems], 1)  # (bands, S)
+    basis /= np.maximum(basis.sum(0, keepdims=True), 1e-12)
+    y = spectrum(track)
+    weights, _ = nnls(basis, y)
+    return weights / max(float(y.sum()), 1e-12)
+
+
 @dataclass(frozen=True)
 class StemJudgeConfig:
     """Features and calibration of the stem-correlation judge (the issue's values)."""

@@ -51,11 +51,12 @@ def test_one_clip_end_to_end_gives_rows_for_every_judge(one_clip):
         pairs = [r for r in rows["pairs"] if r["method"] == m]
         assert len(tracks) == k and len(pairs) == k * (k - 1) // 2
         for r in pairs:
-            assert {"leak_tag", "leak_gt", "leak_corr", "corr_threshold"} <= set(r) and r["leak_share"] >= 0
+            assert {"leak_tag", "leak_gt", "leak_corr", "leak_timefree", "corr_threshold"} <= set(r) \
+                and r["leak_share"] >= 0
     gt_tracks = [r for r in rows["tracks"] if r["method"] == "ground-truth stems"]
     gt_pairs = [r for r in rows["pairs"] if r["method"] == "ground-truth stems"]
-    assert all(r["presence_gt"] and r["presence_corr"] for r in gt_tracks)
-    assert not any(r["leak_gt"] or r["leak_corr"] for r in gt_pairs)
+    assert all(r["presence_gt"] and r["presence_corr"] and r["presence_timefree"] for r in gt_tracks)
+    assert not any(r["leak_gt"] or r["leak_corr"] or r["leak_timefree"] for r in gt_pairs)
     # the first track of every order is the same CFG track
     first = {r["method"]: r["tag_prob"] for r in rows["tracks"] if r["position"] == 0}
     assert first["independent"] == first["NAG beta 1.5"]
@@ -115,4 +116,13 @@ def test_summary_has_paired_cis_and_rows_round_trip(one_clip, tmp_path):
     old = rows | {"clips": [{k: v for k, v in r.items() if k != "order"} for r in rows["clips"]]}
     _, ci_old = nag_effect.summarise(old, n_resamples=200)
     assert ci_old["NAG beta 1.5, ascending"]["baseline"] == "independent" and "independent, ascending" not in ci_old
+    # rows written before the time-free judge: its columns and CIs are absent, the others unchanged
+    judges = ("leak_timefree", "presence_timefree")
+    before = {k: [{c: x for c, x in r.items() if c not in judges} for r in v] for k, v in rows.items()}
+    table_b, ci_b = nag_effect.summarise(before, n_resamples=200)
+    assert all(table_b[m] == table[m] | {j: None for j in judges} for m in table)
+    for m in ci:  # (one clip: the intervals are NaN, so compare the estimates)
+        assert set(ci_b[m]) == set(ci[m]) - set(judges)
+        assert all(ci_b[m][k]["diff"][0] == ci[m][k]["diff"][0] for k in ci_b[m] if k != "baseline")
+    assert "| n/a |" in nag_effect.markdown({"table": table_b, "ci": ci_b}).replace("| n/a | n/a |", "| n/a |")
     json.dumps({"table": table, "ci": ci})
