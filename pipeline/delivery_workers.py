@@ -40,6 +40,7 @@ def _threads() -> ThreadPoolExecutor:
 _pool: Executor = _threads()
 _processes = 0  # worker processes of _pool; 0: it is the threads
 _pool_lock = threading.Lock()
+_alone = threading.BoundedSemaphore(4)  # calls run again alone after a pool broke, at most this many at once
 
 
 class DeliveryWorkerDied(RuntimeError):
@@ -86,7 +87,7 @@ def on_delivery_worker(fn, *args):
         return _result(pool.submit(_in_worker, fn, args))
     except BrokenProcessPool:
         _replace_broken(pool)
-    with _spawned(1) as alone:
+    with _alone, _spawned(1) as alone:  # a broken pool may have held every waiting video: a few at a time
         try:
             return _result(alone.submit(_in_worker, fn, args))
         except BrokenProcessPool as exc:

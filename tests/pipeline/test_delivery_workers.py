@@ -51,13 +51,14 @@ def test_an_exception_keeps_its_causes_across_the_process_boundary(processes, tm
 
 
 def test_a_dying_worker_fails_only_its_own_call(processes):
-    """os._exit in a worker breaks the pool under every call in it; the other calls are run again alone and
-    succeed, the culprit fails with DeliveryWorkerDied, and later calls get a fresh pool."""
-    with ThreadPoolExecutor(4) as callers:
-        innocents = [callers.submit(delivery.on_delivery_worker, time.sleep, 1.0) for _ in range(3)]
-        time.sleep(0.2)  # the innocents are running when the culprit kills its worker
+    """os._exit in a worker breaks the pool under every call in it; the other calls (running or queued) are
+    run again alone, at most four at a time, and succeed; the culprit fails with DeliveryWorkerDied; later
+    calls get a fresh pool."""
+    with ThreadPoolExecutor(6) as callers:
+        innocents = [callers.submit(delivery.on_delivery_worker, time.sleep, 1.0) for _ in range(5)]
+        time.sleep(0.2)  # two innocents are running, three queued, when the culprit kills its worker
         culprit = callers.submit(delivery.on_delivery_worker, os._exit, 3)
         with pytest.raises(delivery.DeliveryWorkerDied, match="_exit"):
             culprit.result()
-        assert [f.result() for f in innocents] == [None] * 3
+        assert [f.result() for f in innocents] == [None] * 5
     assert delivery.on_delivery_worker(operator.add, 2, 3) == 5
