@@ -56,13 +56,17 @@ def planted(wav: np.ndarray, own: np.ndarray, other: np.ndarray, level_db: float
     return (wav + gain * other).astype(np.float32)
 
 
-def _leak_rows(codec, judge, stems, kinds, k, j, version: str, wav: np.ndarray, base: dict) -> dict:
-    """One pair row: ``wav`` (a version of stem k, maybe holding stem j) judged against source j."""
+def _pair_row(base: dict, kinds: list[str], j: int, gt: np.ndarray, tf: np.ndarray, verdict) -> dict:
+    """A track judged against source j: each judge's leakage verdict (``verdict``: the calibrated judge's)."""
+    return base | {"other": kinds[j], "continuous": kinds[j] in CONTINUOUS, "gt_share": float(gt[j]),
+                   "gt": bool(gt[j] >= NNLS_SHARE), "timefree": bool(tf[j] >= NNLS_SHARE), "corr": verdict.detected}
+
+
+def _planted_row(codec, judge, stems, kinds, k, j, version: str, wav: np.ndarray, base: dict) -> dict:
+    """One pair row: ``wav`` (a version of stem k holding stem j) judged against source j."""
     gt, tf = nnls_shares(codec, wav, stems), timefree_shares(codec, wav, stems)
     _, (leak,) = judge.judge(wav, stems[k], [stems[j]], kinds)
-    return base | {"version": version, "other": kinds[j], "continuous": kinds[j] in CONTINUOUS,
-                   "gt_share": float(gt[j]), "gt": bool(gt[j] >= NNLS_SHARE), "timefree": bool(tf[j] >= NNLS_SHARE),
-                   "corr": leak.detected}
+    return _pair_row(base | {"version": version}, kinds, j, gt, tf, leak)
 
 
 def check_clip(codec, judge, clip_seed: int, shift_s: float, leak_db: tuple[float, ...] = ()
@@ -82,16 +86,13 @@ def check_clip(codec, judge, clip_seed: int, shift_s: float, leak_db: tuple[floa
             base = {"clip_seed": clip_seed, "version": name, "kind": kinds[k]}
             presence.append(base | {"continuous": kinds[k] in CONTINUOUS, "gt": bool(gt[k] >= NNLS_SHARE),
                                     "timefree": bool(tf[k] >= NNLS_SHARE), "corr": own.detected})
-            for j, v in zip(others, leaks):
-                pairs.append(base | {"other": kinds[j], "continuous": kinds[j] in CONTINUOUS, "gt_share": float(gt[j]),
-                                     "gt": bool(gt[j] >= NNLS_SHARE), "timefree": bool(tf[j] >= NNLS_SHARE),
-                                     "corr": v.detected})
+            pairs += [_pair_row(base, kinds, j, gt, tf, v) for j, v in zip(others, leaks)]
             if name == "codec round trip":
                 continue
             for j in others:
                 for level in leak_db:
-                    pairs.append(_leak_rows(codec, judge, stems, kinds, k, j, leak_version(name, level),
-                                            planted(wav, stem, stems[j], level), base))
+                    pairs.append(_planted_row(codec, judge, stems, kinds, k, j, leak_version(name, level),
+                                              planted(wav, stem, stems[j], level), base))
     return pairs, presence
 
 

@@ -249,9 +249,10 @@ def summarise(rows: dict, *, n_resamples: int = 2000, seed: int = 0) -> tuple[di
             continue
         ci[m] = {"baseline": base}
         for metric in CI_METRICS:
-            if not _values(rows, metric, m) or not _values(rows, metric, base):  # a judge these rows predate
+            ours, theirs = _values(rows, metric, m), _values(rows, metric, base)
+            if not ours or not theirs:  # a judge these rows predate
                 continue
-            a, b = _per_clip(_values(rows, metric, m), clips), _per_clip(_values(rows, metric, base), clips)
+            a, b = _per_clip(ours, clips), _per_clip(theirs, clips)
             entry = {"diff": paired_rate_difference(*a, *b, n_resamples=n_resamples, seed=seed)}
             if metric.startswith("leak"):
                 entry["rel"] = paired_rate_difference(*a, *b, relative=True, n_resamples=n_resamples, seed=seed)

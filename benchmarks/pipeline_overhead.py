@@ -281,6 +281,7 @@ def main() -> None:
     print(f"counting the cold start too ({cold:.1f} s: imports, ephemeral server, model load): "
           f"{100 * (wall + cold - base_s) / (wall + cold):.1f}% of {wall + cold:.1f} s")
 
+
 def _tracks_written(storage: str, result: dict) -> int:
     """Active tracks of the run, read back with DuckDB (``storage.query.run_summary``)."""
     from storage.query import connect, run_summary
