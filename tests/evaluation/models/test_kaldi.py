@@ -14,6 +14,12 @@ REF = np.load(FIXTURES / "kaldi_fbank.npz")
 CASES = json.loads((FIXTURES / "kaldi_cases.json").read_text())
 FBANK_CASES = sorted(k for k in CASES if not k.startswith("banks"))
 BANK_CASES = sorted(k for k in CASES if k.startswith("banks"))
+# float32 log/exp kernels differ between CPUs (torch picks AVX2 or AVX-512 code at run time), and the
+# triangles' slopes and low log energies amplify that: on an AVX2-only AMD EPYC the banks differ from the
+# fixture by up to 1.1e-5 and the fbanks by up to 4.6e-5 of their scale, where an AVX-512 machine gave
+# under 1e-6. A wrong mel scale, window or edge moves them by 1e-2 or more.
+BANK_ATOL = 5e-5
+FBANK_RTOL = 2e-4
 
 
 @pytest.mark.parametrize("case", FBANK_CASES)
@@ -23,13 +29,13 @@ def test_fbank_matches_torchaudio(case):
     ref = REF[f"{case}/fbank"]
     assert ours.shape == ref.shape
     scale = np.abs(ref).max()
-    assert np.abs(ours - ref).max() <= 1e-6 * scale, np.abs(ours - ref).max() / scale
+    assert np.abs(ours - ref).max() <= FBANK_RTOL * scale, np.abs(ours - ref).max() / scale
 
 
 @pytest.mark.parametrize("case", BANK_CASES)
 def test_mel_banks_match_torchaudio(case):
     banks, centers = kaldi.mel_banks(**CASES[case])
-    np.testing.assert_allclose(banks.numpy(), REF[f"{case}/banks"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(banks.numpy(), REF[f"{case}/banks"], rtol=0, atol=BANK_ATOL)
     np.testing.assert_allclose(centers.numpy(), REF[f"{case}/centers"], rtol=1e-6)
 
 

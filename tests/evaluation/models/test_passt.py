@@ -56,11 +56,17 @@ def test_prepare_removes_dc_then_pads_or_truncates_like_av_benchmark(parity):
     assert prepare_waveforms(np.ones((2, 7), np.float64), config).abs().max() == 0  # constant -> silence
 
 
+# float32 STFT and log kernels differ between CPUs (AVX2 vs AVX-512 code, picked at run time): an AVX2-only
+# AMD EPYC differs from the official numbers by up to 8.7e-5 in a few of the log-mel cells (under 1e-5 on an
+# AVX-512 machine).
+MEL_TOL = dict(rtol=1e-4, atol=2e-4)
+
+
 def test_mel_front_end_matches_official_augment_mel_stft(tiny, parity):
     with torch.no_grad():
         mel = tiny.mel(parity["prepared"])
     assert mel.shape == (4, 128, 100)
-    torch.testing.assert_close(mel, parity["mel"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mel, parity["mel"], **MEL_TOL)
 
 
 def test_full_size_front_end_gives_1000_frames_matching_official():
@@ -72,7 +78,7 @@ def test_full_size_front_end_gives_1000_frames_matching_official():
         mel = PaSSTMel(config)(clip)
     ref = load_file(FIXTURES / "parity.safetensors")["full_mel"]
     assert mel.shape == ref.shape == (1, 128, 1000)
-    torch.testing.assert_close(mel, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mel, ref, **MEL_TOL)
 
 
 def test_full_size_network_has_the_official_keys_and_shapes():

@@ -68,7 +68,8 @@ def test_audio_features_match_official(tiny, clips, parity):
 def test_video_features_match_official(tiny, clips, parity):
     out = tiny.video_features(clips[0])
     torch.testing.assert_close(out, parity["video_features"], **TOL)
-    torch.testing.assert_close(tiny.video_features(clips[0], batch_size=5), out, rtol=0, atol=1e-6)
+    # another batch size changes the matmuls' blocking: 1.4e-6 seen on an AVX2-only CPU
+    torch.testing.assert_close(tiny.video_features(clips[0], batch_size=5), out, rtol=1e-5, atol=1e-5)
 
 
 def test_offset_logits_offsets_and_desync_match_official(tiny, clips, logits, parity):
