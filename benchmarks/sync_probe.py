@@ -4,9 +4,14 @@
 
 A linear probe (logistic regression on a token's PixelVideoEncoder sync feature and its two
 neighbours) predicts whether an on-screen, sounding source has an event (contact, step, knock, strike,
-flap, drop, lamp switch-on) in the two frames a sync token covers. Trained on train-split clips,
-scored by ROC AUC on val-split clips. High AUC: the features carry the timing, and a model that does
-not follow it has not learned to read it. AUC near 0.5: the encoder is the bottleneck.
+flap, drop, lamp switch-on) at a token's time. Trained on train-split clips, scored by ROC AUC on
+val-split clips, for each sync layout (`PixelVideoEncoderConfig.sync_layout`) and two meanings of "a
+token's time":
+- content: the frames the token was computed from (the two frames of its place in its segment);
+- nominal: the span of the clip whose latent frames read the token after MMAudio's upsampling
+  (token i of Ls: [i, i + 1) x duration / Ls). This is what the network needs.
+High AUC: the features carry the timing, and a model that does not follow it has not learned to read
+it. AUC near 0.5: the encoder is the bottleneck.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
-from nag_model.encoders.demo import PixelVideoEncoder
+from nag_model.encoders.demo import PixelVideoEncoder, PixelVideoEncoderConfig
 from synthfoley.splits import split_seeds
 from synthfoley.world import make_clip
 
@@ -32,25 +37,28 @@ def token_frames(n_frames: int) -> list[tuple[int, int]]:
             for s in range(segments) for i in range(SYNC_TOKENS_PER_SEGMENT)]
 
 
-def clip_xy(encoder: PixelVideoEncoder, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    clip = make_clip(seed)
-    feats = encoder.encode_sync(clip.frames)[0].numpy()  # (T, D)
-    x = np.concatenate([np.roll(feats, 1, 0), feats, np.roll(feats, -1, 0)], 1)  # (T, 3D): token and neighbours
-    frames = {f for i in clip.sources if i.on_screen and i.sounding and i.kind in EVENT_KINDS for f in i.event_frames}
-    y = np.array([any(a <= f <= b for f in frames) for a, b in token_frames(len(clip.frames))], np.float32)
-    return x, y
+def nominal_spans(n_tokens: int, duration: float) -> list[tuple[float, float]]:
+    """[start, end) seconds of the latent frames that read each token after nearest-exact upsampling."""
+    return [(i * duration / n_tokens, (i + 1) * duration / n_tokens) for i in range(n_tokens)]
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--train", type=int, default=300)
-    p.add_argument("--val", type=int, default=100)
-    args = p.parse_args(argv)
-    enc = PixelVideoEncoder()
-    data = {}
-    for split, n in (("train", args.train), ("val", args.val)):
-        xs, ys = zip(*(clip_xy(enc, int(s)) for s in split_seeds(split, n, 0)))
-        data[split] = (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+def clip_xy(encoder: PixelVideoEncoder, clip, timing: str, kinds=EVENT_KINDS) -> tuple[np.ndarray, np.ndarray]:
+    feats = encoder.encode_sync(clip.frames)[0].numpy()  # (Ls, D)
+    x = np.concatenate([np.roll(feats, 1, 0), feats, np.roll(feats, -1, 0)], 1)  # (Ls, 3D): token and neighbours
+    on_screen = [i for i in clip.sources if i.on_screen and i.sounding and i.kind in kinds]
+    if timing == "content":
+        if encoder.config.sync_layout != "segments":
+            raise ValueError("content timing is defined for the segments layout only")
+        frames = {f for i in on_screen for f in i.event_frames}
+        y = [any(a <= f <= b for f in frames) for a, b in token_frames(len(clip.frames))]
+    else:
+        times = [e for i in on_screen for e in i.event_times]
+        y = [any(a <= e < b for e in times) for a, b in nominal_spans(len(feats), len(clip.frames) / clip.fps)]
+    return x, np.array(y, np.float32)
+
+
+def probe_auc(data: dict) -> dict[str, tuple[int, int, float]]:
+    """Fit on data["train"] = (x, y); (tokens, event tokens, ROC AUC) per split."""
     x, y = data["train"]
     mean, std = x.mean(0), x.std(0) + 1e-6
     w = torch.zeros(x.shape[1], requires_grad=True)
@@ -64,12 +72,47 @@ def main(argv: list[str] | None = None) -> None:
         return loss
 
     opt.step(closure)
+    out = {}
     for split, (xv, yv) in data.items():
         with torch.no_grad():
             s = ((xv - mean) / std @ w + b).numpy()
         pos, neg = s[yv.numpy() > 0], s[yv.numpy() == 0]
-        auc = mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg))
-        print(f"{split}: tokens {len(yv)}, event tokens {int(yv.sum())} ({yv.mean():.3f}), ROC AUC {auc:.3f}")
+        out[split] = (len(yv), int(yv.sum()), mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", type=int, default=300)
+    p.add_argument("--val", type=int, default=100)
+    p.add_argument("--per-kind", action="store_true",
+                   help="also one probe per event kind (aligned layout, nominal time), on the clips where it is on screen")
+    args = p.parse_args(argv)
+    clips = {split: [make_clip(int(s)) for s in split_seeds(split, n, 0)]
+             for split, n in (("train", args.train), ("val", args.val))}
+    print("| sync layout | token time | val tokens | event tokens | ROC AUC, train | ROC AUC, val |")
+    print("|---|---|---|---|---|---|")
+    for layout, timing in (("segments", "content"), ("segments", "nominal"), ("aligned", "nominal")):
+        enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout=layout))
+        data = {}
+        for split, cs in clips.items():
+            xs, ys = zip(*(clip_xy(enc, c, timing) for c in cs))
+            data[split] = (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+        r = probe_auc(data)
+        print(f"| {layout} | {timing} | {r['val'][0]} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |",
+              flush=True)
+    if args.per_kind:
+        enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout="aligned"))
+        print("\n| kind (aligned, nominal) | val clips | val event tokens | ROC AUC, train | ROC AUC, val |")
+        print("|---|---|---|---|---|")
+        for kind in EVENT_KINDS:
+            data, n = {}, 0
+            for split, cs in clips.items():
+                cs = [c for c in cs if any(i.on_screen and i.sounding and i.kind == kind for i in c.sources)]
+                xs, ys = zip(*(clip_xy(enc, c, "nominal", (kind,)) for c in cs))
+                data[split], n = (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))), len(cs)
+            r = probe_auc(data)
+            print(f"| {kind} | {n} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

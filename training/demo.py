@@ -28,7 +28,8 @@ from nag_model.codecs.demo_mel import MelCodec
 from nag_model.config import PRESETS
 from nag_model.controlnet import AudioControlNet
 from nag_model.demo.evaluators import AudioTagger, EvaluatorConfig, VideoTagger, save_evaluators
-from nag_model.encoders.demo import HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig
+from nag_model.encoders.demo import (SYNC_LAYOUTS, HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder,
+                                     PixelVideoEncoderConfig)
 from nag_model.network import MMAudio
 from nag_model.losses import freeze
 from synthfoley.captions import ADVERBS, LOUD_DB, PHRASES, SOFT_DB
@@ -60,6 +61,7 @@ class DemoPlan:
     stem_video_fraction: float = 0.5  # share of the base's stem rows that keep their clip's video (BaseBatches)
     caption_mix_fraction: float = 0.5  # share of the base's mix rows captioned by one of their sources (BaseBatches)
     onset_weight: float = 0.0  # extra loss weight of the base on sound onsets (BaseObjective); 0: uniform
+    sync_layout: str = "segments"  # PixelVideoEncoderConfig.sync_layout: where each sync token's frames come from
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -75,10 +77,11 @@ class DemoPlan:
                    evaluator_steps=max(int(d.evaluator_steps * f), 30))
 
 
-def encoders(seed: int) -> tuple[HashTextEncoder, PixelVideoEncoder, MelCodec]:
+def encoders(seed: int, sync_layout: str = "segments") -> tuple[HashTextEncoder, PixelVideoEncoder, MelCodec]:
     cfg = PRESETS[PRESET]
     return (HashTextEncoder(HashTextEncoderConfig(dim=cfg.text_dim, seq_len=cfg.text_seq_len, seed=seed)),
-            PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=cfg.clip_dim, sync_dim=cfg.sync_dim, seed=seed)),
+            PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=cfg.clip_dim, sync_dim=cfg.sync_dim, seed=seed,
+                                                      sync_layout=sync_layout)),
             MelCodec())
 
 
@@ -223,7 +226,11 @@ FLOAT_OVERRIDES = {
     "onset-weight": "extra weight of the base's loss on sound onsets: a frame rising by 30 dB or more weighs "
                     "1 + this before each sample's weights are rescaled to mean 1 (default: the plan's)",
 }
-OVERRIDES = COUNT_OVERRIDES + tuple(FLOAT_OVERRIDES)  # the plan's fields a command line may set
+CHOICE_OVERRIDES = {
+    "sync-layout": (SYNC_LAYOUTS, "where each demo sync token's frames come from: Synchformer's segments, or aligned "
+                                  "with the time MMAudio's upsampling gives the token (default: the plan's)"),
+}
+OVERRIDES = COUNT_OVERRIDES + tuple(FLOAT_OVERRIDES) + tuple(CHOICE_OVERRIDES)  # the plan's fields a command line may set
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -236,6 +243,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=int, default=None)
     for name, meaning in FLOAT_OVERRIDES.items():
         p.add_argument(f"--{name}", type=float, default=None, help=meaning)
+    for name, (choices, meaning) in CHOICE_OVERRIDES.items():
+        p.add_argument(f"--{name}", choices=choices, default=None, help=meaning)
     p.add_argument("--threads", type=int, default=None)
     return p.parse_args(argv)
 
@@ -261,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work or f".cache/demo-{plan_id(plan)}")
     out = Path(args.out)
     command = "python -m training.demo " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    enc = encoders(args.seed)
+    enc = encoders(args.seed, plan.sync_layout)
     timings: dict[str, float] = {}
 
     t = time.time()

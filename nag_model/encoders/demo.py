@@ -67,12 +67,23 @@ class HashTextEncoder:
         return {"kind": "hash", **asdict(self.config)}
 
 
+SYNC_LAYOUTS = ("segments", "aligned")
+
+
 @dataclass(frozen=True)
 class PixelVideoEncoderConfig:
     clip_dim: int = 64
     sync_dim: int = 64
     grid: int = 8  # frames are pooled to grid x grid cells
     seed: int = 0
+    # Where each sync token's frames come from: "segments" (Synchformer's layout: 16-frame segments with
+    # stride 8, so the flattened sequence runs back in time at every segment start) or "aligned" (token i
+    # shows the time MMAudio's upsampling gives it: i / Ls of the clip). Bundles without the key are "segments".
+    sync_layout: str = "segments"
+
+    def __post_init__(self):
+        if self.sync_layout not in SYNC_LAYOUTS:
+            raise ValueError(f"sync_layout must be one of {SYNC_LAYOUTS}, got {self.sync_layout!r}")
 
 
 class PixelVideoEncoder:
@@ -82,6 +93,13 @@ class PixelVideoEncoder:
     per frame like CLIP image embeddings. sync (25 fps): for each 16-frame segment (stride 8), 8
     tokens, each projecting the pooled frame and its absolute difference to the previous frame
     (motion energy) at one of the segment's 8 frame pairs, as Synchformer's temporal patches do.
+
+    MMAudio flattens the segments' tokens and stretches them evenly over the latent frames, so with the
+    "segments" layout latent frame n reads frames up to 0.3 s (mean 0.1 s) from its own time, by an
+    offset that changes along the clip: a real Synchformer's tokens see their whole 0.64-s segment and
+    MMAudio learns that layout at scale, but these tokens are local, and the 2M-parameter demo cannot
+    undo it (docs/nag_effect.md, "Sync layout"). The "aligned" layout keeps the token count and
+    interpolates the per-frame features at each token's own time instead.
     """
 
     clip_size = (64, 64)
@@ -110,10 +128,22 @@ class PixelVideoEncoder:
         motion = torch.cat([torch.zeros_like(pooled[:1]), (pooled[1:] - pooled[:-1]).abs() * 4], 0)
         feats = torch.cat([pooled, motion], -1) @ self._sync_proj  # (T, sync_dim)
         segments = (pooled.shape[0] - SYNC_SEGMENT) // SYNC_STEP + 1
+        if self.config.sync_layout == "aligned":
+            return self._at_token_times(feats, segments * SYNC_TOKENS_PER_SEGMENT)[None]
         per = SYNC_SEGMENT // SYNC_TOKENS_PER_SEGMENT  # frames per token (2)
         tokens = [feats[s * SYNC_STEP: s * SYNC_STEP + SYNC_SEGMENT].view(SYNC_TOKENS_PER_SEGMENT, per, -1).mean(1)
                   for s in range(segments)]
         return torch.cat(tokens, 0)[None]  # (1, 8 segments, sync_dim)
+
+    @staticmethod
+    def _at_token_times(feats: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """Per-frame features (T, D) linearly interpolated at the centres of n_tokens equal spans of the clip."""
+        t = feats.shape[0]
+        x = ((torch.arange(n_tokens, dtype=torch.float64) + 0.5) * t / n_tokens - 0.5).clamp(0, t - 1)  # frame coordinate
+        lo = x.floor().long()
+        hi = (lo + 1).clamp(max=t - 1)
+        w = (x - lo).to(feats.dtype)[:, None]
+        return feats[lo] * (1 - w) + feats[hi] * w  # (n_tokens, D)
 
     def to_dict(self) -> dict:
         return {"kind": "pixel", **asdict(self.config)}

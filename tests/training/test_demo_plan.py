@@ -23,8 +23,8 @@ def test_the_committed_weights_were_trained_by_the_default_plan():
     record = json.loads((Path(demo.__file__).parents[1] / "nag_model/weights/demo/training.json").read_text())
     plan = asdict(DemoPlan())
     assert record["plan"] == {k: plan[k] for k in record["plan"]}
-    # the option added after that run: its default is the uniform loss the run used
-    assert {k: plan[k] for k in plan.keys() - record["plan"].keys()} == {"onset_weight": 0.0}
+    # the options added after that run: their defaults are the uniform loss and Synchformer's sync layout it used
+    assert {k: plan[k] for k in plan.keys() - record["plan"].keys()} == {"onset_weight": 0.0, "sync_layout": "segments"}
 
 
 def test_a_budget_scales_the_steps_and_keeps_the_recipe():
@@ -35,15 +35,18 @@ def test_a_budget_scales_the_steps_and_keeps_the_recipe():
 
 def test_overrides_replace_only_their_fields():
     plan = plan_from_args(parse_args(["--stem-video-fraction", "0.5", "--base-steps", "7000", "--seed", "3",
-                                      "--caption-mix-fraction", "0.25", "--onset-weight", "6"]))
+                                      "--caption-mix-fraction", "0.25", "--onset-weight", "6", "--sync-layout", "aligned"]))
     assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000, caption_mix_fraction=0.25,
-                           onset_weight=6.0)
+                           onset_weight=6.0, sync_layout="aligned")
+    with pytest.raises(SystemExit):
+        parse_args(["--sync-layout", "diagonal"])
 
 
 def test_a_different_fraction_is_a_different_cache_folder():
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), stem_video_fraction=0.0))
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), caption_mix_fraction=0.0))
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), onset_weight=6.0))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), sync_layout="aligned"))
     assert plan_id(DemoPlan()) == plan_id(DemoPlan())
 
 
@@ -62,3 +65,8 @@ def test_the_base_is_trained_on_the_plans_stem_video_fraction_and_onset_weight(m
     assert seen["batches"].stem_video_fraction == fraction and seen["steps"] == 7
     assert seen["batches"].caption_mix_fraction == 0.5
     assert seen["objective"].onset_weight == fraction * 4
+
+
+def test_the_plans_sync_layout_reaches_the_video_encoder():
+    assert demo.encoders(0)[1].config.sync_layout == "segments"
+    assert demo.encoders(0, "aligned")[1].config.sync_layout == "aligned"

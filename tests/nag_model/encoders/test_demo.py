@@ -1,4 +1,7 @@
 """Demo encoders and model bundles: MMAudio's rates and lengths, determinism, save/load."""
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +9,8 @@ import torch
 from nag_model.bundle import load_bundle, random_bundle, save_bundle
 from nag_model.checkpoint import WeightsNotFound
 from nag_model.config import get_config
-from nag_model.encoders.demo import HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, tokenize
+from nag_model.encoders.demo import (HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder, PixelVideoEncoderConfig,
+                                     tokenize)
 from nag_model.generator import TrackSettings
 
 
@@ -37,6 +41,61 @@ def test_video_encoder_matches_mmaudio_sequence_lengths():
         enc.encode_sync(still[:10])
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         enc.encode_clip(still[..., 0])
+
+
+def _flash_at(frame: int, n: int = 200) -> np.ndarray:
+    """A dark video with one white frame."""
+    video = np.zeros((n, 64, 64, 3), np.uint8)
+    video[frame] = 255
+    return video
+
+
+def _token_of_latent_time(seconds: float, n_tokens: int, duration: float = 8.0) -> int:
+    """The sync token MMAudio's nearest-exact upsampling gives the latent frame at `seconds`."""
+    return min(int(seconds / duration * n_tokens), n_tokens - 1)
+
+
+@pytest.mark.parametrize("frame", [12, 100, 187])
+def test_aligned_sync_tokens_show_an_event_at_its_own_time(frame):
+    """Latent frames read the sync token of their own time. With the aligned layout a one-frame flash shows
+    in that token and its neighbours only; with Synchformer's segments it shows twice (the segments overlap),
+    on both sides of its time in the middle of the clip and 3 or more tokens (0.12 s) off near the ends."""
+    dark = np.zeros((200, 64, 64, 3), np.uint8)
+    want = _token_of_latent_time((frame + 0.5) / 25, 192)
+    shown = {}
+    for layout in ("aligned", "segments"):
+        enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout=layout))
+        change = (enc.encode_sync(_flash_at(frame))[0] - enc.encode_sync(dark)[0]).norm(dim=-1)  # (192,)
+        shown[layout] = change.nonzero().flatten()
+    assert int(shown["aligned"].min()) >= want - 1 and int(shown["aligned"].max()) <= want + 1
+    segments = shown["segments"].float()
+    assert segments.max() - segments.min() >= 4  # two places
+    if frame != 100:
+        assert abs(float(segments.mean()) - want) >= 3
+
+
+def test_aligned_sync_keeps_the_token_count_and_interpolates():
+    enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout="aligned"))
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 255, (100, 64, 64, 3), dtype=np.uint8)  # a 4-s half, as the ControlNet stage reads
+    assert enc.encode_sync(video).shape == PixelVideoEncoder().encode_sync(video).shape == (1, 88, 64)
+    feats = torch.arange(10.0)[:, None]  # per-frame features 0..9
+    tokens = enc._at_token_times(feats, 5)  # token centres at frames 0.5, 2.5, ..., 8.5
+    assert torch.allclose(tokens[:, 0], torch.tensor([0.5, 2.5, 4.5, 6.5, 8.5]))
+    with pytest.raises(ValueError, match="sync_layout"):
+        PixelVideoEncoderConfig(sync_layout="diagonal")
+
+
+def test_bundle_keeps_the_sync_layout_and_old_cards_load_as_segments(tmp_path):
+    bundle = random_bundle("tiny", duration=2.0)
+    bundle.video_encoder = PixelVideoEncoder(replace(bundle.video_encoder.config, sync_layout="aligned"))
+    save_bundle(bundle, str(tmp_path / "b"))
+    assert load_bundle(str(tmp_path / "b"), duration=2.0).video_encoder.config.sync_layout == "aligned"
+    card_path = tmp_path / "b" / "bundle.json"
+    card = json.loads(card_path.read_text())
+    del card["video_encoder"]["sync_layout"]  # a bundle saved before the option existed
+    card_path.write_text(json.dumps(card))
+    assert load_bundle(str(tmp_path / "b"), duration=2.0).video_encoder.config.sync_layout == "segments"
 
 
 def test_bundle_round_trip_and_short_videos(tmp_path):
