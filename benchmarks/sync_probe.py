@@ -57,6 +57,12 @@ def clip_xy(encoder: PixelVideoEncoder, clip, timing: str, kinds=EVENT_KINDS) ->
     return x, np.array(y, np.float32)
 
 
+def dataset(encoder: PixelVideoEncoder, clips, timing: str, kinds=EVENT_KINDS) -> tuple[torch.Tensor, torch.Tensor]:
+    """clip_xy of every clip, concatenated."""
+    xs, ys = zip(*(clip_xy(encoder, c, timing, kinds) for c in clips))
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
 def probe_auc(data: dict) -> dict[str, tuple[int, int, float]]:
     """Fit on data["train"] = (x, y); (tokens, event tokens, ROC AUC) per split."""
     x, y = data["train"]
@@ -94,11 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     for layout, timing in (("segments", "content"), ("segments", "nominal"), ("aligned", "nominal")):
         enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout=layout))
-        data = {}
-        for split, cs in clips.items():
-            xs, ys = zip(*(clip_xy(enc, c, timing) for c in cs))
-            data[split] = (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
-        r = probe_auc(data)
+        r = probe_auc({split: dataset(enc, cs, timing) for split, cs in clips.items()})
         print(f"| {layout} | {timing} | {r['val'][0]} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |",
               flush=True)
     if args.per_kind:
@@ -106,13 +108,14 @@ def main(argv: list[str] | None = None) -> None:
         print("\n| kind (aligned, nominal) | val clips | val event tokens | ROC AUC, train | ROC AUC, val |")
         print("|---|---|---|---|---|")
         for kind in EVENT_KINDS:
-            data, n = {}, 0
-            for split, cs in clips.items():
-                cs = [c for c in cs if any(i.on_screen and i.sounding and i.kind == kind for i in c.sources)]
-                xs, ys = zip(*(clip_xy(enc, c, "nominal", (kind,)) for c in cs))
-                data[split], n = (torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))), len(cs)
-            r = probe_auc(data)
-            print(f"| {kind} | {n} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |", flush=True)
+            shown = {split: [c for c in cs if any(i.on_screen and i.sounding and i.kind == kind for i in c.sources)]
+                     for split, cs in clips.items()}
+            if not all(shown.values()):
+                print(f"| {kind} | {len(shown['val'])} | | | (on screen in no clip of a split) |", flush=True)
+                continue
+            r = probe_auc({split: dataset(enc, cs, "nominal", (kind,)) for split, cs in shown.items()})
+            print(f"| {kind} | {len(shown['val'])} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
