@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.nag_effect import N_SAMPLES, null_judge, select_clips  # noqa: E402
 from nag_model.bundle import load_bundle  # noqa: E402
-from synthfoley.judges import NNLS_SHARE, nnls_shares, timefree_shares  # noqa: E402
+from synthfoley.judges import NNLS_SHARE, StemMels  # noqa: E402
 from synthfoley.world import SR, make_clip  # noqa: E402
 
 CONTINUOUS = frozenset({"fan", "car", "wind", "rain", "crowd"})  # kinds that sound through the whole clip
@@ -62,9 +62,9 @@ def _pair_row(base: dict, kinds: list[str], j: int, gt: np.ndarray, tf: np.ndarr
                    "gt": bool(gt[j] >= NNLS_SHARE), "timefree": bool(tf[j] >= NNLS_SHARE), "corr": verdict.detected}
 
 
-def _planted_row(codec, judge, stems, kinds, k, j, version: str, wav: np.ndarray, base: dict) -> dict:
+def _planted_row(stem_mels, judge, stems, kinds, k, j, version: str, wav: np.ndarray, base: dict) -> dict:
     """One pair row: ``wav`` (a version of stem k holding stem j) judged against source j."""
-    gt, tf = nnls_shares(codec, wav, stems), timefree_shares(codec, wav, stems)
+    gt, tf = stem_mels.shares(wav)
     _, (leak,) = judge.judge(wav, stems[k], [stems[j]], kinds)
     return _pair_row(base | {"version": version}, kinds, j, gt, tf, leak)
 
@@ -77,11 +77,12 @@ def check_clip(codec, judge, clip_seed: int, shift_s: float, leak_db: tuple[floa
     infos = [i for i in clip.sources if i.sounding]
     stems = [np.asarray(s[:N_SAMPLES], np.float32) for i, s in zip(clip.sources, clip.stems) if i.sounding]
     kinds = [i.kind for i in infos]
+    stem_mels = StemMels(codec, stems)
     pairs, presence = [], []
     for k, stem in enumerate(stems):
         others = [j for j in range(len(stems)) if kinds[j] != kinds[k]]
         for name, wav in versions(codec, stem, shift_s).items():
-            gt, tf = nnls_shares(codec, wav, stems), timefree_shares(codec, wav, stems)
+            gt, tf = stem_mels.shares(wav)
             own, leaks = judge.judge(wav, stem, [stems[j] for j in others], kinds)
             base = {"clip_seed": clip_seed, "version": name, "kind": kinds[k]}
             presence.append(base | {"continuous": kinds[k] in CONTINUOUS, "gt": bool(gt[k] >= NNLS_SHARE),
@@ -91,7 +92,7 @@ def check_clip(codec, judge, clip_seed: int, shift_s: float, leak_db: tuple[floa
                 continue
             for j in others:
                 for level in leak_db:
-                    pairs.append(_planted_row(codec, judge, stems, kinds, k, j, leak_version(name, level),
+                    pairs.append(_planted_row(stem_mels, judge, stems, kinds, k, j, leak_version(name, level),
                                               planted(wav, stem, stems[j], level), base))
     return pairs, presence
 

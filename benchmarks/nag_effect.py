@@ -16,7 +16,7 @@ Per method it reports leakage (tracks 2..K against their earlier tracks) and tar
   - the demo audio tagger: a (track, earlier caption of another kind) pair leaks when the tagger
     hears the earlier caption's kind (probability >= 0.5) in the track; the target is present when
     it hears the caption's own kind;
-  - the ground-truth NNLS judge (`synthfoley.judges.nnls_shares`): the track's mel magnitudes are
+  - the ground-truth NNLS judge (`synthfoley.judges.StemMels`): the track's mel magnitudes are
     decomposed (non-negative least squares) onto the clip's true, time-aligned source stems; a pair
     leaks when the earlier source explains at least 20% of the track's energy (the mean share is
     reported too), the target is present when its own stem explains at least 20%;
@@ -26,7 +26,7 @@ Per method it reports leakage (tracks 2..K against their earlier tracks) and tar
     against stems of kinds absent from the clip, taken from other clips (`--null-clips`); presence
     correlates the track with its own stem against the same null. Its false-alarm rate on the null
     (leave one out) is reported as corr_null_false_alarm;
-  - the time-free NNLS judge (`synthfoley.judges.timefree_shares`): the same decomposition on the
+  - the time-free NNLS judge (`StemMels` too): the same decomposition on the
     time-averaged mel spectra, so a sound counts wherever in time it is. The time-aligned judges call a
     mistimed sound the leakage of whatever sounds at those times (`benchmarks/judge_timing_check.py`);
     this one does not;
@@ -66,7 +66,7 @@ from nag_model.generator import Track, TrackSettings
 from nag_model.settings import DEFAULTS
 from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
-from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, nnls_shares, timefree_shares
+from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, StemMels
 from synthfoley.splits import SPLITS, captioned_seeds, seed_range, split_seeds
 from evaluation.stats import paired_rate_difference
 from synthfoley.world import SR, make_clip
@@ -148,10 +148,10 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
     clip_kinds = [parse_caption(c)[0] for c in stem_captions]
     kinds = [parse_caption(t.caption)[0] for t in tracks]
     base = {"clip_seed": int(clip.seed), "method": method}
+    stem_mels = StemMels(codec, [stems[c] for c in stem_captions])
     track_rows, pair_rows = [], []
     for k, t in enumerate(tracks):
-        shares = nnls_shares(codec, wavs[k], [stems[c] for c in stem_captions])
-        spectral = timefree_shares(codec, wavs[k], [stems[c] for c in stem_captions])
+        shares, spectral = stem_mels.shares(wavs[k])
         others = [j for j in range(k) if kinds[j] != kinds[k]]
         presence, leaks = judge.judge(wavs[k], stems[t.caption], [stems[tracks[j].caption] for j in others], clip_kinds)
         own = float(shares[stem_captions.index(t.caption)])

@@ -19,6 +19,8 @@ and asks each judge whether the caption's own source is present:
   - nnls_timefree: the same decomposition on the time-averaged mel spectra (right sound, any
     timing): tells a wrongly timed source from a missing one;
   - corr: the null-calibrated stem-correlation judge (synthfoley.judges).
+It also asks what else each track holds: other_tagger (the tagger hears another kind of the clip) and
+other_nnls (another of the clip's true stems explains at least 20% of the track).
 Per-track rows (with the source's kind, visibility class, gain and level against the rest of the
 mix) go to a Parquet file beside the JSON; the JSON holds presence rates overall and per group.
 """
@@ -41,8 +43,7 @@ from audio.loudness import integrated_loudness
 from nag_model.bundle import load_bundle
 from nag_model.generator import TrackRequest, VideoFeatures
 from nag_model.settings import DEFAULTS, TrackSettings
-from synthfoley.judges import (NNLS_SHARE, StemCorrelationJudge, StemJudgeConfig, correlations, nnls_shares,
-                               stem_features, timefree_shares)
+from synthfoley.judges import NNLS_SHARE, StemCorrelationJudge, StemJudgeConfig, StemMels, correlations, stem_features
 from synthfoley.splits import captioned_seeds, seed_range, split_seeds
 from synthfoley.world import SR, make_clip
 from training.data import _clip_index
@@ -89,10 +90,11 @@ def judge_rows(bundle, judge, clip, infos, stems, mix, version: str, wavs: list[
     ev, codec = bundle.evaluator, bundle.codec
     probs = ev.tag(np.stack(wavs))
     kinds = [i.kind for i in infos]
+    stem_mels = StemMels(codec, stems)
     rows = []
     for k, (info, wav) in enumerate(zip(infos, wavs)):
-        shares = nnls_shares(codec, wav, stems)
-        tf = timefree_shares(codec, wav, stems)
+        shares, tf = stem_mels.shares(wav)
+        others = [j for j in range(len(infos)) if kinds[j] != info.kind]  # the clip's sources of other kinds
         presence, _ = judge.judge(wav, stems[k], [], kinds)
         rest = mix.astype(np.float64) - stems[k]
         level = 10 * np.log10(np.mean(stems[k].astype(np.float64) ** 2) / max(np.mean(rest ** 2), 1e-20))
@@ -109,16 +111,21 @@ def judge_rows(bundle, judge, clip, infos, stems, mix, version: str, wavs: list[
             "corr_score": presence.score, "corr_threshold": presence.threshold, "corr": presence.detected,
             "corr_null_false_alarm": presence.null_false_alarm,
             "envelope_corr": envelope_corr(wav, stems[k]),
+            # what else the track holds: the clip's other sources, by the tagger and the NNLS judge
+            "other_tagger_max": max((float(probs[k, ev.labels.index(kinds[j])]) for j in others), default=0.0),
+            "other_tagger": any(probs[k, ev.labels.index(kinds[j])] >= 0.5 for j in others),
+            "other_nnls_share": float(sum(shares[j] for j in others)),
+            "other_nnls": any(shares[j] >= NNLS_SHARE for j in others),
         })
     return rows
 
 
 def summarise(rows: list[dict]) -> dict:
-    judges = ("tagger", "nnls", "nnls_timefree", "corr")
+    judges = ("tagger", "nnls", "nnls_timefree", "corr", "other_tagger", "other_nnls")
     out: dict = {}
 
     def rates(rs):
-        return ({j: round(float(np.mean([r[j] for r in rs])), 3) for j in judges}
+        return ({j: round(float(np.mean([r[j] for r in rs])), 3) for j in judges if j in rs[0]}
                 | {"envelope_corr": round(float(np.mean([r["envelope_corr"] for r in rs])), 3), "n": len(rs)})
 
     def level_bin(r):
@@ -159,14 +166,15 @@ def mix_rows(bundle, gen, clip, mix: np.ndarray, null_mixes: np.ndarray, steps: 
 
 
 def markdown(presence: dict, groups=("all", "visibility", "level_vs_rest")) -> str:
-    """Presence by each judge for every version, overall and per group."""
-    judges = ("tagger", "nnls", "nnls_timefree", "corr")
+    """Presence by each judge for every version, overall and per group, and the share of tracks that hold
+    another of the clip's sources (`other_*`)."""
+    judges = ("tagger", "nnls", "nnls_timefree", "corr", "other_tagger", "other_nnls")
     lines = ["| version | group | " + " | ".join(judges) + " | envelope corr | tracks |", "|---" * (len(judges) + 4) + "|"]
     for version, d in presence.items():
         for g in groups:
             items = [("all", d["all"])] if g == "all" else list(d[g].items())
             for name, r in items:
-                lines.append(f"| {version} | {name} | " + " | ".join(f"{r[j]:.3f}" for j in judges) + f" | {r.get('envelope_corr', float('nan')):.3f} | {r['n']} |")
+                lines.append(f"| {version} | {name} | " + " | ".join(f"{r.get(j, float('nan')):.3f}" for j in judges) + f" | {r.get('envelope_corr', float('nan')):.3f} | {r['n']} |")
     return "\n".join(lines)
 
 

@@ -16,8 +16,8 @@ null stems): a pair leaks (a source is present) when its score is above the null
 For a track without the source, the score is one more draw from (roughly) the null, so the judge
 raises a false alarm about 5% of the time by construction; `loo_false_alarm_rate` measures it.
 
-`nnls_shares` is the older ground-truth judge of `benchmarks/nag_effect.py`: the share of a track's
-mel magnitudes that each true stem explains in a non-negative decomposition.
+`StemMels` holds the older ground-truth judges of `benchmarks/nag_effect.py`: the share of a track's
+mel magnitudes that each true stem explains in a non-negative decomposition, time-aligned or time-free.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from scipy.optimize import nnls
 
 
 _NOTHING_LEFT = 1e-4  # norm of a remainder (of unit-norm features) that is only rounding noise
-NNLS_SHARE = 0.2  # nnls_shares: a source "is in" a track when it explains at least this share
+NNLS_SHARE = 0.2  # StemMels.shares: a source "is in" a track when it explains at least this share
 
 
 def mel_magnitude(codec, wav: np.ndarray) -> np.ndarray:
@@ -39,44 +39,47 @@ def mel_magnitude(codec, wav: np.ndarray) -> np.ndarray:
     return (10.0 ** codec.encode(torch.from_numpy(np.array(wav, np.float32))[None])[0].double().numpy()).ravel()
 
 
-def nnls_shares(codec, track: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
-    """Share of the track's mel magnitude explained by each ground-truth stem of the clip.
+def _shares(basis: np.ndarray, y: np.ndarray, maxiter: int | None = None) -> np.ndarray:
+    """Non-negative weights of `y` on the unit-sum columns of `basis`, as shares of `y`'s total."""
+    basis = basis / np.maximum(basis.sum(0, keepdims=True), 1e-12)
+    weights, _ = nnls(basis, y, maxiter=maxiter)
+    return weights / max(float(y.sum()), 1e-12)
 
-    The track's mel magnitudes (frames x bands, linear) are decomposed as a non-negative combination of
-    the clip's true stems' mel magnitudes, each scaled to unit sum; weight j is then the magnitude that
-    stem j explains, and dividing by the track's total gives its share (the rest is unexplained:
-    artefacts, or sound in the wrong place or time). A least-squares fit can put more magnitude on a
-    stem than the track holds in all, so a share can exceed 1: on the v4 test rows of generated tracks,
-    310 of 2856 own shares and 86 of 3832 leak shares, at most 1.4. The judges only ask whether a share
-    reaches 0.2. Because the stems are time-aligned with the video, a leaked visible source shows up at
-    its true event times.
+
+class StemMels:
+    """The two NNLS ground-truth judges of a clip: its true stems' mel magnitudes, computed once per clip
+    and shared by every track judged against them.
+
+    `shares(track)` gives, for each stem, the share of the track's mel magnitude that the stem explains:
+      - time-aligned: the track's mel magnitudes (frames x bands, linear) are decomposed as a
+        non-negative combination of the stems' mel magnitudes, each scaled to unit sum; weight j is the
+        magnitude stem j explains, and dividing by the track's total gives its share (the rest is
+        unexplained: artefacts, or sound in the wrong place or time). Because the stems are time-aligned
+        with the video, a leaked visible source shows up at its true event times. A least-squares fit
+        can put more magnitude on a stem than the track holds in all, so a share can exceed 1: on the v4
+        test rows of generated tracks, 310 of 2856 own shares and 86 of 3832 leak shares, at most 1.4.
+        The judges only ask whether a share reaches `NNLS_SHARE`.
+      - time-free: the same decomposition on time-averaged mel spectra (bands only): which sources'
+        spectra explain the track, wherever in time their sound is. Unlike the time-aligned judge, a
+        sound at the wrong times is not mistaken for the sources that sound at those times
+        (``benchmarks/judge_timing_check.py``).
 
     Args:
-        codec: anything with the demo codec's `encode((1, L) tensor) -> (1, N, bands)` log10-mel.
-        track: (L,) waveform; stems: S waveforms (L,).
-
-    Returns:
-        (S,) shares.
+        codec: anything with the demo codec's `encode((1, L) tensor) -> (1, N, bands)` log10-mel and
+            `latent_dim` (the bands).
+        stems: S waveforms (L,), the clip's true stems.
     """
-    basis = np.stack([mel_magnitude(codec, s) for s in stems], 1)
-    basis /= np.maximum(basis.sum(0, keepdims=True), 1e-12)
-    y = mel_magnitude(codec, track)
-    weights, _ = nnls(basis, y, maxiter=50 * len(stems))
-    return weights / max(float(y.sum()), 1e-12)
 
+    def __init__(self, codec, stems: list[np.ndarray]):
+        self.codec = codec
+        self.mels = np.stack([mel_magnitude(codec, s) for s in stems], 1)  # (frames * bands, S)
+        self.spectra = self.mels.reshape(-1, codec.latent_dim, len(stems)).mean(0)  # (bands, S)
 
-def timefree_shares(codec, track: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
-    """:func:`nnls_shares` on time-averaged mel spectra (bands only): which sources' spectra explain the
-    track, wherever in time their sound is. Unlike the time-aligned judge, a sound at the wrong times
-    is not mistaken for the sources that sound at those times (``benchmarks/judge_timing_check.py``)."""
-    def spectrum(w):
-        return mel_magnitude(codec, w).reshape(-1, codec.latent_dim).mean(0)
-
-    basis = np.stack([spectrum(s) for s in stems], 1)  # (bands, S)
-    basis /= np.maximum(basis.sum(0, keepdims=True), 1e-12)
-    y = spectrum(track)
-    weights, _ = nnls(basis, y)
-    return weights / max(float(y.sum()), 1e-12)
+    def shares(self, track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(time-aligned shares, time-free shares) of the stems in one (L,) track, (S,) each."""
+        y = mel_magnitude(self.codec, track)
+        aligned = _shares(self.mels, y, maxiter=50 * self.mels.shape[1])
+        return aligned, _shares(self.spectra, y.reshape(-1, self.codec.latent_dim).mean(0))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Retrain the embedded demo model from scratch, reproducibly from a seed.
 
-    python -m training.demo --out nag_model/weights/demo --seed 0            # the committed weights (~50 min, 2 cores)
+    python -m training.demo --out nag_model/weights/demo --seed 0            # the committed weights (~2 h, 2 cores)
     python -m training.demo --out /tmp/demo --budget-minutes 5               # a quick end-to-end run
 
 Stages: data (SynthFoley clips -> cached latents and features), base (MMAudio demo_16k), ControlNet

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from nag_model.codecs.demo_mel import MelCodec
-from synthfoley.judges import (NNLS_SHARE, StemCorrelationJudge, loo_false_alarm_rate, mel_magnitude, nnls_shares,
-                               null_threshold, timefree_shares)
+from synthfoley.judges import NNLS_SHARE, StemCorrelationJudge, StemMels, loo_false_alarm_rate, mel_magnitude, null_threshold
 from synthfoley.splits import captioned_seeds, split_seeds
 from synthfoley.world import make_clip
 
@@ -109,9 +108,9 @@ def clip_stems():
 
 
 def test_nnls_judge_attributes_each_true_stem_to_itself(clip_stems):
-    codec = MelCodec()
+    stem_mels = StemMels(MelCodec(), clip_stems)
     for k, stem in enumerate(clip_stems):
-        shares = nnls_shares(codec, stem, clip_stems)
+        shares, _ = stem_mels.shares(stem)
         assert shares[k] > 0.95
         assert np.delete(shares, k).max() < NNLS_SHARE
 
@@ -120,7 +119,7 @@ def test_nnls_judge_splits_a_sum_of_stems(clip_stems):
     codec = MelCodec()
     a, b = clip_stems[0], clip_stems[1]
     scale = mel_magnitude(codec, a).sum() / max(mel_magnitude(codec, b).sum(), 1e-9)  # equal mel energy
-    shares = nnls_shares(codec, a + scale * b, clip_stems)
+    shares, _ = StemMels(codec, clip_stems).shares(a + scale * b)
     assert shares[0] >= NNLS_SHARE and shares[1] >= NNLS_SHARE
     assert shares[0] + shares[1] > 0.8
     assert shares[2:].sum() < 0.1
@@ -129,12 +128,12 @@ def test_nnls_judge_splits_a_sum_of_stems(clip_stems):
 def test_the_time_free_judge_finds_a_moved_stem_where_the_time_aligned_one_does_not(clip_stems):
     """The same stems moved 2.5 s later: the time-aligned judge loses the event sources (their energy lands
     where other sources sound), the time-free one still gives each stem to itself and to nothing else."""
-    codec = MelCodec()
+    stem_mels = StemMels(MelCodec(), clip_stems)
+    aligned = []
     for k, stem in enumerate(clip_stems):
-        moved = np.roll(stem, 40000)
-        spectral = timefree_shares(codec, moved, clip_stems)
+        shares, spectral = stem_mels.shares(np.roll(stem, 40000))
         assert spectral[k] > 0.9 and np.delete(spectral, k).max() < NNLS_SHARE
-    aligned = [nnls_shares(codec, np.roll(s, 40000), clip_stems)[k] for k, s in enumerate(clip_stems)]
+        aligned.append(shares[k])
     assert min(aligned) < NNLS_SHARE  # at least one moved source is missed by the time-aligned judge
 
 
@@ -142,5 +141,5 @@ def test_the_time_free_judge_splits_a_sum_of_stems(clip_stems):
     codec = MelCodec()
     a, b = clip_stems[0], clip_stems[1]
     scale = mel_magnitude(codec, a).sum() / max(mel_magnitude(codec, b).sum(), 1e-9)
-    shares = timefree_shares(codec, a + scale * np.roll(b, 24000), clip_stems)  # b at other times: still found
+    _, shares = StemMels(codec, clip_stems).shares(a + scale * np.roll(b, 24000))  # b at other times: still found
     assert shares[0] >= NNLS_SHARE and shares[1] >= NNLS_SHARE and shares[2:].sum() < 0.2
