@@ -1,6 +1,7 @@
 """Do the demo's sync features show when on-screen events happen? (issue 12, item 1)
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/sync_probe.py --train 300 --val 100
+    python benchmarks/sync_probe.py --train 200 --val 80 --per-kind --sync-grid 16 --motion-gain 32
 
 A linear probe (logistic regression on a token's PixelVideoEncoder sync feature and its two
 neighbours) predicts whether an on-screen, sounding source has an event (contact, step, knock, strike,
@@ -11,7 +12,8 @@ token's time":
 - nominal: the span of the clip whose latent frames read the token after MMAudio's upsampling
   (token i of Ls: [i, i + 1) x duration / Ls). This is what the network needs.
 High AUC: the features carry the timing, and a model that does not follow it has not learned to read
-it. AUC near 0.5: the encoder is the bottleneck.
+it. AUC near 0.5: the encoder is the bottleneck. `--sync-grid` adds rows for other sync features
+(`PixelVideoEncoderConfig.sync_grid`, `motion_gain`), aligned.
 """
 from __future__ import annotations
 
@@ -93,28 +95,39 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val", type=int, default=100)
     p.add_argument("--per-kind", action="store_true",
                    help="also one probe per event kind (aligned layout, nominal time), on the clips where it is on screen")
+    p.add_argument("--sync-grid", type=int, nargs="*", default=[],
+                   help="also probe the aligned features with these sync grids (cells a side; committed: 8)")
+    p.add_argument("--motion-gain", type=float, default=4.0,
+                   help="the motion term's weight for the --sync-grid rows (committed: 4)")
     args = p.parse_args(argv)
     clips = {split: [make_clip(int(s)) for s in split_seeds(split, n, 0)]
              for split, n in (("train", args.train), ("val", args.val))}
-    print("| sync layout | token time | val tokens | event tokens | ROC AUC, train | ROC AUC, val |")
+    configs = {("segments", "content"): PixelVideoEncoderConfig(sync_layout="segments"),
+               ("segments", "nominal"): PixelVideoEncoderConfig(sync_layout="segments"),
+               ("aligned", "nominal"): PixelVideoEncoderConfig(sync_layout="aligned")}
+    for grid in args.sync_grid:
+        configs[(f"aligned, grid {grid}, motion x{args.motion_gain:g}", "nominal")] = PixelVideoEncoderConfig(
+            sync_layout="aligned", sync_grid=grid, motion_gain=args.motion_gain)
+    print("| sync features | token time | val tokens | event tokens | ROC AUC, train | ROC AUC, val |")
     print("|---|---|---|---|---|---|")
-    for layout, timing in (("segments", "content"), ("segments", "nominal"), ("aligned", "nominal")):
-        enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout=layout))
+    for (name, timing), config in configs.items():
+        enc = PixelVideoEncoder(config)
         r = probe_auc({split: dataset(enc, cs, timing) for split, cs in clips.items()})
-        print(f"| {layout} | {timing} | {r['val'][0]} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |",
+        print(f"| {name} | {timing} | {r['val'][0]} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |",
               flush=True)
     if args.per_kind:
-        enc = PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout="aligned"))
-        print("\n| kind (aligned, nominal) | val clips | val event tokens | ROC AUC, train | ROC AUC, val |")
-        print("|---|---|---|---|---|")
+        aligned = {name: PixelVideoEncoder(c) for (name, timing), c in configs.items() if name.startswith("aligned")}
+        print(f"\n| kind (nominal time) | val clips | val event tokens | {' | '.join(f'ROC AUC val, {n}' for n in aligned)} |")
+        print("|---|---|---|" + "---|" * len(aligned))
         for kind in EVENT_KINDS:
             shown = {split: [c for c in cs if any(i.on_screen and i.sounding and i.kind == kind for i in c.sources)]
                      for split, cs in clips.items()}
             if not all(shown.values()):
-                print(f"| {kind} | {len(shown['val'])} | | | (on screen in no clip of a split) |", flush=True)
+                print(f"| {kind} | {len(shown['val'])} | | (on screen in no clip of a split) |", flush=True)
                 continue
-            r = probe_auc({split: dataset(enc, cs, "nominal", (kind,)) for split, cs in shown.items()})
-            print(f"| {kind} | {len(shown['val'])} | {r['val'][1]} | {r['train'][2]:.3f} | {r['val'][2]:.3f} |",
+            aucs = [probe_auc({split: dataset(enc, cs, "nominal", (kind,)) for split, cs in shown.items()})["val"]
+                    for enc in aligned.values()]
+            print(f"| {kind} | {len(shown['val'])} | {aucs[0][1]} | {' | '.join(f'{a[2]:.3f}' for a in aucs)} |",
                   flush=True)
 
 

@@ -62,6 +62,12 @@ class DemoPlan:
     caption_mix_fraction: float = 0.5  # share of the base's mix rows captioned by one of their sources (BaseBatches)
     onset_weight: float = 0.0  # extra loss weight of the base on sound onsets (BaseObjective); 0: uniform
     sync_layout: str = "segments"  # PixelVideoEncoderConfig.sync_layout: where each sync token's frames come from
+    sync_grid: int = 8  # PixelVideoEncoderConfig.sync_grid: cells a side of the sync features' pooled frames
+    motion_gain: float = 4.0  # PixelVideoEncoderConfig.motion_gain: weight of the sync features' motion term
+
+    def video_options(self) -> dict:
+        """The PixelVideoEncoderConfig options the plan sets."""
+        return {"sync_layout": self.sync_layout, "sync_grid": self.sync_grid, "motion_gain": self.motion_gain}
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -77,11 +83,11 @@ class DemoPlan:
                    evaluator_steps=max(int(d.evaluator_steps * f), 30))
 
 
-def encoders(seed: int, sync_layout: str = "segments") -> tuple[HashTextEncoder, PixelVideoEncoder, MelCodec]:
+def encoders(seed: int, **video) -> tuple[HashTextEncoder, PixelVideoEncoder, MelCodec]:
+    """The demo's text encoder, video encoder (`video`: PixelVideoEncoderConfig options) and codec."""
     cfg = PRESETS[PRESET]
     return (HashTextEncoder(HashTextEncoderConfig(dim=cfg.text_dim, seq_len=cfg.text_seq_len, seed=seed)),
-            PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=cfg.clip_dim, sync_dim=cfg.sync_dim, seed=seed,
-                                                      sync_layout=sync_layout)),
+            PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=cfg.clip_dim, sync_dim=cfg.sync_dim, seed=seed, **video)),
             MelCodec())
 
 
@@ -219,18 +225,23 @@ def write_cards(out: Path, plan: DemoPlan, results: dict, metrics: dict, timings
 
 
 COUNT_OVERRIDES = ("train-clips", "val-clips", "base-steps", "controlnet-steps", "evaluator-steps")
+INT_OVERRIDES = {
+    "sync-grid": "cells a side of the frames the demo sync features pool (default: the plan's)",
+}
 FLOAT_OVERRIDES = {
     "stem-video-fraction": "share of the base's stem rows trained with their clip's video (default: the plan's)",
     "caption-mix-fraction": "share of the base's mix rows trained with one source's caption instead of the clip's "
                             "label (default: the plan's)",
     "onset-weight": "extra weight of the base's loss on sound onsets: a frame rising by 30 dB or more weighs "
                     "1 + this before each sample's weights are rescaled to mean 1 (default: the plan's)",
+    "motion-gain": "weight of the demo sync features' motion term, the frame-to-frame change (default: the plan's)",
 }
 CHOICE_OVERRIDES = {
     "sync-layout": (SYNC_LAYOUTS, "where each demo sync token's frames come from: Synchformer's segments, or aligned "
                                   "with the time MMAudio's upsampling gives the token (default: the plan's)"),
 }
-OVERRIDES = COUNT_OVERRIDES + tuple(FLOAT_OVERRIDES) + tuple(CHOICE_OVERRIDES)  # the plan's fields a command line may set
+# the plan's fields a command line may set
+OVERRIDES = COUNT_OVERRIDES + tuple(INT_OVERRIDES) + tuple(FLOAT_OVERRIDES) + tuple(CHOICE_OVERRIDES)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -241,6 +252,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", default=None, help="cache and checkpoints (default: .cache/demo-<hash of the plan>)")
     for name in COUNT_OVERRIDES:
         p.add_argument(f"--{name}", type=int, default=None)
+    for name, meaning in INT_OVERRIDES.items():
+        p.add_argument(f"--{name}", type=int, default=None, help=meaning)
     for name, meaning in FLOAT_OVERRIDES.items():
         p.add_argument(f"--{name}", type=float, default=None, help=meaning)
     for name, (choices, meaning) in CHOICE_OVERRIDES.items():
@@ -270,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work or f".cache/demo-{plan_id(plan)}")
     out = Path(args.out)
     command = "python -m training.demo " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    enc = encoders(args.seed, plan.sync_layout)
+    enc = encoders(args.seed, **plan.video_options())
     timings: dict[str, float] = {}
 
     t = time.time()

@@ -68,22 +68,34 @@ class HashTextEncoder:
 
 
 SYNC_LAYOUTS = ("segments", "aligned")
+FRAME_PIXELS = 64  # the pixel encoder's frame height and width
 
 
 @dataclass(frozen=True)
 class PixelVideoEncoderConfig:
     clip_dim: int = 64
     sync_dim: int = 64
-    grid: int = 8  # frames are pooled to grid x grid cells
+    grid: int = 8  # frames are pooled to grid x grid cells for the clip features
     seed: int = 0
     # Where each sync token's frames come from: "segments" (Synchformer's layout: 16-frame segments with
     # stride 8, so the flattened sequence runs back in time at every segment start) or "aligned" (token i
     # shows the time MMAudio's upsampling gives it: i / Ls of the clip). Bundles without the key are "segments".
     sync_layout: str = "segments"
+    # The sync features' grid (None: `grid`) and the weight of their motion term. A finer grid and a stronger
+    # motion term show small, brief events (a drop, a knock) better: docs/nag_effect.md, "Sync features".
+    # Bundles without the keys are the committed layout (grid 8, motion x4).
+    sync_grid: int | None = None
+    motion_gain: float = 4.0
 
     def __post_init__(self):
         if self.sync_layout not in SYNC_LAYOUTS:
             raise ValueError(f"sync_layout must be one of {SYNC_LAYOUTS}, got {self.sync_layout!r}")
+        for name in ("grid", "sync_grid"):
+            cells = getattr(self, name)
+            if cells is not None and not 1 <= cells <= FRAME_PIXELS:
+                raise ValueError(f"{name} must be 1..{FRAME_PIXELS} cells (the frames' pixels), got {cells}")
+        if not self.motion_gain > 0:
+            raise ValueError(f"motion_gain must be positive, got {self.motion_gain}")
 
 
 class PixelVideoEncoder:
@@ -91,8 +103,9 @@ class PixelVideoEncoder:
 
     clip (8 fps): a fixed random projection of the frame pooled to an 8x8 RGB grid, L2-normalised
     per frame like CLIP image embeddings. sync (25 fps): for each 16-frame segment (stride 8), 8
-    tokens, each projecting the pooled frame and its absolute difference to the previous frame
-    (motion energy) at one of the segment's 8 frame pairs, as Synchformer's temporal patches do.
+    tokens, each projecting the pooled frame (`sync_grid` cells a side) and its absolute difference to
+    the previous frame (motion energy, times `motion_gain`) at one of the segment's 8 frame pairs, as
+    Synchformer's temporal patches do.
 
     MMAudio flattens the segments' tokens and stretches them evenly over the latent frames, so with the
     "segments" layout latent frame n reads frames up to 0.3 s (mean 0.1 s) from its own time, by an
@@ -102,30 +115,31 @@ class PixelVideoEncoder:
     interpolates the per-frame features at each token's own time instead.
     """
 
-    clip_size = (64, 64)
-    sync_size = (64, 64)
+    clip_size = (FRAME_PIXELS, FRAME_PIXELS)
+    sync_size = (FRAME_PIXELS, FRAME_PIXELS)
 
     def __init__(self, config: PixelVideoEncoderConfig = PixelVideoEncoderConfig()):
         self.config = config
-        cells = 3 * config.grid * config.grid
-        self._clip_proj = _seeded_matrix(config.seed + 10, cells, config.clip_dim)
-        self._sync_proj = _seeded_matrix(config.seed + 11, 2 * cells, config.sync_dim)
+        self._sync_grid = config.sync_grid or config.grid
+        self._clip_proj = _seeded_matrix(config.seed + 10, 3 * config.grid ** 2, config.clip_dim)
+        self._sync_proj = _seeded_matrix(config.seed + 11, 2 * 3 * self._sync_grid ** 2, config.sync_dim)
 
-    def _pool(self, frames: np.ndarray) -> torch.Tensor:
+    @staticmethod
+    def _pool(frames: np.ndarray, grid: int) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
             raise ValueError(f"frames must be (T, H, W, 3) uint8 with T >= 1, got {frames.shape}")
         x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float() / 255.0  # (T, 3, H, W)
-        return F.adaptive_avg_pool2d(x, self.config.grid).flatten(1) * 2 - 1  # (T, 3 g g)
+        return F.adaptive_avg_pool2d(x, grid).flatten(1) * 2 - 1  # (T, 3 grid grid)
 
     def encode_clip(self, frames: np.ndarray) -> torch.Tensor:
-        f = self._pool(frames) @ self._clip_proj  # (T, clip_dim)
+        f = self._pool(frames, self.config.grid) @ self._clip_proj  # (T, clip_dim)
         return F.normalize(f, dim=-1)[None]
 
     def encode_sync(self, frames: np.ndarray) -> torch.Tensor:
-        pooled = self._pool(frames)  # (T, cells)
+        pooled = self._pool(frames, self._sync_grid)  # (T, cells)
         if pooled.shape[0] < SYNC_SEGMENT:
             raise ValueError(f"sync features need at least {SYNC_SEGMENT} frames, got {pooled.shape[0]}")
-        motion = torch.cat([torch.zeros_like(pooled[:1]), (pooled[1:] - pooled[:-1]).abs() * 4], 0)
+        motion = torch.cat([torch.zeros_like(pooled[:1]), (pooled[1:] - pooled[:-1]).abs() * self.config.motion_gain], 0)
         feats = torch.cat([pooled, motion], -1) @ self._sync_proj  # (T, sync_dim)
         segments = (pooled.shape[0] - SYNC_SEGMENT) // SYNC_STEP + 1
         if self.config.sync_layout == "aligned":

@@ -24,7 +24,8 @@ def test_the_committed_weights_were_trained_by_the_default_plan():
     plan = asdict(DemoPlan())
     assert record["plan"] == {k: plan[k] for k in record["plan"]}
     # the options added after that run: their defaults are the uniform loss and Synchformer's sync layout it used
-    assert {k: plan[k] for k in plan.keys() - record["plan"].keys()} == {"onset_weight": 0.0, "sync_layout": "segments"}
+    assert {k: plan[k] for k in plan.keys() - record["plan"].keys()} == {"onset_weight": 0.0, "sync_layout": "segments",
+                                                                         "sync_grid": 8, "motion_gain": 4.0}
 
 
 def test_a_budget_scales_the_steps_and_keeps_the_recipe():
@@ -35,11 +36,14 @@ def test_a_budget_scales_the_steps_and_keeps_the_recipe():
 
 def test_overrides_replace_only_their_fields():
     plan = plan_from_args(parse_args(["--stem-video-fraction", "0.5", "--base-steps", "7000", "--seed", "3",
-                                      "--caption-mix-fraction", "0.25", "--onset-weight", "6", "--sync-layout", "aligned"]))
+                                      "--caption-mix-fraction", "0.25", "--onset-weight", "6", "--sync-layout", "aligned",
+                                      "--sync-grid", "16", "--motion-gain", "32"]))
     assert plan == replace(DemoPlan(seed=3), stem_video_fraction=0.5, base_steps=7000, caption_mix_fraction=0.25,
-                           onset_weight=6.0, sync_layout="aligned")
+                           onset_weight=6.0, sync_layout="aligned", sync_grid=16, motion_gain=32.0)
     with pytest.raises(SystemExit):
         parse_args(["--sync-layout", "diagonal"])
+    with pytest.raises(SystemExit):
+        parse_args(["--sync-grid", "1.5"])
 
 
 def test_a_different_fraction_is_a_different_cache_folder():
@@ -47,6 +51,8 @@ def test_a_different_fraction_is_a_different_cache_folder():
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), caption_mix_fraction=0.0))
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), onset_weight=6.0))
     assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), sync_layout="aligned"))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), sync_grid=16))
+    assert plan_id(DemoPlan()) != plan_id(replace(DemoPlan(), motion_gain=32.0))
     assert plan_id(DemoPlan()) == plan_id(DemoPlan())
 
 
@@ -67,6 +73,9 @@ def test_the_base_is_trained_on_the_plans_stem_video_fraction_and_onset_weight(m
     assert seen["objective"].onset_weight == fraction * 4
 
 
-def test_the_plans_sync_layout_reaches_the_video_encoder():
-    assert demo.encoders(0)[1].config.sync_layout == "segments"
-    assert demo.encoders(0, "aligned")[1].config.sync_layout == "aligned"
+def test_the_plans_video_options_reach_the_video_encoder():
+    config = demo.encoders(0, **DemoPlan().video_options())[1].config
+    assert (config.sync_layout, config.sync_grid, config.motion_gain) == ("segments", 8, 4.0)
+    plan = replace(DemoPlan(), sync_layout="aligned", sync_grid=16, motion_gain=32.0)
+    config = demo.encoders(0, **plan.video_options())[1].config
+    assert (config.sync_layout, config.sync_grid, config.motion_gain) == ("aligned", 16, 32.0)

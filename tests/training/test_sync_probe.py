@@ -33,3 +33,13 @@ def test_labels_mark_each_on_screen_event_once_at_its_nominal_time():
         assert sorted(np.flatnonzero(y)) == sorted({int(e / 8.0 * 192) for e in times})
     with pytest.raises(ValueError, match="segments layout"):
         probe.clip_xy(PixelVideoEncoder(PixelVideoEncoderConfig(sync_layout="aligned")), clip, "content")
+
+
+def test_the_probe_reports_other_sync_features_beside_the_committed_ones(capsys):
+    probe.main(["--train", "4", "--val", "3", "--per-kind", "--sync-grid", "16", "--motion-gain", "32"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| aligned")]
+    assert [r.split(" | ")[0] for r in rows] == ["| aligned", "| aligned, grid 16, motion x32"]
+    auc = [float(r.rstrip(" |").split(" | ")[-1]) for r in rows]
+    assert all(0.0 <= a <= 1.0 for a in auc)
+    assert "ROC AUC val, aligned, grid 16, motion x32" in out  # the per-kind table has a column for each

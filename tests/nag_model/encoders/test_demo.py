@@ -98,6 +98,52 @@ def test_bundle_keeps_the_sync_layout_and_old_cards_load_as_segments(tmp_path):
     assert load_bundle(str(tmp_path / "b"), duration=2.0).video_encoder.config.sync_layout == "segments"
 
 
+def test_sync_grid_and_motion_gain_change_only_the_sync_features():
+    rng = np.random.default_rng(3)
+    still = np.repeat(rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8), 50, 0)
+    moving = rng.integers(0, 255, (50, 64, 64, 3), dtype=np.uint8)
+    default = PixelVideoEncoder()
+    assert torch.equal(default.encode_sync(moving), PixelVideoEncoder(PixelVideoEncoderConfig(sync_grid=8)).encode_sync(moving))
+    strong = PixelVideoEncoder(PixelVideoEncoderConfig(motion_gain=32.0))
+    assert torch.allclose(strong.encode_sync(still), default.encode_sync(still))  # no motion: the gain does nothing
+    assert not torch.allclose(strong.encode_sync(moving), default.encode_sync(moving))
+    fine = PixelVideoEncoder(PixelVideoEncoderConfig(sync_grid=16))
+    assert fine.encode_sync(moving).shape == default.encode_sync(moving).shape == (1, 40, 64)
+    assert torch.equal(fine.encode_clip(moving), default.encode_clip(moving))  # the clip features keep their grid
+
+
+def test_a_fine_sync_grid_sees_a_small_motion_that_the_coarse_one_averages_away():
+    """A 2x2-pixel drop moving one pixel a frame, as SynthFoley's drips fall: its motion term is 4x larger in
+    4x4-pixel cells than in 8x8 ones (the pooled change is the moved pixels' share of the cell)."""
+    frames = np.zeros((20, 64, 64, 3), np.uint8)
+    for t in range(20):
+        frames[t, 20 + t: 22 + t, 30:32] = 255
+    motion = {}
+    for grid in (8, 16):
+        pooled = PixelVideoEncoder._pool(frames, grid)
+        motion[grid] = float((pooled[1:] - pooled[:-1]).abs().max())
+    assert motion[16] == pytest.approx(4 * motion[8])
+    with pytest.raises(ValueError, match="sync_grid"):
+        PixelVideoEncoderConfig(sync_grid=0)
+    with pytest.raises(ValueError, match="motion_gain"):
+        PixelVideoEncoderConfig(motion_gain=0.0)
+
+
+def test_bundle_keeps_the_sync_features_options_and_old_cards_load_as_before(tmp_path):
+    bundle = random_bundle("tiny", duration=2.0)
+    bundle.video_encoder = PixelVideoEncoder(replace(bundle.video_encoder.config, sync_grid=16, motion_gain=32.0))
+    save_bundle(bundle, str(tmp_path / "b"))
+    config = load_bundle(str(tmp_path / "b"), duration=2.0).video_encoder.config
+    assert (config.sync_grid, config.motion_gain) == (16, 32.0)
+    card_path = tmp_path / "b" / "bundle.json"
+    card = json.loads(card_path.read_text())
+    for key in ("sync_grid", "motion_gain"):  # a bundle saved before the options existed
+        del card["video_encoder"][key]
+    card_path.write_text(json.dumps(card))
+    config = load_bundle(str(tmp_path / "b"), duration=2.0).video_encoder.config
+    assert (config.sync_grid, config.motion_gain) == (None, 4.0)
+
+
 def test_bundle_round_trip_and_short_videos(tmp_path):
     bundle = random_bundle("tiny", duration=2.0)
     save_bundle(bundle, str(tmp_path / "b"))
