@@ -30,6 +30,9 @@ Per method it reports leakage (tracks 2..K against their earlier tracks) and tar
     time-averaged mel spectra, so a sound counts wherever in time it is. The time-aligned judges call a
     mistimed sound the leakage of whatever sounds at those times (`benchmarks/judge_timing_check.py`);
     this one does not;
+and presence by the two NNLS judges together, as the picture allows (`presence_video`): the time-aligned
+verdict where the picture fixes when the source sounds (on screen, or a continuous sound:
+`SourceInfo.timed_by_video`), the time-free one for off-screen event sources, whose times nothing shows;
 and the paper's A-A separability (mean cosine, tagger embedding, between every pair of tracks of a
 video, lower is better), the cosine between track and true stem (A-A sim to GT), between caption and
 track (T-A sim), and between the sum of all tracks and the ground-truth mix (mix sim). The same
@@ -69,7 +72,7 @@ from synthfoley.captions import parse_caption
 from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, StemMels
 from synthfoley.splits import SPLITS, captioned_seeds, seed_range, split_seeds
 from evaluation.stats import paired_rate_difference
-from synthfoley.world import SR, make_clip
+from synthfoley.world import SR, make_clip, plan_clip
 from training.data import _clip_index
 
 N_SAMPLES = 8 * SR  # the demo model's 8 s
@@ -149,17 +152,19 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
     kinds = [parse_caption(t.caption)[0] for t in tracks]
     base = {"clip_seed": int(clip.seed), "method": method}
     stem_mels = StemMels(codec, [stems[c] for c in stem_captions])
+    timed = {i.caption: i.timed_by_video for i in clip.sources if i.sounding}
     track_rows, pair_rows = [], []
     for k, t in enumerate(tracks):
         shares, spectral = stem_mels.shares(wavs[k])
         others = [j for j in range(k) if kinds[j] != kinds[k]]
         presence, leaks = judge.judge(wavs[k], stems[t.caption], [stems[tracks[j].caption] for j in others], clip_kinds)
-        own = float(shares[stem_captions.index(t.caption)])
+        own, own_timefree = float(shares[stem_captions.index(t.caption)]), float(spectral[stem_captions.index(t.caption)])
         track_rows.append(base | {
             "position": k, "caption": t.caption, "kind": kinds[k],
             "tag_prob": float(probs[k, labels.index(kinds[k])]), "presence_tag": bool(probs[k, labels.index(kinds[k])] >= 0.5),
             "own_share": own, "presence_gt": own >= GT_SHARE,
-            "presence_timefree": bool(spectral[stem_captions.index(t.caption)] >= GT_SHARE),
+            "presence_timefree": own_timefree >= GT_SHARE, "timed_by_video": timed[t.caption],
+            "presence_video": (own if timed[t.caption] else own_timefree) >= GT_SHARE,
             "corr_score": presence.score, "corr_threshold": presence.threshold, "presence_corr": presence.detected,
             "aa": float(emb[k] @ gt_emb[k]), "ta": float(emb[k] @ text[k])})
         verdicts = dict(zip(others, leaks))
@@ -194,6 +199,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "presence_gt": ("tracks", "presence_gt", "all"),
     "presence_corr": ("tracks", "presence_corr", "all"),
     "presence_timefree": ("tracks", "presence_timefree", "all"),
+    "presence_video": ("tracks", "presence_video", "all"),
     "sep": ("pairs", "sep", "all"),
     "aa": ("tracks", "aa", "all"),
     "ta": ("tracks", "ta", "all"),
@@ -202,7 +208,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 # metrics whose difference from independent gets a paired bootstrap CI (relative too for leakage)
 CI_METRICS = ("leak_tag", "leak_gt", "leak_corr", "leak_timefree", "presence_later", "presence_gt", "presence_corr",
-              "presence_timefree")
+              "presence_timefree", "presence_video")
 
 
 def _values(rows: dict, metric: str, method: str) -> list[tuple[int, float]]:
@@ -330,9 +336,24 @@ def write_rows(rows: dict, out_json: str) -> list[str]:
 
 
 def read_rows(out_json: str) -> dict:
-    """The rows `write_rows` wrote beside this JSON."""
+    """The rows `write_rows` wrote beside this JSON (`with_video_presence` added)."""
     stem = str(Path(out_json).with_suffix(""))
-    return {name: pq.read_table(f"{stem}.{name}.parquet").to_pylist() for name in ("tracks", "pairs", "clips")}
+    rows = {name: pq.read_table(f"{stem}.{name}.parquet").to_pylist() for name in ("tracks", "pairs", "clips")}
+    return with_video_presence(rows)
+
+
+def with_video_presence(rows: dict) -> dict:
+    """Track rows written before `presence_video` existed gain it and `timed_by_video`, from the clips' plans
+    (`plan_clip`: cheap, nothing rendered). Rows from before the time-free judge are left without it."""
+    timed: dict[int, dict[str, bool]] = {}
+    for r in rows["tracks"]:
+        if r.get("presence_video") is not None or r.get("presence_timefree") is None:
+            continue
+        if r["clip_seed"] not in timed:
+            timed[r["clip_seed"]] = {i.caption: i.timed_by_video for i in plan_clip(r["clip_seed"]).infos if i.sounding}
+        r["timed_by_video"] = timed[r["clip_seed"]][r["caption"]]
+        r["presence_video"] = bool(r["presence_gt"] if r["timed_by_video"] else r["presence_timefree"])
+    return rows
 
 
 def run(bundle_path: str, n_clips: int, steps: int, seed: int, alpha: float, progress: bool = True,
@@ -374,6 +395,7 @@ COLUMNS = [("leak_tag", "leakage (tagger)"), ("leak_gt", "leakage (GT NNLS)"), (
            ("presence_later", "target presence (tagger, tracks 2..K)"),
            ("presence_all", "target presence (tagger, all)"), ("presence_gt", "target presence (GT NNLS)"),
            ("presence_corr", "target presence (calibrated corr)"), ("presence_timefree", "target presence (time-free NNLS)"),
+           ("presence_video", "target presence (GT NNLS where the picture times the source, else time-free)"),
            ("sep", "A-A separability (lower is better)"),
            ("aa", "A-A sim to GT stem"), ("ta", "T-A sim"), ("mix", "mix sim"), ("pairs", "pairs")]
 
@@ -434,10 +456,12 @@ def main(argv: list[str] | None = None) -> None:
                         "(and write them to --out if given)")
     args = p.parse_args(argv)
     if args.from_rows:
-        table, ci = summarise(read_rows(args.from_rows), seed=args.seed)
+        rows = read_rows(args.from_rows)
+        table, ci = summarise(rows, seed=args.seed)
         report = json.loads(Path(args.from_rows).read_text()) | {"table": table, "ci": ci}
-        if args.out:  # the recomputed report (the rows stay where they are)
+        if args.out:  # the recomputed report, and the rows with any column added since they were written
             Path(args.out).write_text(json.dumps(report, indent=2))
+            write_rows(rows, args.out)
         print(markdown(report))
         return
     command = "python benchmarks/nag_effect.py " + shlex.join(argv if argv is not None else sys.argv[1:])

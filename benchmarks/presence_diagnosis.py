@@ -18,6 +18,8 @@ and asks each judge whether the caption's own source is present:
     non-negative decomposition onto the clip's true stems (the benchmark's GT judge);
   - nnls_timefree: the same decomposition on the time-averaged mel spectra (right sound, any
     timing): tells a wrongly timed source from a missing one;
+  - nnls_video: nnls where the picture fixes when the source sounds (on screen, or continuous:
+    SourceInfo.timed_by_video), nnls_timefree for off-screen event sources, whose times nothing shows;
   - corr: the null-calibrated stem-correlation judge (synthfoley.judges).
 It also asks what else each track holds: other_tagger (the tagger hears another kind of the clip) and
 other_nnls (another of the clip's true stems explains at least 20% of the track).
@@ -108,6 +110,8 @@ def judge_rows(bundle, judge, clip, infos, stems, mix, version: str, wavs: list[
             "tagger": bool(probs[k, ev.labels.index(info.kind)] >= 0.5),
             "nnls_share": float(shares[k]), "nnls": bool(shares[k] >= NNLS_SHARE),
             "nnls_timefree_share": float(tf[k]), "nnls_timefree": bool(tf[k] >= NNLS_SHARE),
+            # time-aligned where the picture fixes when the source sounds, time-free where nothing shows it
+            "nnls_video": bool((shares[k] if info.timed_by_video else tf[k]) >= NNLS_SHARE),
             "corr_score": presence.score, "corr_threshold": presence.threshold, "corr": presence.detected,
             "corr_null_false_alarm": presence.null_false_alarm,
             "envelope_corr": envelope_corr(wav, stems[k]),
@@ -121,7 +125,7 @@ def judge_rows(bundle, judge, clip, infos, stems, mix, version: str, wavs: list[
 
 
 def summarise(rows: list[dict]) -> dict:
-    judges = ("tagger", "nnls", "nnls_timefree", "corr", "other_tagger", "other_nnls")
+    judges = ("tagger", "nnls", "nnls_timefree", "nnls_video", "corr", "other_tagger", "other_nnls")
     out: dict = {}
 
     def rates(rs):
@@ -168,7 +172,7 @@ def mix_rows(bundle, gen, clip, mix: np.ndarray, null_mixes: np.ndarray, steps: 
 def markdown(presence: dict, groups=("all", "visibility", "level_vs_rest")) -> str:
     """Presence by each judge for every version, overall and per group, and the share of tracks that hold
     another of the clip's sources (`other_*`)."""
-    judges = ("tagger", "nnls", "nnls_timefree", "corr", "other_tagger", "other_nnls")
+    judges = ("tagger", "nnls", "nnls_timefree", "nnls_video", "corr", "other_tagger", "other_nnls")
     lines = ["| version | group | " + " | ".join(judges) + " | envelope corr | tracks |", "|---" * (len(judges) + 4) + "|"]
     for version, d in presence.items():
         for g in groups:

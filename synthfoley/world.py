@@ -54,6 +54,12 @@ class SourceInfo:
     extras: dict = field(default_factory=dict)  # kind-specific curves and colours
     level_db: float | None = None  # measured active level of the stem over the first 8 s (None if silent)
 
+    @property
+    def timed_by_video(self) -> bool:
+        """Whether the clip's picture fixes when this source sounds: it is on screen, or it has no discrete
+        events (a continuous sound). Nothing shows the times of an off-screen event source."""
+        return self.on_screen or not self.event_times
+
 
 @dataclass(frozen=True)
 class ClipPlan:

@@ -126,3 +126,25 @@ def test_summary_has_paired_cis_and_rows_round_trip(one_clip, tmp_path):
         assert all(ci_b[m][k]["diff"][0] == ci[m][k]["diff"][0] for k in ci_b[m] if k != "baseline")
     assert "| n/a |" in nag_effect.markdown({"table": table_b, "ci": ci_b}).replace("| n/a | n/a |", "| n/a |")
     json.dumps({"table": table, "ci": ci})
+
+
+def test_presence_as_the_picture_allows_uses_time_only_where_the_picture_shows_it(one_clip):
+    seed, rows = one_clip
+    infos = {i.caption: i for i in plan_clip(seed).infos if i.sounding}
+    for r in rows["tracks"]:
+        info = infos[r["caption"]]
+        assert r["timed_by_video"] == (info.on_screen or not info.event_times)
+        assert r["presence_video"] == (r["presence_gt"] if r["timed_by_video"] else r["presence_timefree"])
+    # rows written before the column existed gain the same values from the clip's plan
+    new = ("timed_by_video", "presence_video")
+    old = {k: [{c: x for c, x in r.items() if c not in new} for r in v] for k, v in rows.items()}
+    assert nag_effect.with_video_presence(old)["tracks"] == rows["tracks"]
+
+
+def test_which_sources_the_picture_times():
+    infos = [i for s in range(10_000_000, 10_000_200) for i in plan_clip(s).infos if i.sounding]
+    by_kind = {}
+    for i in infos:
+        by_kind.setdefault((i.kind, i.on_screen), set()).add(i.timed_by_video)
+    assert by_kind[("drip", True)] == {True} and by_kind[("drip", False)] == {False}  # events: on screen only
+    assert by_kind[("fan", False)] == {True} and by_kind[("wind", False)] == {True}  # continuous: always

@@ -54,3 +54,16 @@ def test_the_summary_rates_what_else_tracks_hold(judged):
     assert summary["leaky"]["all"]["other_nnls"] == pytest.approx(1 / len(leaky), abs=1e-3)
     assert "other_tagger" in diag.markdown(summary).splitlines()[0]
     assert np.isfinite(summary["leaky"]["all"]["envelope_corr"])
+
+
+def test_presence_as_the_picture_allows_forgives_timing_only_where_nothing_shows_it(judged):
+    true, _ = judged
+    candidates = [int(s) for s in split_seeds("val", 60, 0)]
+    clip = make_clip(true[0]["clip_seed"], with_frames=False)
+    infos, stems, mix = diag.normalised_stems(clip)
+    moved = [np.roll(s, len(s) * 5 // 16) for s in stems]  # the right sounds, 2.5 s late
+    rows = diag.judge_rows(load_bundle("demo"), diag.null_judge(candidates[-20:]), clip, infos, stems, mix, "moved",
+                           moved)
+    for info, r in zip(infos, rows):
+        assert r["nnls_video"] == (r["nnls"] if info.timed_by_video else r["nnls_timefree"])
+        assert r["nnls_timefree"]  # a moved stem still holds its own spectrum
