@@ -1,0 +1,75 @@
+"""An evaluation bundle from a demo training run's checkpoints, while the run goes on or after it was stopped.
+
+    python -m training.checkpoint_bundle --work W --out B --sync-layout aligned [--sync-grid 16 --motion-gain 32]
+
+It copies the committed demo bundle (codec, text encoder, evaluators: the judges' tagger stays the same, so
+bundles are compared alike), replaces the base and the ControlNet with the EMA weights of the run's last
+checkpoints (`W/base/last.pt`, `W/controlnet/last.pt`) and sets the run's video-encoder options. Without a
+ControlNet checkpoint the bundle has none (independent generation only: `presence_diagnosis.py`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from nag_model.bundle import DEMO_BUNDLE
+from nag_model.checkpoint import load_network, save_controlnet, save_network
+from nag_model.controlnet import AudioControlNet
+from nag_model.encoders.demo import SYNC_LAYOUTS
+
+EMA_PREFIX = "ema_model."  # ema-pytorch's KarrasEMA keeps the averaged module under this name
+
+
+def ema_weights(checkpoint: Path) -> tuple[int, dict[str, torch.Tensor]]:
+    """(step, the averaged module's state dict) of a `training.loop` checkpoint."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return state["step"], {k[len(EMA_PREFIX):]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)}
+
+
+def build(work: Path, out: Path, video: dict, template: Path = Path(DEMO_BUNDLE)) -> dict[str, int]:
+    """Write the bundle to `out` (replaced if it exists); returns the step of each stage taken."""
+    if not (work / "base" / "last.pt").exists():
+        raise FileNotFoundError(f"no base checkpoint in {work / 'base'}: is --work the run's work folder?")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(template, out)
+    steps = {}
+    base = load_network(str(out / "base"))
+    steps["base"], weights = ema_weights(work / "base" / "last.pt")
+    base.load_state_dict(weights, strict=True)
+    save_network(base, str(out / "base"))
+    card = json.loads((out / "bundle.json").read_text())
+    card["video_encoder"].update(video)
+    if (work / "controlnet" / "last.pt").exists():
+        base.set_duration(4.0)  # the ControlNet stage's length; the saved weights do not depend on it
+        controlnet = AudioControlNet.from_base(base)
+        steps["controlnet"], weights = ema_weights(work / "controlnet" / "last.pt")
+        controlnet.load_state_dict(weights, strict=True)
+        save_controlnet(controlnet, base, str(out / "controlnet"))
+    else:
+        for name in ("controlnet.json", "controlnet.safetensors"):
+            (out / name).unlink(missing_ok=True)
+        card["controlnet"] = False
+    (out / "bundle.json").write_text(json.dumps(card, indent=2))
+    return steps
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", required=True, help="the run's --work folder (base/last.pt, controlnet/last.pt)")
+    p.add_argument("--out", required=True, help="the bundle folder to write (replaced)")
+    p.add_argument("--sync-layout", choices=SYNC_LAYOUTS, default="segments")
+    p.add_argument("--sync-grid", type=int, default=8)
+    p.add_argument("--motion-gain", type=float, default=4.0)
+    args = p.parse_args(argv)
+    video = {"sync_layout": args.sync_layout, "sync_grid": args.sync_grid, "motion_gain": args.motion_gain}
+    steps = build(Path(args.work), Path(args.out), video)
+    print(f"{args.out}: " + ", ".join(f"{stage} at step {step}" for stage, step in steps.items())
+          + ("" if "controlnet" in steps else " (no ControlNet checkpoint: independent generation only)"))
+
+
+if __name__ == "__main__":
+    main()
