@@ -69,7 +69,7 @@ from nag_model.generator import Track, TrackSettings
 from nag_model.settings import DEFAULTS
 from audio.loudness import normalize_loudness
 from synthfoley.captions import parse_caption
-from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, StemMels
+from synthfoley.judges import NNLS_SHARE as GT_SHARE, StemCorrelationJudge, StemMels, as_the_picture_allows
 from synthfoley.splits import SPLITS, captioned_seeds, seed_range, split_seeds
 from evaluation.stats import paired_rate_difference
 from synthfoley.world import SR, make_clip, plan_clip
@@ -164,7 +164,7 @@ def evaluate_clip(bundle, judge, clip, tracks: list[Track], stems: dict[str, np.
             "tag_prob": float(probs[k, labels.index(kinds[k])]), "presence_tag": bool(probs[k, labels.index(kinds[k])] >= 0.5),
             "own_share": own, "presence_gt": own >= GT_SHARE,
             "presence_timefree": own_timefree >= GT_SHARE, "timed_by_video": timed[t.caption],
-            "presence_video": (own if timed[t.caption] else own_timefree) >= GT_SHARE,
+            "presence_video": as_the_picture_allows(timed[t.caption], own, own_timefree) >= GT_SHARE,
             "corr_score": presence.score, "corr_threshold": presence.threshold, "presence_corr": presence.detected,
             "aa": float(emb[k] @ gt_emb[k]), "ta": float(emb[k] @ text[k])})
         verdicts = dict(zip(others, leaks))
@@ -352,7 +352,7 @@ def with_video_presence(rows: dict) -> dict:
         if r["clip_seed"] not in timed:
             timed[r["clip_seed"]] = {i.caption: i.timed_by_video for i in plan_clip(r["clip_seed"]).infos if i.sounding}
         r["timed_by_video"] = timed[r["clip_seed"]][r["caption"]]
-        r["presence_video"] = bool(r["presence_gt"] if r["timed_by_video"] else r["presence_timefree"])
+        r["presence_video"] = bool(as_the_picture_allows(r["timed_by_video"], r["presence_gt"], r["presence_timefree"]))
     return rows
 
 

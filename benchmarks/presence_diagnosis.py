@@ -45,7 +45,8 @@ from audio.loudness import integrated_loudness
 from nag_model.bundle import load_bundle
 from nag_model.generator import TrackRequest, VideoFeatures
 from nag_model.settings import DEFAULTS, TrackSettings
-from synthfoley.judges import NNLS_SHARE, StemCorrelationJudge, StemJudgeConfig, StemMels, correlations, stem_features
+from synthfoley.judges import (NNLS_SHARE, StemCorrelationJudge, StemJudgeConfig, StemMels, as_the_picture_allows,
+                               correlations, stem_features)
 from synthfoley.splits import captioned_seeds, seed_range, split_seeds
 from synthfoley.world import SR, make_clip
 from training.data import _clip_index
@@ -110,8 +111,7 @@ def judge_rows(bundle, judge, clip, infos, stems, mix, version: str, wavs: list[
             "tagger": bool(probs[k, ev.labels.index(info.kind)] >= 0.5),
             "nnls_share": float(shares[k]), "nnls": bool(shares[k] >= NNLS_SHARE),
             "nnls_timefree_share": float(tf[k]), "nnls_timefree": bool(tf[k] >= NNLS_SHARE),
-            # time-aligned where the picture fixes when the source sounds, time-free where nothing shows it
-            "nnls_video": bool((shares[k] if info.timed_by_video else tf[k]) >= NNLS_SHARE),
+            "nnls_video": bool(as_the_picture_allows(info.timed_by_video, shares[k], tf[k]) >= NNLS_SHARE),
             "corr_score": presence.score, "corr_threshold": presence.threshold, "corr": presence.detected,
             "corr_null_false_alarm": presence.null_false_alarm,
             "envelope_corr": envelope_corr(wav, stems[k]),

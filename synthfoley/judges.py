@@ -82,6 +82,12 @@ class StemMels:
         return aligned, _shares(self.spectra, y.reshape(-1, self.codec.latent_dim).mean(0))
 
 
+def as_the_picture_allows(timed_by_video: bool, aligned, timefree):
+    """The `StemMels` verdict (or share) to trust for a source: the time-aligned one where the picture fixes when
+    the source sounds (`SourceInfo.timed_by_video`), the time-free one where nothing shows its times."""
+    return aligned if timed_by_video else timefree
+
+
 @dataclass(frozen=True)
 class StemJudgeConfig:
     """Features and calibration of the stem-correlation judge (the issue's values)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from nag_model.bundle import DEMO_BUNDLE
 from nag_model.checkpoint import load_network, save_controlnet, save_network
 from nag_model.controlnet import AudioControlNet
 from nag_model.encoders.demo import SYNC_LAYOUTS
+from training.demo import DemoPlan
 
 EMA_PREFIX = "ema_model."  # ema-pytorch's KarrasEMA keeps the averaged module under this name
 
@@ -61,12 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", required=True, help="the run's --work folder (base/last.pt, controlnet/last.pt)")
     p.add_argument("--out", required=True, help="the bundle folder to write (replaced)")
-    p.add_argument("--sync-layout", choices=SYNC_LAYOUTS, default="segments")
-    p.add_argument("--sync-grid", type=int, default=8)
-    p.add_argument("--motion-gain", type=float, default=4.0)
+    plan = DemoPlan()  # the run's video options, as `python -m training.demo` takes them (default: the plan's)
+    p.add_argument("--sync-layout", choices=SYNC_LAYOUTS, default=plan.sync_layout)
+    p.add_argument("--sync-grid", type=int, default=plan.sync_grid)
+    p.add_argument("--motion-gain", type=float, default=plan.motion_gain)
     args = p.parse_args(argv)
-    video = {"sync_layout": args.sync_layout, "sync_grid": args.sync_grid, "motion_gain": args.motion_gain}
-    steps = build(Path(args.work), Path(args.out), video)
+    run = replace(plan, sync_layout=args.sync_layout, sync_grid=args.sync_grid, motion_gain=args.motion_gain)
+    steps = build(Path(args.work), Path(args.out), run.video_options())
     print(f"{args.out}: " + ", ".join(f"{stage} at step {step}" for stage, step in steps.items())
           + ("" if "controlnet" in steps else " (no ControlNet checkpoint: independent generation only)"))
 
