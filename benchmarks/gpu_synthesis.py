@@ -22,6 +22,7 @@ import json
 import statistics
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nag_model import layers  # noqa: E402
 from nag_model.bundle import random_bundle  # noqa: E402
 from nag_model.cuda_graphs import GraphedSampler  # noqa: E402
-from nag_model.device import precision_name, resolve_device, resolve_dtype  # noqa: E402
+from nag_model.device import GpuSampler, precision_name, resolve_device, resolve_dtype  # noqa: E402
 from nag_model.flow_matching import time_grid  # noqa: E402
 from nag_model.generator import TrackRequest, TrackSettings, VideoFeatures, VideoJob  # noqa: E402
 from nag_model.guidance import ClassifierFreeGuidance, ConditionSet, NegativeAudioGuidance  # noqa: E402
@@ -178,12 +179,18 @@ def latency(bundle, args, device) -> dict:
     return {"steps": args.steps, "sampling_s": timed(sample, device, args.repeats), "end_to_end_s": end_to_end}
 
 
-def host_timers(gen) -> dict[str, float]:
-    """Wall seconds the host spends in the generator's two batch stages (patched on this instance):
-    ``_launch`` prepares conditions and queues sampling and decoding without waiting for the device;
-    ``_finish`` waits for the device's waveforms and builds the tracks. Launch time near the wall time
-    means the host, not the GPU, sets the pace."""
-    spent = {"_launch": 0.0, "_finish": 0.0}
+# The generator's stages whose host time `host_timers` reports: `_launch` (prepare conditions, queue
+# sampling and decoding; by design it never waits for the device) is made of the four after `_finish`.
+STAGES = ("_launch", "_finish", "_mixes", "condition_sets", "text_encoder", "_sample", "sampler", "decode")
+
+
+@contextmanager
+def host_timers(gen):
+    """Wall seconds the host spends in each of the generator's `STAGES` (patched on this instance, its
+    codec and its sampler, and restored on exit). `_finish` is the one stage that waits for the device;
+    launch time near the wall time means the host, not the GPU, sets the pace, and the sub-stages of
+    `_launch` say where."""
+    spent = dict.fromkeys(STAGES, 0.0)
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
@@ -194,13 +201,29 @@ def host_timers(gen) -> dict[str, float]:
                 spent[name] += time.perf_counter() - start
         return wrapper
 
-    for name in spent:
-        setattr(gen, name, timed(name, getattr(gen, name)))
-    return spent
+    targets = [(gen, name, name) for name in ("_launch", "_finish", "_mixes", "condition_sets", "_sample", "text_encoder")]
+    targets.append((gen, "condition_set", "condition_sets"))  # one request at a time (B = 1): the same stage
+    targets.append((gen.codec, "decode", "decode"))
+    if gen.sampler is not None:
+        targets.append((gen.sampler, "sample", "sampler"))
+    saved = [(obj, attr, vars(obj).get(attr)) for obj, attr, _ in targets]  # None: the class's method
+    for obj, attr, name in targets:
+        setattr(obj, attr, timed(name, getattr(obj, attr)))
+    try:
+        yield spent
+    finally:
+        for obj, attr, original in saved:
+            if original is None:
+                delattr(obj, attr)
+            else:
+                setattr(obj, attr, original)
 
 
 @torch.inference_mode()
 def catalog(bundle, args, device) -> list[dict]:
+    """One row per batch size: the catalog from a fresh generator ("cold": its CUDA graphs are captured
+    during the run), then with `--warm` the same catalog again on the same generator (graphs replayed,
+    as in a long run)."""
     g = torch.Generator().manual_seed(2)
     settings = TrackSettings("nag", 4.5, 1.5, steps=args.steps)
     # Features live on the device, as the pipeline's cached features would.
@@ -210,16 +233,29 @@ def catalog(bundle, args, device) -> list[dict]:
     for b in args.batches:
         n_videos = min(len(jobs), max(args.min_videos, b * args.chunks_per_round)) if args.prefix else len(jobs)
         gen = bundle.generator(batch_mode="fused", max_batch=b)
-        host = host_timers(gen)
-        out, seconds = wall(lambda: gen.generate_videos(jobs[:n_videos]), device)
-        n_tracks = sum(len(t) for t in out)
-        finite = all(np.isfinite(t.waveform).all() for ts in out for t in ts)
-        row = {"batch": b, "videos": n_videos, "tracks": n_tracks, "wall_s": seconds,
-               "tracks_per_s": n_tracks / seconds, "finite": finite,
-               "launch_s": host["_launch"], "finish_s": host["_finish"]}
-        rows.append(row)
-        print("  catalog", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+        for run in ("cold", "warm") if args.warm else ("cold",):
+            captures = (gen.sampler.captures, _capture_s(gen.sampler)) if gen.sampler is not None else None
+            with host_timers(gen) as host, GpuSampler(str(device)) if device.type == "cuda" else nullcontext() as busy:
+                start = time.perf_counter()
+                out, seconds = wall(lambda: gen.generate_videos(jobs[:n_videos]), device)
+            n_tracks = sum(len(t) for t in out)
+            finite = all(np.isfinite(t.waveform).all() for ts in out for t in ts)
+            row = {"batch": b, "run": run, "videos": n_videos, "tracks": n_tracks, "wall_s": seconds,
+                   "tracks_per_s": n_tracks / seconds, "finite": finite,
+                   **{f"{name.strip('_')}_s": v for name, v in host.items()}}
+            if busy is not None:
+                row["gpu_busy_pct"] = busy.mean(start, start + seconds)  # NVML: share of time with a kernel running
+            if captures is not None:  # this run's (the bundle's generators share one sampler)
+                row["graph_captures"] = gen.sampler.captures - captures[0]
+                row["graph_capture_s"] = _capture_s(gen.sampler) - captures[1]
+            rows.append(row)
+            print("  catalog", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     return rows
+
+
+def _capture_s(sampler) -> float:
+    """Seconds the sampler's kept graphs took to capture."""
+    return sum(e.capture_s for e in sampler._graphs.values())
 
 
 def profile_catalog(bundle, args, device) -> None:
@@ -227,7 +263,7 @@ def profile_catalog(bundle, args, device) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    runs = argparse.Namespace(**{**vars(args), "batches": [max(args.batches)]})
+    runs = argparse.Namespace(**{**vars(args), "batches": [max(args.batches)], "warm": False})
     with profile(activities=activities) as prof:
         catalog(bundle, runs, device)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
@@ -250,6 +286,8 @@ def main() -> None:
     ap.add_argument("--min-videos", type=int, default=8, help="small batches run a prefix of at least this many videos")
     ap.add_argument("--chunks-per-round", type=int, default=8, help="...and of this many batches per round")
     ap.add_argument("--no-prefix", dest="prefix", action="store_false", help="run the whole catalog at every batch size")
+    ap.add_argument("--warm", action="store_true",
+                    help="run each catalog a second time on the same generator (CUDA graphs already captured)")
     ap.add_argument("--official", default=None, help="path of an official MMAudio checkout (timed, never imported by the project)")
     ap.add_argument("--layers", choices=["fast", "reference"], default="fast",
                     help="reference: run everything with the CPU's formulations of the layers (nag_model.layers.fast_path off)")
@@ -316,13 +354,16 @@ def print_tables(r: dict) -> None:
         print(f"NAG track at batch 1 ({lat['steps']} steps): sampling {lat['sampling_s'] * 1000:.0f} ms, "
               f"end to end {lat['end_to_end_s'] * 1000:.0f} ms")
     if "catalog" in r:
-        print("| B | videos | tracks | wall s | tracks/s | host in _launch s | host in _finish s |")
-        print("|---|---|---|---|---|---|---|")
+        print("| B | run | videos | tracks | wall s | tracks/s | host in _launch s: mixes / conditions (text) / "
+              "sampling (sampler) / decode | host in _finish s | graph captures (s) | GPU busy (NVML) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for c in r["catalog"]:
-            print(f"| {c['batch']} | {c['videos']} | {c['tracks']} | {c['wall_s']:.1f} | {c['tracks_per_s']:.1f} | "
-                  f"{c.get('launch_s', float('nan')):.1f} | {c.get('finish_s', float('nan')):.1f} |"
+            print(f"| {c['batch']} | {c.get('run', 'cold')} | {c['videos']} | {c['tracks']} | {c['wall_s']:.1f} | "
+                  f"{c['tracks_per_s']:.1f} | {c['launch_s']:.1f}: {c['mixes_s']:.1f} / {c['condition_sets_s']:.1f} "
+                  f"({c['text_encoder_s']:.1f}) / {c['sample_s']:.1f} ({c['sampler_s']:.1f}) / {c['decode_s']:.1f} | "
+                  f"{c['finish_s']:.1f} | {c.get('graph_captures', 0)} ({c.get('graph_capture_s', 0.0):.1f}) | "
+                  f"{c.get('gpu_busy_pct', float('nan')):.0f}% |"
                   + ("" if c["finite"] else " (non-finite audio!)"))
-
 
 if __name__ == "__main__":
     main()

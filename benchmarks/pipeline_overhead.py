@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows import env  # noqa: E402
+from nag_model.device import GpuSampler  # noqa: E402
 
 env.apply_defaults(quiet_console=True)
 
@@ -120,40 +121,6 @@ class ModelClock:
         finally:
             for (cls, name), fn in originals.items():
                 setattr(cls, name, fn)
-
-
-class GpuSampler:
-    """Polls NVML's GPU utilisation (% of the last sample period with a kernel running) in a thread."""
-
-    def __init__(self, device: str, period_s: float = 0.05) -> None:
-        self.device, self.period_s = device, period_s
-        self.samples: list[tuple[float, float]] = []  # (perf_counter, utilisation %)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        import torch
-
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.perf_counter(), float(torch.cuda.utilization(self.device))))
-            except Exception as exc:  # no NVML (pynvml) here: say so once, report nan
-                print(f"GPU utilisation not readable: {exc!r}", file=sys.stderr)
-                return
-            self._stop.wait(self.period_s)
-
-    def __enter__(self) -> "GpuSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def mean(self, start: float, end: float) -> float:
-        """Mean utilisation (%) of the samples taken between ``start`` and ``end`` (perf_counter)."""
-        inside = [u for t, u in self.samples if start <= t <= end]
-        return sum(inside) / len(inside) if inside else float("nan")
 
 
 def baseline(manifest_uri: str, model: str, steps: int, duration: float, placement: tuple[str, str] = ("cpu", "fp32"),

@@ -79,7 +79,9 @@ class GraphedSampler:
             static.velocity(grid[0], static.tensors["x0"])
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the host's other threads may synchronise or allocate while this one captures
+        # (the generator prepares the next batch while its queue thread captures, `generator._queue_thread`).
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             out = static.sample(grid)
         self.captures += 1
         return _Entry(static, grid, out, graph, time.perf_counter() - start)

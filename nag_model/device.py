@@ -3,11 +3,14 @@
 `resolve_device("auto" | "cpu" | "cuda" | "cuda:N")` and `resolve_dtype("auto" | "bf16" | "fp32", device)`
 turn the CLI's words into torch objects ("auto": the first GPU when there is one, bf16 on CUDA and
 fp32 elsewhere). `cast_weights` puts a network's weights in a precision while the tensors the
-sampler's arithmetic depends on stay in float32.
+sampler's arithmetic depends on stay in float32. `GpuSampler` samples the GPU's utilisation for benchmarks.
 """
 from __future__ import annotations
 
 import re
+import sys
+import threading
+import time
 
 import torch
 from torch import nn
@@ -84,3 +87,36 @@ def module_dtype(module: nn.Module) -> torch.dtype:
         if p.is_floating_point() and name.rsplit(".", 1)[-1] not in FP32_PARAMETERS:
             return p.dtype
     return torch.float32
+
+
+class GpuSampler:
+    """Polls NVML's GPU utilisation (% of the last sample period with a kernel running) in a thread, for
+    benchmarks: `with GpuSampler("cuda") as s: ...`, then `s.mean(start, end)` over a stretch of time."""
+
+    def __init__(self, device: str, period_s: float = 0.05) -> None:
+        self.device, self.period_s = device, period_s
+        self.samples: list[tuple[float, float]] = []  # (perf_counter, utilisation %)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.perf_counter(), float(torch.cuda.utilization(self.device))))
+            except Exception as exc:  # no NVML (pynvml) here: say so once, report nan
+                print(f"GPU utilisation not readable: {exc!r}", file=sys.stderr)
+                return
+            self._stop.wait(self.period_s)
+
+    def __enter__(self) -> "GpuSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean(self, start: float, end: float) -> float:
+        """Mean utilisation (%) of the samples taken between ``start`` and ``end`` (perf_counter)."""
+        inside = [u for t, u in self.samples if start <= t <= end]
+        return sum(inside) / len(inside) if inside else float("nan")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal, Sequence
 
@@ -34,11 +34,28 @@ DEFAULT_MAX_BATCH = {"cuda": 128, "cpu": 8}  # tracks per guided forward, by dev
 _MIX_POOL: ThreadPoolExecutor | None = None  # the condition mixes of a batch are made in parallel (numpy, scipy)
 
 
+_QUEUE_THREAD: ThreadPoolExecutor | None = None
+
+
 def _mix_pool() -> ThreadPoolExecutor:
     global _MIX_POOL
     if _MIX_POOL is None:
         _MIX_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="nag-mix")
     return _MIX_POOL
+
+
+def _queue_thread() -> ThreadPoolExecutor:
+    """The one thread that queues batches' device work (sampling, decoding), in submission order.
+
+    On CUDA, launching a batch's Euler loop (a graph of some 20 000 kernels) returns only once most of
+    it has run: the driver's command buffer fills and the launching thread waits for room. A host
+    that prepared the next batch on that same thread left the GPU idle while it did (about 0.5 s per
+    batch of 128 NAG tracks on an H100: 8 idle gaps in a 256-video catalog). With the launch on this
+    thread, the next batch's mixes and conditions are made while the GPU works."""
+    global _QUEUE_THREAD
+    if _QUEUE_THREAD is None:
+        _QUEUE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nag-queue")
+    return _QUEUE_THREAD
 
 
 @dataclass(frozen=True)
@@ -113,11 +130,14 @@ class StepByStepGenerator:
         sampler: how a batch is integrated; default `GraphedSampler` on CUDA (one CUDA graph per
             batch layout, eager fallback), plain eager Euler elsewhere. Share one between generators
             of the same model to reuse its graphs.
+        queue_thread: queue each batch's sampling and decoding on a thread of its own (`_queue_thread`)
+            while this thread prepares the next batch; None: on CUDA only. The audio is the same.
     """
 
     def __init__(self, base: MMAudio, codec: AudioCodec, text_encoder: TextEncoder, *,
                  controlnet: AudioControlNet | None = None, batched: bool = True, progress: bool = False,
-                 batch_mode: BatchMode = "auto", max_batch: int | None = None, sampler=None):
+                 batch_mode: BatchMode = "auto", max_batch: int | None = None, sampler=None,
+                 queue_thread: bool | None = None):
         if codec.samples_per_latent != base.config.samples_per_latent or codec.latent_dim != base.config.latent_dim:
             raise ValueError(f"codec ({codec.latent_dim} channels, {codec.samples_per_latent} samples/latent) does not "
                              f"match {base.config.name} ({base.config.latent_dim}, {base.config.samples_per_latent})")
@@ -130,12 +150,18 @@ class StepByStepGenerator:
             controlnet.eval()
         self.batched, self.progress = batched, progress
         self.batch_mode, self._max_batch, self._sampler = batch_mode, max_batch, sampler
+        self._queue_thread = queue_thread
         self._empty: PreprocessedConditions | None = None
 
     @property
     def fused(self) -> bool:
         """Whether several tracks share a forward (batch_mode, resolved for this device)."""
         return self.batch_mode == "fused" or (self.batch_mode == "auto" and self.device.type != "cpu")
+
+    @property
+    def queue_thread(self) -> bool:
+        """Whether batches' device work is queued on `_queue_thread` (the constructor's choice, resolved)."""
+        return self.device.type == "cuda" if self._queue_thread is None else self._queue_thread
 
     @property
     def max_batch(self) -> int:
@@ -319,8 +345,32 @@ class StepByStepGenerator:
             return results  # type: ignore[return-value]
 
     def _launch(self, requests: Sequence[TrackRequest]):
-        """Prepare the requests' conditions, queue their sampling and decoding; nothing waits for the device."""
-        steps = requests[0].settings.steps
+        """Prepare the requests' conditions, queue their sampling and decoding; nothing waits for the device.
+
+        Its stages are methods of their own (`_mixes`, `condition_sets`, `_sample`, the codec's `decode`),
+        so a benchmark can time each (benchmarks/gpu_synthesis.py, `host_timers`)."""
+        mixes = self._mixes(requests)
+        if self.fused and self.batched and len(requests) > 1:
+            sets = self.condition_sets(requests, mixes)
+        else:
+            sets = [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
+        against = [tuple(t.caption for t in r.context) if c.reference is not None or c.negative is not None else ()
+                   for r, c in zip(requests, sets)]
+        if self.queue_thread:
+            return _queue_thread().submit(self._queue_device_work, requests, sets), against
+        return self._queue_device_work(requests, sets), against
+
+    def _queue_device_work(self, requests: Sequence[TrackRequest], sets: Sequence[ConditionSet]):
+        """Queue the sampling and decoding of prepared requests: ((T, L) waveforms in batch order, the
+        request index of each row)."""
+        with torch.inference_mode():  # per thread: this may run on `_queue_thread`
+            x1, order = self._sample(requests, sets)
+            waves = self.codec.decode(self.base.unnormalize(x1))[:, : self.num_samples]
+        return waves, order
+
+    def _mixes(self, requests: Sequence[TrackRequest]) -> list[np.ndarray | None]:
+        """The NAG condition audio of the requests that need one, made on the pool when several do
+        (None where not made here: `condition_set` makes a lone one itself)."""
         mixes: list[np.ndarray | None] = [None] * len(requests)
         need = [i for i, r in enumerate(requests) if self._needs_mix(r.settings, r.context)]
         if len(need) > 1:
@@ -328,35 +378,31 @@ class StepByStepGenerator:
                                                                 requests[i].settings.target_lufs), need)
             for i, m in zip(need, made):
                 mixes[i] = m
-        if self.fused and self.batched and len(requests) > 1:
-            sets = self.condition_sets(requests, mixes)
-        else:
-            sets = [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
+        return mixes
+
+    def _sample(self, requests: Sequence[TrackRequest], sets: Sequence[ConditionSet]) -> tuple[torch.Tensor, list[int]]:
+        """Queue the Euler loop of every request: x1 (T, N, C) and the request index of each row."""
+        steps = requests[0].settings.steps
         grid = self._to_device(time_grid(steps))
         if not self.batched:  # branches one by one: the reference path of GuidedVelocity
             x1 = torch.cat([euler(GuidedVelocity(self.base, r.settings.guidance(), c, controlnet=self.controlnet,
                                                  batched=False), self.initial_noise(r.seed), grid)
                             for r, c in zip(requests, sets)])
-            order = list(range(len(requests)))
-        else:
-            noise = self._initial_noises([r.seed for r in requests])
-            prepared = [PreparedTrack.from_condition_set(r.settings.guidance(), c, noise[i:i + 1])
-                        for i, (r, c) in enumerate(zip(requests, sets))]
-            batch = TrackBatch(self.base, self.controlnet, prepared)
-            if self.sampler is not None:
-                x1 = self.sampler.sample(batch, grid)
-            else:
-                bar = tqdm(total=steps, desc=requests[0].caption[:40], leave=False, disable=not self.progress)
-                x1 = euler(batch.velocity, batch.tensors["x0"], grid, callback=lambda *_: bar.update())
-                bar.close()
-            order = batch.order
-        waves = self.codec.decode(self.base.unnormalize(x1))[:, : self.num_samples]  # (T, L), batch order
-        against = [tuple(t.caption for t in r.context) if c.reference is not None or c.negative is not None else ()
-                   for r, c in zip(requests, sets)]
-        return waves, order, against
+            return x1, list(range(len(requests)))
+        noise = self._initial_noises([r.seed for r in requests])
+        prepared = [PreparedTrack.from_condition_set(r.settings.guidance(), c, noise[i:i + 1])
+                    for i, (r, c) in enumerate(zip(requests, sets))]
+        batch = TrackBatch(self.base, self.controlnet, prepared)
+        if self.sampler is not None:
+            return self.sampler.sample(batch, grid), batch.order
+        bar = tqdm(total=steps, desc=requests[0].caption[:40], leave=False, disable=not self.progress)
+        x1 = euler(batch.velocity, batch.tensors["x0"], grid, callback=lambda *_: bar.update())
+        bar.close()
+        return x1, batch.order
 
     def _finish(self, chunk: list[int], launched, requests, results: list, on_track) -> None:
-        waves, order, against = launched
+        queued, against = launched
+        waves, order = queued.result() if isinstance(queued, Future) else queued
         waves = waves.float().cpu().numpy()  # the one wait for the device
         for position, j in enumerate(order):
             i, r = chunk[j], requests[chunk[j]]

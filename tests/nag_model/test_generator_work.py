@@ -165,3 +165,40 @@ def test_generate_makes_the_tracks_in_order_each_against_the_earlier_ones(parts)
     assert [(t.caption, t.seed, t.against) for t in tracks] == [("a ball bounces", 0, ()),
                                                                 ("wind blows", 1, ("a ball bounces",))]
     assert [k for k, _ in told] == [0, 1] and all(track is tracks[k] for k, track in told)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("batch_mode", ["fused", "exact"])
+def test_the_queue_thread_samples_and_decodes_there_and_changes_no_sample(parts, batch_mode):
+    """With `queue_thread` (the default on CUDA), each batch's sampling and decoding run on the queue
+    thread, in order, while this thread prepares the next batch; the audio is bit for bit the same."""
+    base, controlnet, codec, text = parts
+    jobs = [VideoJob(_video(base, v), captions, tuple(range(len(captions))), TrackSettings(method, **STEP))
+            for v, (captions, method) in enumerate([(("a ball bounces", "wind blows", "a bird sings"), "nag"),
+                                                    (("rain falls",), "independent"),
+                                                    (("a door creaks", "a dog barks"), "negative-prompt")])]
+    inline = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode=batch_mode, max_batch=2)
+    assert not inline.queue_thread  # the CPU's default
+    queued = StepByStepGenerator(base, codec, text, controlnet=controlnet, batch_mode=batch_mode, max_batch=2,
+                                 queue_thread=True)
+    samples, decodes = _Calls(queued, "_sample"), _Calls(codec, "decode")
+    made = queued.generate_videos(jobs)
+    assert len(samples) == len(decodes) > 0
+    assert all(thread.startswith("nag-queue") for _, _, thread in samples.calls + decodes.calls)
+    del codec.decode  # the class's method again
+    for a_tracks, b_tracks in zip(inline.generate_videos(jobs), made):
+        assert [(t.caption, t.seed, t.against) for t in a_tracks] == [(t.caption, t.seed, t.against) for t in b_tracks]
+        for a, b in zip(a_tracks, b_tracks):
+            np.testing.assert_array_equal(a.waveform, b.waveform)
+
+
+def test_an_error_on_the_queue_thread_reaches_the_caller(parts):
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet, queue_thread=True)
+
+    def broken(*_):
+        raise RuntimeError("the device fell over")
+
+    object.__setattr__(gen, "_sample", broken)
+    with pytest.raises(RuntimeError, match="the device fell over"):
+        gen.generate_tracks([TrackRequest(_video(base, 1), "a ball bounces", 1, TrackSettings(**STEP))])

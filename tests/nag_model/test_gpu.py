@@ -168,14 +168,33 @@ def test_queueing_a_batch_never_waits_for_the_device(demo_parts, context):
     """Once a layout's graph exists, preparing, sampling and decoding a batch only queue device work
     (the one wait is when the waveforms are read), so the host prepares the next batch meanwhile."""
     bundle = _parts_on(demo_parts, "cuda", torch.bfloat16)
-    gen = bundle.generator()
+    gen = bundle.generator(queue_thread=False)  # the queueing on this thread, where the debug mode sees it
     requests = _requests(demo_parts[0], context)
     gen.generate_tracks(requests)  # captures the graph, caches the decoder's constants
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        waves, order, against = gen._launch(requests)
+        (waves, order), against = gen._launch(requests)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert waves.device.type == "cuda" and waves.shape[0] == len(requests)
     assert gen.sampler.captures == 1 and gen.sampler.replays == 2
+
+
+def test_the_queue_thread_makes_the_same_audio_and_captures_beside_a_busy_host(demo_parts):
+    """On CUDA the batches' device work is queued on a thread of its own (`generator._queue_thread`);
+    the first batch of each layout is captured there while this thread reads the previous batch's
+    waveforms (a synchronisation), which the capture must survive. Same audio as queueing inline."""
+    base = demo_parts[0]
+    jobs = [VideoJob(_video(base, v), tuple(CAPTIONS[:n]), tuple(range(n)), TrackSettings(method, steps=3))
+            for v, (n, method) in enumerate([(3, "nag"), (1, "independent"), (2, "negative-prompt"), (3, "nag")])]
+    inline = _parts_on(demo_parts, "cuda").generator(queue_thread=False, max_batch=2).generate_videos(jobs)
+    bundle = _parts_on(demo_parts, "cuda")
+    gen = bundle.generator(max_batch=2)
+    assert gen.queue_thread
+    threaded = gen.generate_videos(jobs)
+    assert gen.sampler.captures >= 2 and gen.sampler.replays > gen.sampler.captures
+    for a_tracks, b_tracks in zip(inline, threaded):
+        assert [(t.caption, t.against) for t in a_tracks] == [(t.caption, t.against) for t in b_tracks]
+        for a, b in zip(a_tracks, b_tracks):
+            np.testing.assert_array_equal(a.waveform, b.waveform)
