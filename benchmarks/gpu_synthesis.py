@@ -269,6 +269,35 @@ def profile_catalog(bundle, args, device) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
     prof.export_chrome_trace(args.profile)
     print(f"Chrome trace: {args.profile}")
+    print(device_idle(args.profile))
+
+
+def device_idle(trace: str, show: int = 10) -> str:
+    """The device's busy share over a Chrome trace (the union of its kernels, copies and memsets, from
+    the first to the last) and its longest idle gaps, with when they began."""
+    import gzip
+
+    with (gzip.open if trace.endswith(".gz") else open)(trace, "rt") as f:
+        events = json.load(f)["traceEvents"]
+    spans = sorted((e["ts"], e["ts"] + e.get("dur", 0)) for e in events
+                   if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"))
+    if not spans:
+        return "no device events in the trace"
+    busy, gaps = 0.0, []
+    start, end = spans[0]
+    for s, e in spans[1:]:
+        if s > end:
+            busy, gaps = busy + end - start, gaps + [(end, s - end)]
+            start, end = s, e
+        else:
+            end = max(end, e)
+    busy += end - start
+    span = spans[-1][1] - spans[0][0]
+    gaps.sort(key=lambda g: -g[1])
+    lines = [f"device busy {busy / 1e6:.2f} s of {span / 1e6:.2f} s ({100 * busy / span:.0f}%); "
+             f"{sum(g > 1000 for _, g in gaps)} idle gaps over 1 ms, {sum(g for _, g in gaps if g > 1000) / 1e6:.2f} s in all"]
+    lines += [f"  idle {g / 1e3:.1f} ms from {(t - spans[0][0]) / 1e6:.3f} s" for t, g in gaps[:show]]
+    return "\n".join(lines)
 
 
 def main() -> None:
