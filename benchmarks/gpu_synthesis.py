@@ -179,8 +179,9 @@ def latency(bundle, args, device) -> dict:
     return {"steps": args.steps, "sampling_s": timed(sample, device, args.repeats), "end_to_end_s": end_to_end}
 
 
-# The generator's stages whose host time `host_timers` reports: `_launch` (prepare conditions, queue
-# sampling and decoding; by design it never waits for the device) is made of the four after `_finish`.
+# The generator's stages whose host time `host_timers` reports. `_launch` makes the mixes and conditions
+# and queues sampling and decoding, which on CUDA run on the generator's queue thread (so their time is
+# not inside `_launch` there, and "sampler" is mostly the graph launch waiting for the driver's room).
 STAGES = ("_launch", "_finish", "_mixes", "condition_sets", "text_encoder", "_sample", "sampler", "decode")
 
 

@@ -40,6 +40,9 @@ class HashTextEncoderConfig:
     seed: int = 0
 
 
+_MAX_WORDS = 100_000  # the most word vectors a HashTextEncoder keeps (tens of MB at dim 64)
+
+
 class HashTextEncoder:
     """Demo text features: each word maps to a fixed unit vector derived from its hash; a token's
     feature adds a small position code. Padding positions are zero; an empty caption is all zeros
@@ -48,8 +51,9 @@ class HashTextEncoder:
     def __init__(self, config: HashTextEncoderConfig = HashTextEncoderConfig()):
         self.config = config
         self._positions = 0.1 * _seeded_matrix(config.seed + 1, config.seq_len, config.dim)  # rows of norm ~0.1
-        self._words: dict[str, torch.Tensor] = {}  # word -> its vector, made once (a batch of 128 captions
-        # made them again for every word: a tenth of a second of host time per batch)
+        # word -> its vector, made once: 128 ten-word captions took 35 ms, 14 ms with this and the stacked rows.
+        # Emptied when it reaches _MAX_WORDS, so a long run over endless new words stays small.
+        self._words: dict[str, torch.Tensor] = {}
 
     def word_vector(self, word: str) -> torch.Tensor:
         """The word's unit vector (read-only: the cached tensor itself)."""
@@ -58,6 +62,8 @@ class HashTextEncoder:
             digest = hashlib.sha256(f"{self.config.seed}:{word}".encode()).digest()
             g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
             v = torch.randn(self.config.dim, generator=g)
+            if len(self._words) >= _MAX_WORDS:
+                self._words.clear()
             v = self._words[word] = v / v.norm()
         return v
 

@@ -24,6 +24,20 @@ def test_text_encoder_is_deterministic_and_word_based():
     assert not torch.equal(enc(["wind blows"])[0, 0], enc(["rain blows"])[0, 0])
 
 
+def test_text_encoder_keeps_word_vectors_and_a_bounded_number_of_them(monkeypatch):
+    import nag_model.encoders.demo as demo
+
+    enc, fresh = HashTextEncoder(), HashTextEncoder()
+    first = enc(["wind blows over the wind"])
+    assert torch.equal(enc(["wind blows over the wind"]), first)  # from the kept vectors: the same features
+    assert torch.equal(fresh(["wind blows over the wind"]), first)
+    assert sorted(enc._words) == ["blows", "over", "the", "wind"]
+    monkeypatch.setattr(demo, "_MAX_WORDS", 2)
+    bounded = HashTextEncoder()
+    assert torch.equal(bounded(["wind blows over the wind"]), first)
+    assert len(bounded._words) <= 2
+
+
 def test_video_encoder_matches_mmaudio_sequence_lengths():
     seq = get_config("small_16k").seq_lengths(8.0)
     enc = PixelVideoEncoder()
