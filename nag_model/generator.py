@@ -150,7 +150,7 @@ class StepByStepGenerator:
             controlnet.eval()
         self.batched, self.progress = batched, progress
         self.batch_mode, self._max_batch, self._sampler = batch_mode, max_batch, sampler
-        self._queue_thread = queue_thread
+        self._use_queue_thread = queue_thread
         self._empty: PreprocessedConditions | None = None
 
     @property
@@ -161,7 +161,7 @@ class StepByStepGenerator:
     @property
     def queue_thread(self) -> bool:
         """Whether batches' device work is queued on `_queue_thread` (the constructor's choice, resolved)."""
-        return self.device.type == "cuda" if self._queue_thread is None else self._queue_thread
+        return self.device.type == "cuda" if self._use_queue_thread is None else self._use_queue_thread
 
     @property
     def max_batch(self) -> int:

@@ -183,8 +183,9 @@ def test_queueing_a_batch_never_waits_for_the_device(demo_parts, context):
 
 def test_the_queue_thread_makes_the_same_audio_and_captures_beside_a_busy_host(demo_parts):
     """On CUDA the batches' device work is queued on a thread of its own (`generator._queue_thread`);
-    the first batch of each layout is captured there while this thread reads the previous batch's
-    waveforms (a synchronisation), which the capture must survive. Same audio as queueing inline."""
+    the first batch of each layout is captured there, possibly while this thread prepares the next batch
+    or reads the previous one's waveforms (a synchronisation), which the capture must survive. Same
+    audio as queueing inline."""
     base = demo_parts[0]
     jobs = [VideoJob(_video(base, v), tuple(CAPTIONS[:n]), tuple(range(n)), TrackSettings(method, steps=3))
             for v, (n, method) in enumerate([(3, "nag"), (1, "independent"), (2, "negative-prompt"), (3, "nag")])]
