@@ -8,6 +8,7 @@ against any set of other tracks, which is how a track is added, regenerated or r
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,19 +32,15 @@ from nag_model.velocity import GuidedVelocity
 
 BatchMode = Literal["auto", "fused", "exact"]
 DEFAULT_MAX_BATCH = {"cuda": 128, "cpu": 8}  # tracks per guided forward, by device type
-_MIX_POOL: ThreadPoolExecutor | None = None  # the condition mixes of a batch are made in parallel (numpy, scipy)
 
 
-_QUEUE_THREAD: ThreadPoolExecutor | None = None
-
-
+@functools.cache
 def _mix_pool() -> ThreadPoolExecutor:
-    global _MIX_POOL
-    if _MIX_POOL is None:
-        _MIX_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="nag-mix")
-    return _MIX_POOL
+    """The threads that make a batch's condition mixes in parallel (numpy and scipy release the GIL)."""
+    return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="nag-mix")
 
 
+@functools.cache
 def _queue_thread() -> ThreadPoolExecutor:
     """The one thread that queues batches' device work (sampling, decoding), in submission order.
 
@@ -52,10 +49,7 @@ def _queue_thread() -> ThreadPoolExecutor:
     that prepared the next batch on that same thread left the GPU idle while it did (about 0.5 s per
     batch of 128 NAG tracks on an H100: 8 idle gaps in a 256-video catalog). With the launch on this
     thread, the next batch's mixes and conditions are made while the GPU works."""
-    global _QUEUE_THREAD
-    if _QUEUE_THREAD is None:
-        _QUEUE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nag-queue")
-    return _QUEUE_THREAD
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="nag-queue")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 It copies the committed demo bundle (codec, text encoder, evaluators: the judges' tagger stays the same, so
 bundles are compared alike), replaces the base and the ControlNet with the EMA weights of the run's last
 checkpoints (`W/base/last.pt`, `W/controlnet/last.pt`) and sets the run's video-encoder options. Without a
-ControlNet checkpoint the bundle has none (independent generation only: `presence_diagnosis.py`).
+ControlNet checkpoint the bundle has none (independent generation only: `presence_diagnosis.py`). Without a base
+checkpoint the template's base stays: a run that trained only a ControlNet on the committed base.
 """
 from __future__ import annotations
 
@@ -15,37 +16,30 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from nag_model.bundle import DEMO_BUNDLE
 from nag_model.checkpoint import load_network, save_controlnet, save_network
 from nag_model.controlnet import AudioControlNet
 from nag_model.encoders.demo import SYNC_LAYOUTS
 from training.demo import DemoPlan
-
-EMA_PREFIX = "ema_model."  # ema-pytorch's KarrasEMA keeps the averaged module under this name
-
-
-def ema_weights(checkpoint: Path) -> tuple[int, dict[str, torch.Tensor]]:
-    """(step, the averaged module's state dict) of a `training.loop` checkpoint."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    return state["step"], {k[len(EMA_PREFIX):]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)}
+from training.loop import ema_weights
 
 
 def build(work: Path, out: Path, video: dict, template: Path = Path(DEMO_BUNDLE)) -> dict[str, int]:
     """Write the bundle to `out` (replaced if it exists); returns the step of each stage taken."""
-    if not (work / "base" / "last.pt").exists():
-        raise FileNotFoundError(f"no base checkpoint in {work / 'base'}: is --work the run's work folder?")
+    has_base, has_controlnet = ((work / stage / "last.pt").exists() for stage in ("base", "controlnet"))
+    if not (has_base or has_controlnet):
+        raise FileNotFoundError(f"no base or controlnet checkpoint (last.pt) in {work}: is --work the run's work folder?")
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(template, out)
     steps = {}
     base = load_network(str(out / "base"))
-    steps["base"], weights = ema_weights(work / "base" / "last.pt")
-    base.load_state_dict(weights, strict=True)
-    save_network(base, str(out / "base"))
+    if has_base:
+        steps["base"], weights = ema_weights(work / "base" / "last.pt")
+        base.load_state_dict(weights, strict=True)
+        save_network(base, str(out / "base"))
     card = json.loads((out / "bundle.json").read_text())
     card["video_encoder"].update(video)
-    if (work / "controlnet" / "last.pt").exists():
+    if has_controlnet:
         base.set_duration(4.0)  # the ControlNet stage's length; the saved weights do not depend on it
         controlnet = AudioControlNet.from_base(base)
         steps["controlnet"], weights = ema_weights(work / "controlnet" / "last.pt")
@@ -71,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     run = replace(plan, sync_layout=args.sync_layout, sync_grid=args.sync_grid, motion_gain=args.motion_gain)
     steps = build(Path(args.work), Path(args.out), run.video_options())
     print(f"{args.out}: " + ", ".join(f"{stage} at step {step}" for stage, step in steps.items())
+          + ("" if "base" in steps else " (no base checkpoint: the template's base)")
           + ("" if "controlnet" in steps else " (no ControlNet checkpoint: independent generation only)"))
 
 

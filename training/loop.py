@@ -172,3 +172,12 @@ def train(objective: nn.Module, batches: BatchSource, config: TrainConfig, check
     if world > 1:
         dist.barrier()
     return TrainResult(ema.ema_model.eval(), losses, end, prior_seconds + time.time() - t0, start)
+
+
+EMA_PREFIX = "ema_model."  # ema-pytorch's KarrasEMA keeps the averaged module under this name
+
+
+def ema_weights(checkpoint: str | Path) -> tuple[int, dict[str, torch.Tensor]]:
+    """(step, the averaged module's state dict) of a checkpoint that `train` wrote."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return state["step"], {k[len(EMA_PREFIX):]: v for k, v in state["ema"].items() if k.startswith(EMA_PREFIX)}

@@ -57,5 +57,26 @@ def test_without_a_controlnet_checkpoint_the_bundle_has_none(run, tmp_path):
     assert checkpoint_bundle.build(work, out, {"sync_layout": "aligned"}) == {"base": 7000}
     assert json.loads((out / "bundle.json").read_text())["controlnet"] is False
     assert load_bundle(str(out)).controlnet is None
-    with pytest.raises(FileNotFoundError, match="no base checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no base or controlnet checkpoint"):
         checkpoint_bundle.build(tmp_path / "elsewhere", out, {})
+
+
+def test_a_controlnet_only_run_keeps_the_template_base(tmp_path, capsys):
+    """A run that trained only a ControlNet on the committed base (no base checkpoint)."""
+    committed = load_bundle(DEMO_BUNDLE)
+    base = committed.base
+    base.set_duration(4.0)
+    controlnet = AudioControlNet.from_base(base)
+    with torch.no_grad():
+        for p in controlnet.parameters():
+            p.add_(0.02)
+    _checkpoint(controlnet, tmp_path / "work" / "controlnet" / "last.pt", 6000)
+    out = tmp_path / "bundle"
+    checkpoint_bundle.main(["--work", str(tmp_path / "work"), "--out", str(out)])
+    assert "controlnet at step 6000 (no base checkpoint: the template's base)" in capsys.readouterr().out
+    bundle = load_bundle(str(out))
+    assert all(torch.equal(a, b) for a, b in zip(bundle.base.state_dict().values(), base.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(bundle.controlnet.state_dict().values(),
+                                                 controlnet.state_dict().values()))
+    assert not any(torch.equal(a, b) for a, b in zip(bundle.controlnet.state_dict().values(),
+                                                     committed.controlnet.state_dict().values()) if a.numel() > 1)
