@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/sync_probe.py --train 300 --val 100
     python benchmarks/sync_probe.py --train 200 --val 80 --per-kind --sync-grid 16 --motion-gain 32
+    python benchmarks/sync_probe.py --train 200 --val 80 --per-kind --sync-grid 8 16 --sync-features motion_energy
 
 A linear probe (logistic regression on a token's PixelVideoEncoder sync feature and its two
 neighbours) predicts whether an on-screen, sounding source has an event (contact, step, knock, strike,
@@ -13,7 +14,7 @@ token's time":
   (token i of Ls: [i, i + 1) x duration / Ls). This is what the network needs.
 High AUC: the features carry the timing, and a model that does not follow it has not learned to read
 it. AUC near 0.5: the encoder is the bottleneck. `--sync-grid` adds rows for other sync features
-(`PixelVideoEncoderConfig.sync_grid`, `motion_gain`), aligned.
+(`PixelVideoEncoderConfig.sync_grid`, `motion_gain`, `sync_features`), aligned.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
-from nag_model.encoders.demo import PixelVideoEncoder, PixelVideoEncoderConfig
+from nag_model.encoders.demo import SYNC_FEATURES, PixelVideoEncoder, PixelVideoEncoderConfig
 from synthfoley.splits import split_seeds
 from synthfoley.world import make_clip
 
@@ -112,15 +113,20 @@ def main(argv: list[str] | None = None) -> None:
                    help="also probe the aligned features with these sync grids (cells a side; committed: 8)")
     p.add_argument("--motion-gain", type=float, default=PixelVideoEncoderConfig.motion_gain,
                    help="the motion term's weight for the --sync-grid rows (default: the committed one)")
+    p.add_argument("--sync-features", choices=SYNC_FEATURES, default=PixelVideoEncoderConfig.sync_features,
+                   help="what a sync feature is in the --sync-grid rows (motion_energy: one dimension per cell)")
     args = p.parse_args(argv)
     clips = {split: [make_clip(int(s)) for s in split_seeds(split, n, 0)]
              for split, n in (("train", args.train), ("val", args.val))}
     configs = {("segments", "content"): PixelVideoEncoderConfig(sync_layout="segments"),
                ("segments", "nominal"): PixelVideoEncoderConfig(sync_layout="segments"),
                ("aligned", "nominal"): PixelVideoEncoderConfig(sync_layout="aligned")}
+    energy = args.sync_features == "motion_energy"
     for grid in args.sync_grid:
-        configs[(f"aligned, grid {grid}, motion x{args.motion_gain:g}", "nominal")] = PixelVideoEncoderConfig(
-            sync_layout="aligned", sync_grid=grid, motion_gain=args.motion_gain)
+        name = f"aligned, grid {grid}, " + ("motion energy" if energy else f"motion x{args.motion_gain:g}")
+        configs[(name, "nominal")] = PixelVideoEncoderConfig(
+            sync_layout="aligned", sync_grid=grid, motion_gain=args.motion_gain, sync_features=args.sync_features,
+            sync_dim=grid ** 2 if energy else PixelVideoEncoderConfig.sync_dim)
     print("| sync features | token time | val tokens | event tokens | ROC AUC, train | ROC AUC, val |")
     print("|---|---|---|---|---|---|")
     encoders = {name: CachedSync(PixelVideoEncoder(config)) for (name, _), config in configs.items()}

@@ -1,6 +1,7 @@
 """An evaluation bundle from a demo training run's checkpoints, while the run goes on or after it was stopped.
 
     python -m training.checkpoint_bundle --work W --out B --sync-layout aligned [--sync-grid 16 --motion-gain 32]
+        [--sync-features motion_energy]
 
 It copies the committed demo bundle (codec, text encoder, evaluators: the judges' tagger stays the same, so
 bundles are compared alike), replaces the base and the ControlNet with the EMA weights of the run's last
@@ -19,7 +20,8 @@ from pathlib import Path
 from nag_model.bundle import DEMO_BUNDLE
 from nag_model.checkpoint import load_network, save_controlnet, save_network
 from nag_model.controlnet import AudioControlNet
-from nag_model.encoders.demo import SYNC_LAYOUTS
+from nag_model.encoders.demo import SYNC_FEATURES, SYNC_LAYOUTS
+from nag_model.network import MMAudio
 from training.demo import DemoPlan
 from training.loop import ema_weights
 
@@ -34,6 +36,9 @@ def build(work: Path, out: Path, video: dict, template: Path = Path(DEMO_BUNDLE)
     steps = {}
     base = load_network(str(out / "base"))
     if has_base:
+        if video.get("sync_dim", base.config.sync_dim) != base.config.sync_dim:  # motion-energy sync features
+            config = replace(base.config, sync_dim=video["sync_dim"])
+            base = MMAudio(config, config.seq_lengths(8.0))
         steps["base"], weights = ema_weights(work / "base" / "last.pt")
         base.load_state_dict(weights, strict=True)
         save_network(base, str(out / "base"))
@@ -61,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sync-layout", choices=SYNC_LAYOUTS, default=plan.sync_layout)
     p.add_argument("--sync-grid", type=int, default=plan.sync_grid)
     p.add_argument("--motion-gain", type=float, default=plan.motion_gain)
+    p.add_argument("--sync-features", choices=SYNC_FEATURES, default=plan.sync_features)
     args = p.parse_args(argv)
-    run = replace(plan, sync_layout=args.sync_layout, sync_grid=args.sync_grid, motion_gain=args.motion_gain)
+    run = replace(plan, sync_layout=args.sync_layout, sync_grid=args.sync_grid, motion_gain=args.motion_gain,
+                  sync_features=args.sync_features)
     steps = build(Path(args.work), Path(args.out), run.video_options())
     print(f"{args.out}: " + ", ".join(f"{stage} at step {step}" for stage, step in steps.items())
           + ("" if "base" in steps else " (no base checkpoint: the template's base)")

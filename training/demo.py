@@ -25,11 +25,11 @@ import torch.nn.functional as F
 
 from nag_model.bundle import FoleyBundle, save_bundle
 from nag_model.codecs.demo_mel import MelCodec
-from nag_model.config import PRESETS
+from nag_model.config import PRESETS, MMAudioConfig
 from nag_model.controlnet import AudioControlNet
 from nag_model.demo.evaluators import AudioTagger, EvaluatorConfig, VideoTagger, save_evaluators
-from nag_model.encoders.demo import (SYNC_LAYOUTS, HashTextEncoder, HashTextEncoderConfig, PixelVideoEncoder,
-                                     PixelVideoEncoderConfig)
+from nag_model.encoders.demo import (SYNC_FEATURES, SYNC_LAYOUTS, HashTextEncoder, HashTextEncoderConfig,
+                                     PixelVideoEncoder, PixelVideoEncoderConfig)
 from nag_model.network import MMAudio
 from nag_model.losses import freeze
 from synthfoley.captions import ADVERBS, LOUD_DB, PHRASES, SOFT_DB
@@ -64,10 +64,17 @@ class DemoPlan:
     sync_layout: str = "segments"  # PixelVideoEncoderConfig.sync_layout: where each sync token's frames come from
     sync_grid: int = 8  # PixelVideoEncoderConfig.sync_grid: cells a side of the sync features' pooled frames
     motion_gain: float = 4.0  # PixelVideoEncoderConfig.motion_gain: weight of the sync features' motion term
+    sync_features: str = "projected"  # PixelVideoEncoderConfig.sync_features: "motion_energy" has a dim per cell
+
+    def network_config(self) -> MMAudioConfig:
+        """The demo preset, with one sync dimension per cell for motion-energy sync features."""
+        cfg = PRESETS[PRESET]
+        return replace(cfg, sync_dim=self.sync_grid ** 2) if self.sync_features == "motion_energy" else cfg
 
     def video_options(self) -> dict:
         """The PixelVideoEncoderConfig options the plan sets."""
-        return {"sync_layout": self.sync_layout, "sync_grid": self.sync_grid, "motion_gain": self.motion_gain}
+        return {"sync_layout": self.sync_layout, "sync_grid": self.sync_grid, "motion_gain": self.motion_gain,
+                "sync_features": self.sync_features, "sync_dim": self.network_config().sync_dim}
 
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
@@ -87,7 +94,7 @@ def encoders(seed: int, **video) -> tuple[HashTextEncoder, PixelVideoEncoder, Me
     """The demo's text encoder, video encoder (`video`: PixelVideoEncoderConfig options) and codec."""
     cfg = PRESETS[PRESET]
     return (HashTextEncoder(HashTextEncoderConfig(dim=cfg.text_dim, seq_len=cfg.text_seq_len, seed=seed)),
-            PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=cfg.clip_dim, sync_dim=cfg.sync_dim, seed=seed, **video)),
+            PixelVideoEncoder(PixelVideoEncoderConfig(clip_dim=cfg.clip_dim, seed=seed, **{"sync_dim": cfg.sync_dim, **video})),
             MelCodec())
 
 
@@ -106,7 +113,8 @@ def load_or_prepare(path: Path, n: int, split: str, seed: int, enc, rank: int) -
 
 def train_base(data: FoleyData, plan: DemoPlan, text: HashTextEncoder, work: Path) -> tuple[MMAudio, TrainResult]:
     torch.manual_seed(plan.seed)
-    net = MMAudio(PRESETS[PRESET], PRESETS[PRESET].seq_lengths(8.0))
+    config = plan.network_config()
+    net = MMAudio(config, config.seq_lengths(8.0))
     mean, std = latent_stats(data)
     with torch.no_grad():
         net.latent_mean.copy_(mean)
@@ -239,6 +247,9 @@ FLOAT_OVERRIDES = {
 CHOICE_OVERRIDES = {
     "sync-layout": (SYNC_LAYOUTS, "where each demo sync token's frames come from: Synchformer's segments, or aligned "
                                   "with the time MMAudio's upsampling gives the token (default: the plan's)"),
+    "sync-features": (SYNC_FEATURES, "what a demo sync feature is: a random projection of the pooled frame and its "
+                                     "motion, or each cell's motion energy (the network's sync_dim becomes the "
+                                     "sync grid squared; default: the plan's)"),
 }
 # the plan's fields a command line may set
 OVERRIDES = COUNT_OVERRIDES + tuple(INT_OVERRIDES) + tuple(FLOAT_OVERRIDES) + tuple(CHOICE_OVERRIDES)

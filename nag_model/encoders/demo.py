@@ -81,6 +81,7 @@ class HashTextEncoder:
 
 
 SYNC_LAYOUTS = ("segments", "aligned")
+SYNC_FEATURES = ("projected", "motion_energy")
 FRAME_PIXELS = 64  # the pixel encoder's frame height and width
 
 
@@ -99,16 +100,28 @@ class PixelVideoEncoderConfig:
     # Bundles without the keys are the committed layout (grid 8, motion x4).
     sync_grid: int | None = None
     motion_gain: float = 4.0
+    # What a sync feature is: "projected" (a fixed random projection of the pooled frame and its motion to
+    # sync_dim) or "motion_energy" (each cell's frame-to-frame change, the mean over RGB of the absolute
+    # difference, times motion_gain; sync_dim = sync_grid ** 2). A linear probe finds on-screen events better in
+    # the per-cell energy of a 16 x 16 grid than in any projection to 64 dims (docs/nag_effect.md, "Sync
+    # features"). Bundles without the key are "projected".
+    sync_features: str = "projected"
 
     def __post_init__(self):
         if self.sync_layout not in SYNC_LAYOUTS:
             raise ValueError(f"sync_layout must be one of {SYNC_LAYOUTS}, got {self.sync_layout!r}")
+        if self.sync_features not in SYNC_FEATURES:
+            raise ValueError(f"sync_features must be one of {SYNC_FEATURES}, got {self.sync_features!r}")
         for name in ("grid", "sync_grid"):
             cells = getattr(self, name)
             if cells is not None and not 1 <= cells <= FRAME_PIXELS:
                 raise ValueError(f"{name} must be 1..{FRAME_PIXELS} cells (the frames' pixels), got {cells}")
         if not self.motion_gain > 0:
             raise ValueError(f"motion_gain must be positive, got {self.motion_gain}")
+        cells = (self.sync_grid or self.grid) ** 2
+        if self.sync_features == "motion_energy" and self.sync_dim != cells:
+            raise ValueError(f"motion_energy sync features have one dimension per cell: sync_dim must be "
+                             f"{cells} (sync grid {self.sync_grid or self.grid} squared), got {self.sync_dim}")
 
 
 class PixelVideoEncoder:
@@ -118,7 +131,8 @@ class PixelVideoEncoder:
     per frame like CLIP image embeddings. sync (25 fps): for each 16-frame segment (stride 8), 8
     tokens, each projecting the pooled frame (`sync_grid` cells a side) and its absolute difference to
     the previous frame (motion energy, times `motion_gain`) at one of the segment's 8 frame pairs, as
-    Synchformer's temporal patches do.
+    Synchformer's temporal patches do; or, with `sync_features="motion_energy"`, each cell's motion
+    energy itself, unprojected.
 
     MMAudio flattens the segments' tokens and stretches them evenly over the latent frames, so with the
     "segments" layout latent frame n reads frames up to 0.3 s (mean 0.1 s) from its own time, by an
@@ -135,7 +149,8 @@ class PixelVideoEncoder:
         self.config = config
         self._sync_grid = config.sync_grid or config.grid
         self._clip_proj = _seeded_matrix(config.seed + 10, 3 * config.grid ** 2, config.clip_dim)
-        self._sync_proj = _seeded_matrix(config.seed + 11, 2 * 3 * self._sync_grid ** 2, config.sync_dim)
+        self._sync_proj = (_seeded_matrix(config.seed + 11, 2 * 3 * self._sync_grid ** 2, config.sync_dim)
+                           if config.sync_features == "projected" else None)
 
     @staticmethod
     def _pool(frames: np.ndarray, grid: int) -> torch.Tensor:
@@ -153,7 +168,10 @@ class PixelVideoEncoder:
         if pooled.shape[0] < SYNC_SEGMENT:
             raise ValueError(f"sync features need at least {SYNC_SEGMENT} frames, got {pooled.shape[0]}")
         motion = torch.cat([torch.zeros_like(pooled[:1]), (pooled[1:] - pooled[:-1]).abs() * self.config.motion_gain], 0)
-        feats = torch.cat([pooled, motion], -1) @ self._sync_proj  # (T, sync_dim)
+        if self._sync_proj is None:  # motion_energy: (T, 3 cells) -> the mean over RGB, (T, cells)
+            feats = motion.view(motion.shape[0], 3, -1).mean(1)
+        else:
+            feats = torch.cat([pooled, motion], -1) @ self._sync_proj  # (T, sync_dim)
         segments = (pooled.shape[0] - SYNC_SEGMENT) // SYNC_STEP + 1
         if self.config.sync_layout == "aligned":
             return self._at_token_times(feats, segments * SYNC_TOKENS_PER_SEGMENT)[None]

@@ -10,7 +10,9 @@ from ema_pytorch import KarrasEMA
 from nag_model.bundle import DEMO_BUNDLE, load_bundle
 from nag_model.checkpoint import load_network
 from nag_model.controlnet import AudioControlNet
+from nag_model.network import MMAudio
 from training import checkpoint_bundle
+from training.demo import DemoPlan
 
 
 def _checkpoint(module: torch.nn.Module, path, step: int) -> None:
@@ -80,3 +82,21 @@ def test_a_controlnet_only_run_keeps_the_template_base(tmp_path, capsys):
                                                  controlnet.state_dict().values()))
     assert not any(torch.equal(a, b) for a, b in zip(bundle.controlnet.state_dict().values(),
                                                      committed.controlnet.state_dict().values()) if a.numel() > 1)
+
+
+def test_a_motion_energy_run_gets_a_base_with_its_sync_dim(tmp_path, capsys):
+    plan = DemoPlan(sync_layout="aligned", sync_grid=16, sync_features="motion_energy")
+    config = plan.network_config()
+    torch.manual_seed(0)
+    base = MMAudio(config, config.seq_lengths(8.0))
+    with torch.no_grad():  # set by the base stage from the data
+        base.latent_mean.fill_(-2.0)
+        base.latent_std.fill_(1.0)
+    _checkpoint(base, tmp_path / "work" / "base" / "last.pt", 7000)
+    out = tmp_path / "bundle"
+    checkpoint_bundle.main(["--work", str(tmp_path / "work"), "--out", str(out), "--sync-layout", "aligned",
+                            "--sync-grid", "16", "--sync-features", "motion_energy"])
+    bundle = load_bundle(str(out))
+    assert bundle.base.config.sync_dim == bundle.video_encoder.config.sync_dim == 256
+    assert bundle.video_encoder.config.sync_features == "motion_energy"
+    assert all(torch.equal(a, b) for a, b in zip(bundle.base.state_dict().values(), base.state_dict().values()))

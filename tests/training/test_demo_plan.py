@@ -25,7 +25,8 @@ def test_the_committed_weights_were_trained_by_the_default_plan():
     assert record["plan"] == {k: plan[k] for k in record["plan"]}
     # the options added after that run: their defaults are the uniform loss and Synchformer's sync layout it used
     assert {k: plan[k] for k in plan.keys() - record["plan"].keys()} == {"onset_weight": 0.0, "sync_layout": "segments",
-                                                                         "sync_grid": 8, "motion_gain": 4.0}
+                                                                         "sync_grid": 8, "motion_gain": 4.0,
+                                                                             "sync_features": "projected"}
 
 
 def test_a_budget_scales_the_steps_and_keeps_the_recipe():
@@ -79,3 +80,22 @@ def test_the_plans_video_options_reach_the_video_encoder():
     plan = replace(DemoPlan(), sync_layout="aligned", sync_grid=16, motion_gain=32.0)
     config = demo.encoders(0, **plan.video_options())[1].config
     assert (config.sync_layout, config.sync_grid, config.motion_gain) == ("aligned", 16, 32.0)
+
+
+def test_a_motion_energy_plan_gives_the_network_one_sync_dimension_per_cell(monkeypatch, tmp_path, tiny_foley_data):
+    plan = replace(DemoPlan(), sync_layout="aligned", sync_grid=16, sync_features="motion_energy", base_steps=3)
+    assert DemoPlan().network_config() == demo.PRESETS[demo.PRESET]
+    assert plan.network_config() == replace(demo.PRESETS[demo.PRESET], sync_dim=256)
+    config = demo.encoders(0, **plan.video_options())[1].config
+    assert (config.sync_features, config.sync_dim, config.sync_grid) == ("motion_energy", 256, 16)
+    seen = {}
+
+    def fake_train(objective, batches, cfg, work, desc):
+        seen["sync_dim"] = objective.net.config.sync_dim
+        raise StopIteration
+
+    monkeypatch.setattr(demo, "train", fake_train)
+    with pytest.raises(StopIteration):
+        demo.train_base(tiny_foley_data(), plan, demo.encoders(0)[0], tmp_path)
+    assert seen["sync_dim"] == 256
+    assert demo.plan_from_args(demo.parse_args(["--sync-features", "motion_energy", "--sync-grid", "16"])).network_config().sync_dim == 256

@@ -43,3 +43,10 @@ def test_the_probe_reports_other_sync_features_beside_the_committed_ones(capsys)
     auc = [float(r.rstrip(" |").split(" | ")[-1]) for r in rows]
     assert all(0.0 <= a <= 1.0 for a in auc)
     assert "ROC AUC val, aligned, grid 16, motion x32" in out  # the per-kind table has a column for each
+
+
+def test_the_probe_reports_motion_energy_sync_features(capsys):
+    probe.main(["--train", "4", "--val", "3", "--sync-grid", "8", "--sync-features", "motion_energy"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| aligned")]
+    assert [r.split(" | ")[0] for r in rows] == ["| aligned", "| aligned, grid 8, motion energy"]
+    assert 0.0 <= float(rows[1].rstrip(" |").split(" | ")[-1]) <= 1.0

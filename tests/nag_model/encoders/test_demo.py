@@ -151,11 +151,34 @@ def test_bundle_keeps_the_sync_features_options_and_old_cards_load_as_before(tmp
     assert (config.sync_grid, config.motion_gain) == (16, 32.0)
     card_path = tmp_path / "b" / "bundle.json"
     card = json.loads(card_path.read_text())
-    for key in ("sync_grid", "motion_gain"):  # a bundle saved before the options existed
+    for key in ("sync_grid", "motion_gain", "sync_features"):  # a bundle saved before the options existed
         del card["video_encoder"][key]
     card_path.write_text(json.dumps(card))
     config = load_bundle(str(tmp_path / "b"), duration=2.0).video_encoder.config
-    assert (config.sync_grid, config.motion_gain) == (None, 4.0)
+    assert (config.sync_grid, config.motion_gain, config.sync_features) == (None, 4.0, "projected")
+
+
+def test_motion_energy_sync_features_are_each_cells_change_at_its_own_time():
+    """One dimension per cell: the mean over RGB of the cell's absolute change from the previous frame, times
+    motion_gain, at the token of its time (aligned layout); nothing where nothing moves."""
+    frames = np.zeros((200, 64, 64, 3), np.uint8)
+    frames[100:, 8:12, 20:24] = 255  # a 4x4-pixel square appears at frame 100: cell (row 2, column 5) of 16 x 16
+    frames[150:, 8:12, 20:24, 0] = 0  # ... and loses its red at frame 150
+    config = PixelVideoEncoderConfig(sync_layout="aligned", sync_grid=16, sync_dim=256, motion_gain=4.0,
+                                     sync_features="motion_energy")
+    feats = PixelVideoEncoder(config).encode_sync(frames)[0]  # (192, 256)
+    assert feats.shape == (192, 256)
+    cell = 2 * 16 + 5
+    assert set(feats.nonzero()[:, 1].tolist()) == {cell}
+    t100, t150 = (_token_of_latent_time((f + 0.5) / 25, 192) for f in (100, 150))
+    assert float(feats[:, cell].max()) == pytest.approx(4.0 * 2.0, rel=0.05)  # pooled values in [-1, 1]: a full flip is 2
+    peaks = feats[:, cell].nonzero().flatten().tolist()
+    assert min(peaks) >= t100 - 1 and max(peaks) <= t150 + 1
+    assert float(feats[t150, cell]) == pytest.approx(float(feats[t100, cell]) / 3, rel=0.2)  # one channel of three
+    with pytest.raises(ValueError, match="sync_dim must be 256"):
+        PixelVideoEncoderConfig(sync_grid=16, sync_features="motion_energy")
+    with pytest.raises(ValueError, match="sync_features"):
+        PixelVideoEncoderConfig(sync_features="optical_flow")
 
 
 def test_bundle_round_trip_and_short_videos(tmp_path):
