@@ -35,10 +35,9 @@ def build(work: Path, out: Path, video: dict, template: Path = Path(DEMO_BUNDLE)
     shutil.copytree(template, out)
     steps = {}
     base = load_network(str(out / "base"))
-    if has_base:
-        if video.get("sync_dim", base.config.sync_dim) != base.config.sync_dim:  # motion-energy sync features
-            config = replace(base.config, sync_dim=video["sync_dim"])
-            base = MMAudio(config, config.seq_lengths(8.0))
+    if has_base:  # the run's network: the template's, with the run's sync input (motion energy: a dim per cell)
+        config = replace(base.config, sync_dim=video.get("sync_dim", base.config.sync_dim))
+        base = MMAudio(config, config.seq_lengths(8.0))
         steps["base"], weights = ema_weights(work / "base" / "last.pt")
         base.load_state_dict(weights, strict=True)
         save_network(base, str(out / "base"))

@@ -7,7 +7,8 @@ The data (the plan's train and val clips, through the bundle's own encoders), th
 base stage is skipped: the bundle's base is the one the ControlNet is trained on. The bundle written to
 `--out` is the input bundle with the new ControlNet (`training.checkpoint_bundle`), and its `training.json`
 records the retrain under `controlnet_retrain`. An interrupted run continues from `--work`'s checkpoint.
-The committed demo ControlNet (6000 steps on the committed base) was trained so (docs/demo_model.md).
+A 6000-step ControlNet on the committed base was trained by this path (not committed: docs/nag_effect.md,
+"A longer ControlNet").
 """
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ from pathlib import Path
 import torch
 
 from nag_model.bundle import DEMO_BUNDLE, load_bundle
+from nag_model.encoders.demo import PixelVideoEncoderConfig
 from training import checkpoint_bundle
 from training.demo import DemoPlan, encoders, load_or_prepare, train_controlnet, validation_losses
 
 
-def plan_for(bundle_path: Path, **overrides) -> DemoPlan:
-    """The default plan with the bundle's video-encoder options (the data must be encoded as the base reads it)."""
-    video = load_bundle(str(bundle_path)).video_encoder.config
+def plan_for(video: PixelVideoEncoderConfig, **overrides) -> DemoPlan:
+    """The default plan with a bundle's video-encoder options (the data must be encoded as the base reads it)."""
     return replace(DemoPlan(), sync_layout=video.sync_layout, sync_grid=video.sync_grid or video.grid,
                    motion_gain=video.motion_gain, sync_features=video.sync_features, **overrides)
 
@@ -49,12 +50,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--out must not be --bundle: the bundle is copied to --out with the new ControlNet")
     if args.threads:
         torch.set_num_threads(args.threads)
-    plan = plan_for(bundle, seed=args.seed, controlnet_steps=args.controlnet_steps, train_clips=args.train_clips,
+    source = load_bundle(str(bundle))
+    plan = plan_for(source.video_encoder.config, seed=args.seed, controlnet_steps=args.controlnet_steps, train_clips=args.train_clips,
                     val_clips=args.val_clips)
     enc = encoders(plan.seed, **plan.video_options())
     data = load_or_prepare(work / f"train-{plan.train_clips}.pt", plan.train_clips, "train", plan.seed, enc, 0)
     val = load_or_prepare(work / f"val-{plan.val_clips}.pt", plan.val_clips, "val", plan.seed, enc, 0)
-    base = load_bundle(str(bundle)).base
+    base = source.base
     t = time.time()
     controlnet, result = train_controlnet(base, data, plan, work)
     seconds = round(time.time() - t, 1)

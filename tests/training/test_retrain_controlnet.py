@@ -29,7 +29,7 @@ def test_a_short_retrain_writes_the_bundle_with_a_new_controlnet_on_the_same_bas
 
 
 def test_the_plan_reads_the_bundles_video_options():
-    plan = retrain_controlnet.plan_for(DEMO_BUNDLE, controlnet_steps=5)
+    plan = retrain_controlnet.plan_for(load_bundle(DEMO_BUNDLE).video_encoder.config, controlnet_steps=5)
     assert (plan.sync_layout, plan.sync_grid, plan.motion_gain, plan.sync_features) == ("segments", 8, 4.0, "projected")
     assert plan.controlnet_steps == 5
 
