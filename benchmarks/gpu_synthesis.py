@@ -233,7 +233,7 @@ def catalog(bundle, args, device) -> list[dict]:
     rows = []
     for b in args.batches:
         n_videos = min(len(jobs), max(args.min_videos, b * args.chunks_per_round)) if args.prefix else len(jobs)
-        gen = bundle.generator(batch_mode="fused", max_batch=b)
+        gen = bundle.generator(batch_mode="fused", max_batch=b, prep_stream=args.prep_stream == "on")
         for run in ("cold", "warm") if args.warm else ("cold",):
             captures = (gen.sampler.captures, _capture_s(gen.sampler)) if gen.sampler is not None else None
             with host_timers(gen) as host, GpuSampler(str(device)) if device.type == "cuda" else nullcontext() as busy:
@@ -318,6 +318,9 @@ def main() -> None:
     ap.add_argument("--no-prefix", dest="prefix", action="store_false", help="run the whole catalog at every batch size")
     ap.add_argument("--warm", action="store_true",
                     help="run each catalog a second time on the same generator (CUDA graphs already captured)")
+    ap.add_argument("--prep-stream", choices=["on", "off"], default="on",
+                    help="catalog: prepare each batch's conditions on a CUDA stream of their own (the generator's "
+                         "default on CUDA) or on the default stream, behind the batch being sampled")
     ap.add_argument("--official", default=None, help="path of an official MMAudio checkout (timed, never imported by the project)")
     ap.add_argument("--layers", choices=["fast", "reference"], default="fast",
                     help="reference: run everything with the CPU's formulations of the layers (nag_model.layers.fast_path off)")
@@ -340,7 +343,7 @@ def main() -> None:
     bundle = random_bundle(args.preset, duration=args.duration).to(device, dtype)
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
             "torch": torch.__version__, "precision": precision_name(dtype), "preset": args.preset,
-            "duration": args.duration, "steps": args.steps, "layers": args.layers,
+            "duration": args.duration, "steps": args.steps, "layers": args.layers, "prep_stream": args.prep_stream,
             "base_params_m": sum(p.numel() for p in bundle.base.parameters()) / 1e6,
             "controlnet_params_m": sum(p.numel() for p in bundle.controlnet.parameters()) / 1e6}
     print(json.dumps(info), flush=True)

@@ -3,6 +3,8 @@
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/sync_probe.py --train 300 --val 100
     python benchmarks/sync_probe.py --train 200 --val 80 --per-kind --sync-grid 16 --motion-gain 32
     python benchmarks/sync_probe.py --train 200 --val 80 --per-kind --sync-grid 8 16 --sync-features motion_energy
+    python benchmarks/sync_probe.py --train 200 --val 80 --per-kind --skip-layouts --sync-grid 16 \
+        --sync-features motion_energy motion_energy_rgb
 
 A linear probe (logistic regression on a token's PixelVideoEncoder sync feature and its two
 neighbours) predicts whether an on-screen, sounding source has an event (contact, step, knock, strike,
@@ -13,7 +15,9 @@ token's time":
 - nominal: the span of the clip whose latent frames read the token after MMAudio's upsampling
   (token i of Ls: [i, i + 1) x duration / Ls). This is what the network needs.
 High AUC: the features carry the timing, and a model that does not follow it has not learned to read
-it. AUC near 0.5: the encoder is the bottleneck. `--sync-grid` adds rows for other sync features
+it. AUC near 0.5: the encoder is the bottleneck. The per-kind probes are also scored on the val clips
+where another event source is on screen ("crowded"): there a probe that finds every on-screen event,
+not the kind's own, loses AUC. That is the binding a caption needs: which of the movements is its source's. `--sync-grid` adds rows for other sync features
 (`PixelVideoEncoderConfig.sync_grid`, `motion_gain`, `sync_features`), aligned.
 """
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from nag_model.config import SYNC_SEGMENT, SYNC_STEP, SYNC_TOKENS_PER_SEGMENT
-from nag_model.encoders.demo import SYNC_FEATURES, PixelVideoEncoder, PixelVideoEncoderConfig
+from nag_model.encoders.demo import SYNC_FEATURES, PixelVideoEncoder, PixelVideoEncoderConfig, sync_feature_dim
 from synthfoley.splits import split_seeds
 from synthfoley.world import make_clip
 
@@ -113,20 +117,24 @@ def main(argv: list[str] | None = None) -> None:
                    help="also probe the aligned features with these sync grids (cells a side; committed: 8)")
     p.add_argument("--motion-gain", type=float, default=PixelVideoEncoderConfig.motion_gain,
                    help="the motion term's weight for the --sync-grid rows (default: the committed one)")
-    p.add_argument("--sync-features", choices=SYNC_FEATURES, default=PixelVideoEncoderConfig.sync_features,
-                   help="what a sync feature is in the --sync-grid rows (motion_energy: one dimension per cell)")
+    p.add_argument("--sync-features", choices=SYNC_FEATURES, nargs="+", default=[PixelVideoEncoderConfig.sync_features],
+                   help="what a sync feature is in the --sync-grid rows (motion_energy: one dimension per cell; "
+                        "motion_energy_rgb: three); several: a row for each")
+    p.add_argument("--skip-layouts", action="store_true", help="only the --sync-grid rows, not the three layout rows")
     args = p.parse_args(argv)
     clips = {split: [make_clip(int(s)) for s in split_seeds(split, n, 0)]
              for split, n in (("train", args.train), ("val", args.val))}
-    configs = {("segments", "content"): PixelVideoEncoderConfig(sync_layout="segments"),
-               ("segments", "nominal"): PixelVideoEncoderConfig(sync_layout="segments"),
-               ("aligned", "nominal"): PixelVideoEncoderConfig(sync_layout="aligned")}
-    energy = args.sync_features == "motion_energy"
-    for grid in args.sync_grid:
-        name = f"aligned, grid {grid}, " + ("motion energy" if energy else f"motion x{args.motion_gain:g}")
-        configs[(name, "nominal")] = PixelVideoEncoderConfig(
-            sync_layout="aligned", sync_grid=grid, motion_gain=args.motion_gain, sync_features=args.sync_features,
-            sync_dim=grid ** 2 if energy else PixelVideoEncoderConfig.sync_dim)
+    configs = {} if args.skip_layouts else {
+        ("segments", "content"): PixelVideoEncoderConfig(sync_layout="segments"),
+        ("segments", "nominal"): PixelVideoEncoderConfig(sync_layout="segments"),
+        ("aligned", "nominal"): PixelVideoEncoderConfig(sync_layout="aligned")}
+    for features in args.sync_features:
+        for grid in args.sync_grid:
+            dim = sync_feature_dim(features, grid)
+            what = f"motion x{args.motion_gain:g}" if dim is None else features.replace("_", " ")
+            configs[(f"aligned, grid {grid}, {what}", "nominal")] = PixelVideoEncoderConfig(
+                sync_layout="aligned", sync_grid=grid, motion_gain=args.motion_gain, sync_features=features,
+                sync_dim=dim or PixelVideoEncoderConfig.sync_dim)
     print("| sync features | token time | val tokens | event tokens | ROC AUC, train | ROC AUC, val |")
     print("|---|---|---|---|---|---|")
     encoders = {name: CachedSync(PixelVideoEncoder(config)) for (name, _), config in configs.items()}
@@ -137,18 +145,27 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
     if args.per_kind:
         aligned = {name: enc for name, enc in encoders.items() if name.startswith("aligned")}
-        print(f"\n| kind (nominal time) | val clips | val event tokens | {' | '.join(f'ROC AUC val, {n}' for n in aligned)} |")
-        print("|---|---|---|" + "---|" * len(aligned))
+        print(f"\n| kind (nominal time) | val clips | val event tokens | crowded val clips | "
+              f"{' | '.join(f'ROC AUC val (crowded), {n}' for n in aligned)} |")
+        print("|---|---|---|---|" + "---|" * len(aligned))
         for kind in EVENT_KINDS:
             shown = {split: [c for c in cs if any(i.on_screen and i.sounding and i.kind == kind for i in c.sources)]
                      for split, cs in clips.items()}
             if not all(shown.values()):
-                print(f"| {kind} | {len(shown['val'])} | | (on screen in no clip of a split) |", flush=True)
+                print(f"| {kind} | {len(shown['val'])} | | | (on screen in no clip of a split) |", flush=True)
                 continue
-            aucs = [probe_auc({split: dataset(enc, cs, "nominal", (kind,)) for split, cs in shown.items()})["val"]
+            crowded = [c for c in shown["val"] if _crowded(c, kind)]
+            splits = {**shown, **({"crowded": crowded} if crowded else {})}
+            aucs = [probe_auc({split: dataset(enc, cs, "nominal", (kind,)) for split, cs in splits.items()})
                     for enc in aligned.values()]
-            print(f"| {kind} | {len(shown['val'])} | {aucs[0][1]} | {' | '.join(f'{a[2]:.3f}' for a in aucs)} |",
+            cells = [f"{a['val'][2]:.3f} ({a['crowded'][2]:.3f})" if crowded else f"{a['val'][2]:.3f} (-)" for a in aucs]
+            print(f"| {kind} | {len(shown['val'])} | {aucs[0]['val'][1]} | {len(crowded)} | {' | '.join(cells)} |",
                   flush=True)
+
+
+def _crowded(clip, kind: str) -> bool:
+    """Whether a sounding event source of another kind is on screen in the clip too."""
+    return any(i.on_screen and i.sounding and i.kind in EVENT_KINDS and i.kind != kind for i in clip.sources)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ class FoleyBundle:
         return self.base.seq.latent * self.codec.samples_per_latent / self.codec.sample_rate
 
     def generator(self, *, progress: bool = False, batch_mode: str = "auto",
-                  max_batch: int | None = None, queue_thread: bool | None = None) -> StepByStepGenerator:
+                  max_batch: int | None = None, queue_thread: bool | None = None,
+                  prep_stream: bool | None = None) -> StepByStepGenerator:
         """A step-by-step generator over this bundle. Generators of one bundle share its CUDA graphs."""
         if self.device.type == "cuda" and self._sampler is None:
             from nag_model.cuda_graphs import GraphedSampler
@@ -123,7 +124,7 @@ class FoleyBundle:
             self._sampler = GraphedSampler()
         return StepByStepGenerator(self.base, self.codec, self.text_encoder, controlnet=self.controlnet,
                                    progress=progress, batch_mode=batch_mode, max_batch=max_batch,
-                                   sampler=self._sampler, queue_thread=queue_thread)
+                                   sampler=self._sampler, queue_thread=queue_thread, prep_stream=prep_stream)
 
     @torch.inference_mode()
     def video_features(self, clip_frames: np.ndarray, sync_frames: np.ndarray) -> VideoFeatures:

@@ -12,7 +12,7 @@ import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -126,12 +126,16 @@ class StepByStepGenerator:
             of the same model to reuse its graphs.
         queue_thread: queue each batch's sampling and decoding on a thread of its own (`_queue_thread`)
             while this thread prepares the next batch; None: on CUDA only. The audio is the same.
+        prep_stream: on CUDA, prepare each batch's conditions on a CUDA stream of their own, so their
+            kernels and copies do not queue behind the batch being sampled on the default stream
+            (the sampling waits for them by an event); None: on CUDA with the queue thread. The
+            audio is the same.
     """
 
     def __init__(self, base: MMAudio, codec: AudioCodec, text_encoder: TextEncoder, *,
                  controlnet: AudioControlNet | None = None, batched: bool = True, progress: bool = False,
                  batch_mode: BatchMode = "auto", max_batch: int | None = None, sampler=None,
-                 queue_thread: bool | None = None):
+                 queue_thread: bool | None = None, prep_stream: bool | None = None):
         if codec.samples_per_latent != base.config.samples_per_latent or codec.latent_dim != base.config.latent_dim:
             raise ValueError(f"codec ({codec.latent_dim} channels, {codec.samples_per_latent} samples/latent) does not "
                              f"match {base.config.name} ({base.config.latent_dim}, {base.config.samples_per_latent})")
@@ -144,7 +148,8 @@ class StepByStepGenerator:
             controlnet.eval()
         self.batched, self.progress = batched, progress
         self.batch_mode, self._max_batch, self._sampler = batch_mode, max_batch, sampler
-        self._use_queue_thread = queue_thread
+        self._use_queue_thread, self._use_prep_stream = queue_thread, prep_stream
+        self._prep: torch.cuda.Stream | None = None
         self._empty: PreprocessedConditions | None = None
 
     @property
@@ -156,6 +161,13 @@ class StepByStepGenerator:
     def queue_thread(self) -> bool:
         """Whether batches' device work is queued on `_queue_thread` (the constructor's choice, resolved)."""
         return self.device.type == "cuda" if self._use_queue_thread is None else self._use_queue_thread
+
+    @property
+    def prep_stream(self) -> bool:
+        """Whether conditions are prepared on a CUDA stream of their own (the constructor's choice, resolved)."""
+        if self.device.type != "cuda":
+            return False
+        return self.queue_thread if self._use_prep_stream is None else self._use_prep_stream
 
     @property
     def max_batch(self) -> int:
@@ -325,7 +337,7 @@ class StepByStepGenerator:
             chunks = [idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size)]
             results: list[Track | None] = [None] * len(requests)
             pending = None
-            self._empty = self.base.get_empty_conditions(1)
+            self._begin()
             try:
                 for chunk in chunks:  # launch batch j, then finish batch j - 1 while the device works on j
                     launched = (chunk, self._launch([requests[i] for i in chunk]))
@@ -338,26 +350,52 @@ class StepByStepGenerator:
                 self._empty = None
             return results  # type: ignore[return-value]
 
+    def _begin(self) -> None:
+        """Set up a `generate_*` call: u(empty, empty) once, made on the current stream, which the
+        preparation stream waits for here (and only here: later it never waits for sampling)."""
+        self._empty = self.base.get_empty_conditions(1)
+        if self.prep_stream:
+            if self._prep is None:
+                self._prep = torch.cuda.Stream(self.device)
+            self._prep.wait_stream(torch.cuda.current_stream(self.device))
+
     def _launch(self, requests: Sequence[TrackRequest]):
         """Prepare the requests' conditions, queue their sampling and decoding; nothing waits for the device.
 
-        Its stages are methods of their own (`_mixes`, `condition_sets`, `_sample`, the codec's `decode`),
+        Its stages are methods of their own (`_mixes`, `_prepare`, `_sample`, the codec's `decode`),
         so a benchmark can time each (benchmarks/gpu_synthesis.py, `host_timers`)."""
         mixes = self._mixes(requests)
-        if self.fused and self.batched and len(requests) > 1:
-            sets = self.condition_sets(requests, mixes)
+        ready = None
+        if self.prep_stream:
+            with torch.cuda.stream(self._prep):
+                sets = self._prepare(requests, mixes)
+            ready = self._prep.record_event()
         else:
-            sets = [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
+            sets = self._prepare(requests, mixes)
         against = [tuple(t.caption for t in r.context) if c.reference is not None or c.negative is not None else ()
                    for r, c in zip(requests, sets)]
         if self.queue_thread:
-            return _queue_thread().submit(self._queue_device_work, requests, sets), against
-        return self._queue_device_work(requests, sets), against
+            return _queue_thread().submit(self._queue_device_work, requests, sets, ready), against
+        return self._queue_device_work(requests, sets, ready), against
 
-    def _queue_device_work(self, requests: Sequence[TrackRequest], sets: Sequence[ConditionSet]):
+    def _prepare(self, requests: Sequence[TrackRequest], mixes: Sequence[np.ndarray | None]) -> list[ConditionSet]:
+        """The requests' conditions: `condition_sets` for a fused batch, else `condition_set` one by one."""
+        if self.fused and self.batched and len(requests) > 1:
+            return self.condition_sets(requests, mixes)
+        return [self.condition_set(r.video, r.caption, r.settings, r.context, mix=m) for r, m in zip(requests, mixes)]
+
+    def _queue_device_work(self, requests: Sequence[TrackRequest], sets: Sequence[ConditionSet],
+                           ready: torch.cuda.Event | None = None):
         """Queue the sampling and decoding of prepared requests: ((T, L) waveforms in batch order, the
-        request index of each row)."""
+        request index of each row). `ready`: the event after which conditions made on the preparation
+        stream may be read."""
         with torch.inference_mode():  # per thread: this may run on `_queue_thread`
+            if ready is not None:  # Reached only on a GPU (tests/nag_model/test_gpu.py).
+                stream = torch.cuda.current_stream(self.device)  # pragma: no mutate
+                stream.wait_event(ready)  # pragma: no mutate
+                for t in _condition_tensors(sets):  # pragma: no mutate
+                    # made on the preparation stream, read on this one: not reused before this stream is done
+                    t.record_stream(stream)  # pragma: no mutate
             x1, order = self._sample(requests, sets)
             waves = self.codec.decode(self.base.unnormalize(x1))[:, : self.num_samples]
         return waves, order
@@ -428,7 +466,7 @@ class StepByStepGenerator:
             # previous batch and prepares its next one (a group's round k + 1 needs its round k).
             waiting = deque(idx[j:j + size] for idx in by_steps.values() for j in range(0, len(idx), size))
             in_flight: deque = deque()
-            self._empty = self.base.get_empty_conditions(1)
+            self._begin()
             try:
                 while waiting or in_flight:
                     if waiting:
@@ -473,6 +511,16 @@ def step_by_step(make_track: Callable[[str, int, list[Track]], Track], captions:
         if on_track is not None:
             on_track(k, tracks[-1])
     return tracks
+
+
+def _condition_tensors(sets: Sequence[ConditionSet]):
+    """Every tensor of the condition sets, except the shared u(empty, empty)."""
+    for s in sets:
+        for c in (s.full, s.video_only, s.negative):
+            if c is not None:
+                yield from (getattr(c, f.name) for f in fields(c))
+        if s.reference is not None:
+            yield from (*s.reference.keys, *s.reference.values)
 
 
 def _select(c: PreprocessedConditions, i: int) -> PreprocessedConditions:

@@ -29,7 +29,7 @@ from nag_model.config import PRESETS, MMAudioConfig
 from nag_model.controlnet import AudioControlNet
 from nag_model.demo.evaluators import AudioTagger, EvaluatorConfig, VideoTagger, save_evaluators
 from nag_model.encoders.demo import (SYNC_FEATURES, SYNC_LAYOUTS, HashTextEncoder, HashTextEncoderConfig,
-                                     PixelVideoEncoder, PixelVideoEncoderConfig)
+                                     PixelVideoEncoder, PixelVideoEncoderConfig, sync_feature_dim)
 from nag_model.network import MMAudio
 from nag_model.losses import freeze
 from synthfoley.captions import ADVERBS, LOUD_DB, PHRASES, SOFT_DB
@@ -64,12 +64,13 @@ class DemoPlan:
     sync_layout: str = "segments"  # PixelVideoEncoderConfig.sync_layout: where each sync token's frames come from
     sync_grid: int = 8  # PixelVideoEncoderConfig.sync_grid: cells a side of the sync features' pooled frames
     motion_gain: float = 4.0  # PixelVideoEncoderConfig.motion_gain: weight of the sync features' motion term
-    sync_features: str = "projected"  # PixelVideoEncoderConfig.sync_features: "motion_energy" has a dim per cell
+    sync_features: str = "projected"  # PixelVideoEncoderConfig.sync_features: "motion_energy*" set the sync_dim
 
     def network_config(self) -> MMAudioConfig:
-        """The demo preset, with one sync dimension per cell for motion-energy sync features."""
+        """The demo preset, with the sync_dim of unprojected sync features (one or three per cell)."""
         cfg = PRESETS[PRESET]
-        return replace(cfg, sync_dim=self.sync_grid ** 2) if self.sync_features == "motion_energy" else cfg
+        dim = sync_feature_dim(self.sync_features, self.sync_grid)
+        return cfg if dim is None else replace(cfg, sync_dim=dim)
 
     def video_options(self) -> dict:
         """The PixelVideoEncoderConfig options the plan sets."""
@@ -248,8 +249,9 @@ CHOICE_OVERRIDES = {
     "sync-layout": (SYNC_LAYOUTS, "where each demo sync token's frames come from: Synchformer's segments, or aligned "
                                   "with the time MMAudio's upsampling gives the token (default: the plan's)"),
     "sync-features": (SYNC_FEATURES, "what a demo sync feature is: a random projection of the pooled frame and its "
-                                     "motion, or each cell's motion energy (the network's sync_dim becomes the "
-                                     "sync grid squared; default: the plan's)"),
+                                     "motion, or each cell's motion energy, the mean over RGB or each channel's (the "
+                                     "network's sync_dim becomes the sync grid squared, or three times that; "
+                                     "default: the plan's)"),
 }
 # the plan's fields a command line may set
 OVERRIDES = COUNT_OVERRIDES + tuple(INT_OVERRIDES) + tuple(FLOAT_OVERRIDES) + tuple(CHOICE_OVERRIDES)

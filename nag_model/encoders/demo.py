@@ -81,7 +81,7 @@ class HashTextEncoder:
 
 
 SYNC_LAYOUTS = ("segments", "aligned")
-SYNC_FEATURES = ("projected", "motion_energy")
+SYNC_FEATURES = ("projected", "motion_energy", "motion_energy_rgb")
 FRAME_PIXELS = 64  # the pixel encoder's frame height and width
 
 
@@ -104,7 +104,9 @@ class PixelVideoEncoderConfig:
     # sync_dim) or "motion_energy" (each cell's frame-to-frame change, the mean over RGB of the absolute
     # difference, times motion_gain; sync_dim = sync_grid ** 2). A linear probe finds on-screen events better in
     # the per-cell energy of a 16 x 16 grid than in any projection to 64 dims (docs/nag_effect.md, "Sync
-    # features"). Bundles without the key are "projected".
+    # features"). "motion_energy_rgb" keeps the three colour channels' changes apart (sync_dim = 3 sync_grid ** 2),
+    # so a cell's motion says which colour moved: which source, where sources differ in colour.
+    # Bundles without the key are "projected".
     sync_features: str = "projected"
 
     def __post_init__(self):
@@ -118,10 +120,17 @@ class PixelVideoEncoderConfig:
                 raise ValueError(f"{name} must be 1..{FRAME_PIXELS} cells (the frames' pixels), got {cells}")
         if not self.motion_gain > 0:
             raise ValueError(f"motion_gain must be positive, got {self.motion_gain}")
-        cells = (self.sync_grid or self.grid) ** 2
-        if self.sync_features == "motion_energy" and self.sync_dim != cells:
-            raise ValueError(f"motion_energy sync features have one dimension per cell: sync_dim must be "
-                             f"{cells} (sync grid {self.sync_grid or self.grid} squared), got {self.sync_dim}")
+        dim = sync_feature_dim(self.sync_features, self.sync_grid or self.grid)
+        if dim is not None and self.sync_dim != dim:
+            raise ValueError(f"{self.sync_features} sync features have {dim // (self.sync_grid or self.grid) ** 2} "
+                             f"dimension(s) per cell: sync_dim must be {dim} (sync grid {self.sync_grid or self.grid}), "
+                             f"got {self.sync_dim}")
+
+
+def sync_feature_dim(sync_features: str, sync_grid: int) -> int | None:
+    """The sync_dim that unprojected sync features have on a sync_grid x sync_grid grid (None: projected, any)."""
+    per_cell = {"motion_energy": 1, "motion_energy_rgb": 3}.get(sync_features)
+    return None if per_cell is None else per_cell * sync_grid ** 2
 
 
 class PixelVideoEncoder:
@@ -132,7 +141,7 @@ class PixelVideoEncoder:
     tokens, each projecting the pooled frame (`sync_grid` cells a side) and its absolute difference to
     the previous frame (motion energy, times `motion_gain`) at one of the segment's 8 frame pairs, as
     Synchformer's temporal patches do; or, with `sync_features="motion_energy"`, each cell's motion
-    energy itself, unprojected.
+    energy itself, unprojected (`"motion_energy_rgb"`: each colour channel's, three per cell).
 
     MMAudio flattens the segments' tokens and stretches them evenly over the latent frames, so with the
     "segments" layout latent frame n reads frames up to 0.3 s (mean 0.1 s) from its own time, by an
@@ -168,8 +177,10 @@ class PixelVideoEncoder:
         if pooled.shape[0] < SYNC_SEGMENT:
             raise ValueError(f"sync features need at least {SYNC_SEGMENT} frames, got {pooled.shape[0]}")
         motion = torch.cat([torch.zeros_like(pooled[:1]), (pooled[1:] - pooled[:-1]).abs() * self.config.motion_gain], 0)
-        if self._sync_proj is None:  # motion_energy: (T, 3 cells) -> the mean over RGB, (T, cells)
+        if self.config.sync_features == "motion_energy":  # (T, 3 cells) -> the mean over RGB, (T, cells)
             feats = motion.view(motion.shape[0], 3, -1).mean(1)
+        elif self.config.sync_features == "motion_energy_rgb":  # (T, 3 cells): each channel's change
+            feats = motion
         else:
             feats = torch.cat([pooled, motion], -1) @ self._sync_proj  # (T, sync_dim)
         segments = (pooled.shape[0] - SYNC_SEGMENT) // SYNC_STEP + 1

@@ -4,12 +4,14 @@ u(empty, empty) once per call, and the unbatched path evaluates the guidance bra
 
 These contracts are what makes batching pay off; the tests are small (one step, two Griffin-Lim iterations), so
 a mutation run reaches them first."""
+import dataclasses
 import threading
 
 import numpy as np
 import pytest
 import torch
 
+from nag_model import generator as generator_module
 from nag_model.generator import StepByStepGenerator, Track, TrackRequest, TrackSettings, VideoFeatures, VideoJob
 
 STEP = dict(steps=1)
@@ -202,3 +204,26 @@ def test_an_error_on_the_queue_thread_reaches_the_caller(parts):
     object.__setattr__(gen, "_sample", broken)
     with pytest.raises(RuntimeError, match="the device fell over"):
         gen.generate_tracks([TrackRequest(_video(base, 1), "a ball bounces", 1, TrackSettings(**STEP))])
+
+
+@torch.inference_mode()
+def test_the_preparation_stream_is_cuda_only_and_covers_every_prepared_tensor_but_the_shared_empty(parts):
+    """On the CPU the conditions are prepared inline whatever is asked; on CUDA (tests/nag_model/test_gpu.py)
+    every tensor a batch's conditions hold, except the shared u(empty, empty), is handed to the sampling stream."""
+    base, controlnet, codec, text = parts
+    gen = StepByStepGenerator(base, codec, text, controlnet=controlnet, queue_thread=True, prep_stream=True)
+    assert not gen.prep_stream
+    context = gen.generate(_video(base, 9), ["a ball bounces"], settings=TrackSettings(**STEP))
+    gen._begin()
+    requests = [TrackRequest(_video(base, 1), "wind blows", 1, TrackSettings("nag", **STEP), tuple(context)),
+                TrackRequest(_video(base, 2), "a bird sings", 2, TrackSettings("negative-prompt", **STEP), tuple(context)),
+                TrackRequest(_video(base, 3), "rain falls", 3, TrackSettings("independent", **STEP))]
+    sets = gen._prepare(requests, gen._mixes(requests))
+    handed = {id(t) for t in generator_module._condition_tensors(sets)}
+    expected = []
+    for s in sets:
+        expected += [getattr(c, f.name) for c in (s.full, s.video_only, s.negative) if c is not None
+                     for f in dataclasses.fields(c)]
+        expected += [*s.reference.keys, *s.reference.values] if s.reference is not None else []
+    assert handed == {id(t) for t in expected} and len(expected) == 3 * 5 + 5 + 5 + 2 * len(controlnet.blocks)
+    assert not handed & {id(getattr(sets[0].empty, f.name)) for f in dataclasses.fields(sets[0].empty)}

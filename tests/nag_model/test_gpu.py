@@ -164,14 +164,18 @@ def test_generate_videos_on_cuda_matches_the_cpu(demo_parts):
 
 
 @torch.inference_mode()
-def test_queueing_a_batch_never_waits_for_the_device(demo_parts, context):
+@pytest.mark.parametrize("prep_stream", [False, True])
+def test_queueing_a_batch_never_waits_for_the_device(demo_parts, context, prep_stream):
     """Once a layout's graph exists, preparing, sampling and decoding a batch only queue device work
     (the one wait is when the waveforms are read), so the host prepares the next batch meanwhile."""
     bundle = _parts_on(demo_parts, "cuda", torch.bfloat16)
-    gen = bundle.generator(queue_thread=False)  # the queueing on this thread, where the debug mode sees it
+    # the queueing on this thread, where the debug mode sees it
+    gen = bundle.generator(queue_thread=False, prep_stream=prep_stream)
+    assert gen.prep_stream == prep_stream
     requests = _requests(demo_parts[0], context)
     gen.generate_tracks(requests)  # captures the graph, caches the decoder's constants
     torch.cuda.synchronize()
+    gen._begin()
     torch.cuda.set_sync_debug_mode("error")
     try:
         (waves, order), against = gen._launch(requests)
@@ -196,6 +200,39 @@ def test_the_queue_thread_makes_the_same_audio_and_captures_beside_a_busy_host(d
     threaded = gen.generate_videos(jobs)
     assert gen.sampler.captures >= 2 and gen.sampler.replays > gen.sampler.captures
     for a_tracks, b_tracks in zip(inline, threaded):
+        assert [(t.caption, t.against) for t in a_tracks] == [(t.caption, t.against) for t in b_tracks]
+        for a, b in zip(a_tracks, b_tracks):
+            np.testing.assert_array_equal(a.waveform, b.waveform)
+
+
+@torch.inference_mode()
+def test_conditions_are_prepared_while_the_default_stream_is_busy(demo_parts, context):
+    """With the preparation stream (the default on CUDA), a batch's conditions are made while the
+    default stream still works on the batch before (here about a second of spinning): nothing in
+    the preparation waits for that stream."""
+    gen = _parts_on(demo_parts, "cuda").generator(max_batch=8)
+    assert gen.queue_thread and gen.prep_stream
+    requests = _requests(demo_parts[0], context)
+    gen.generate_tracks(requests)  # caches the decoder's and encoders' constants
+    torch.cuda.synchronize()
+    gen._begin()
+    torch.cuda._sleep(2_000_000_000)  # queued on the default stream
+    with torch.cuda.stream(gen._prep):
+        sets = gen._prepare(requests, gen._mixes(requests))
+    gen._prep.synchronize()
+    still_busy = not torch.cuda.current_stream().query()
+    torch.cuda.synchronize()
+    assert still_busy and len(sets) == len(requests)
+
+
+def test_the_preparation_stream_makes_the_same_audio(demo_parts):
+    base = demo_parts[0]
+    jobs = [VideoJob(_video(base, v), tuple(CAPTIONS[:n]), tuple(range(n)), TrackSettings(method, steps=3))
+            for v, (n, method) in enumerate([(3, "nag"), (1, "independent"), (2, "negative-prompt"), (3, "nag")])]
+    same_stream = _parts_on(demo_parts, "cuda").generator(prep_stream=False, max_batch=2).generate_videos(jobs)
+    gen = _parts_on(demo_parts, "cuda").generator(max_batch=2)
+    assert gen.prep_stream
+    for a_tracks, b_tracks in zip(same_stream, gen.generate_videos(jobs)):
         assert [(t.caption, t.against) for t in a_tracks] == [(t.caption, t.against) for t in b_tracks]
         for a, b in zip(a_tracks, b_tracks):
             np.testing.assert_array_equal(a.waveform, b.waveform)

@@ -99,3 +99,6 @@ def test_a_motion_energy_plan_gives_the_network_one_sync_dimension_per_cell(monk
         demo.train_base(tiny_foley_data(), plan, demo.encoders(0)[0], tmp_path)
     assert seen["sync_dim"] == 256
     assert demo.plan_from_args(demo.parse_args(["--sync-features", "motion_energy", "--sync-grid", "16"])).network_config().sync_dim == 256
+    rgb = demo.plan_from_args(demo.parse_args(["--sync-features", "motion_energy_rgb", "--sync-grid", "16"]))
+    assert rgb.network_config().sync_dim == rgb.video_options()["sync_dim"] == 3 * 256
+    assert demo.encoders(0, **rgb.video_options())[1].config.sync_features == "motion_energy_rgb"

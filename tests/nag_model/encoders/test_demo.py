@@ -194,3 +194,22 @@ def test_bundle_round_trip_and_short_videos(tmp_path):
     assert np.array_equal(a.waveform, b.waveform)
     with pytest.raises(WeightsNotFound, match="bundle card"):
         load_bundle(str(tmp_path / "missing"))
+
+
+def test_rgb_motion_energy_keeps_each_colour_channels_change_apart():
+    """Three dimensions per cell, channel-major like the pooled frame: a square that loses only its red
+    changes only the red dimension of its cell; the channels' mean is the motion_energy feature."""
+    frames = np.zeros((200, 64, 64, 3), np.uint8)
+    frames[100:, 8:12, 20:24] = 255
+    frames[150:, 8:12, 20:24, 0] = 0
+    common = dict(sync_layout="aligned", sync_grid=16, motion_gain=4.0)
+    rgb = PixelVideoEncoder(PixelVideoEncoderConfig(sync_dim=768, sync_features="motion_energy_rgb", **common))
+    mean = PixelVideoEncoder(PixelVideoEncoderConfig(sync_dim=256, sync_features="motion_energy", **common))
+    feats = rgb.encode_sync(frames)[0]  # (192, 768)
+    cell = 2 * 16 + 5
+    t150 = _token_of_latent_time(150.5 / 25, 192)
+    assert set(feats.nonzero()[:, 1].tolist()) == {cell, 256 + cell, 512 + cell}
+    assert float(feats[t150, cell]) > 0 and float(feats[t150, 256 + cell]) == float(feats[t150, 512 + cell]) == 0
+    torch.testing.assert_close(feats.view(192, 3, 256).mean(1), mean.encode_sync(frames)[0])
+    with pytest.raises(ValueError, match="sync_dim must be 768"):
+        PixelVideoEncoderConfig(sync_grid=16, sync_dim=256, sync_features="motion_energy_rgb")
