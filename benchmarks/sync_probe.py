@@ -15,10 +15,12 @@ token's time":
 - nominal: the span of the clip whose latent frames read the token after MMAudio's upsampling
   (token i of Ls: [i, i + 1) x duration / Ls). This is what the network needs.
 High AUC: the features carry the timing, and a model that does not follow it has not learned to read
-it. AUC near 0.5: the encoder is the bottleneck. The per-kind probes are also scored on the val clips
-where another event source is on screen ("crowded"): there a probe that finds every on-screen event,
-not the kind's own, loses AUC. That is the binding a caption needs: which of the movements is its source's. `--sync-grid` adds rows for other sync features
+it. AUC near 0.5: the encoder is the bottleneck. `--sync-grid` adds rows for other sync features
 (`PixelVideoEncoderConfig.sync_grid`, `motion_gain`, `sync_features`), aligned.
+
+The per-kind probes are also scored on the val clips where another event source is on screen
+("crowded"): there a probe that finds every on-screen event, not the kind's own, loses AUC. That is
+the binding a caption needs: which of the movements is its source's.
 """
 from __future__ import annotations
 
