@@ -12,7 +12,7 @@ import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -285,14 +285,13 @@ class StepByStepGenerator:
         for i in range(n):
             if i in reference_rows:
                 j = reference_rows.index(i)
-                sets.append(ConditionSet(full=_select(full, i), empty=empty, video_only=_select(video_only, j),
+                sets.append(ConditionSet(full=full.row(i), empty=empty, video_only=video_only.row(j),
                                          reference=ReferenceTokens(tuple(k[j:j + 1] for k in reference.keys),
                                                                    tuple(v[j:j + 1] for v in reference.values))))
             elif i in negative_rows:
-                sets.append(ConditionSet(full=_select(full, i), empty=empty,
-                                         negative=_select(negative, negative_rows.index(i))))
+                sets.append(ConditionSet(full=full.row(i), empty=empty, negative=negative.row(negative_rows.index(i))))
             else:
-                sets.append(ConditionSet(full=_select(full, i), empty=empty))
+                sets.append(ConditionSet(full=full.row(i), empty=empty))
         return sets
 
     # ------------------------------------------------------------ generation
@@ -518,12 +517,6 @@ def _condition_tensors(sets: Sequence[ConditionSet]):
     for s in sets:
         for c in (s.full, s.video_only, s.negative):
             if c is not None:
-                yield from (getattr(c, f.name) for f in fields(c))
+                yield from c.tensors()
         if s.reference is not None:
             yield from (*s.reference.keys, *s.reference.values)
-
-
-def _select(c: PreprocessedConditions, i: int) -> PreprocessedConditions:
-    """Row i of batched conditions (views)."""
-    return PreprocessedConditions(c.clip_f[i:i + 1], c.sync_f[i:i + 1], c.text_f[i:i + 1], c.clip_f_c[i:i + 1],
-                                  c.text_f_c[i:i + 1])

@@ -33,6 +33,14 @@ class PreprocessedConditions:
     def batch_size(self) -> int:
         return self.clip_f.shape[0]
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The fields, in order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def row(self, i: int) -> "PreprocessedConditions":
+        """Row i of the batch (views)."""
+        return PreprocessedConditions(*(t[i:i + 1] for t in self.tensors()))
+
     def expand(self, batch_size: int) -> "PreprocessedConditions":
         """Broadcast batch-1 conditions to `batch_size` (views, no copies)."""
         if self.batch_size == batch_size:

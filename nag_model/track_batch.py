@@ -134,7 +134,7 @@ class TrackBatch:
             self.groups.append(_Group(type(g0), fixed, strengths, members[0].names, len(rows), nb, start, end - start))
             for j in range(nb):  # branch-major rows
                 for m, t in enumerate(members):
-                    rows.append(_row(t.conditions, j))
+                    rows.append(t.conditions.row(j))
                     row_track.append(start + m)
             start = end
 
@@ -224,6 +224,3 @@ def host_tensor(device: torch.device, values: list, dtype: torch.dtype) -> torch
     # Reached only on a GPU (tests/nag_model/test_gpu.py), so not mutated: no CPU test can tell this line's mutants.
     return t.pin_memory().to(device, non_blocking=True)  # pragma: no mutate
 
-
-def _row(c: PreprocessedConditions, j: int) -> PreprocessedConditions:
-    return PreprocessedConditions(*(getattr(c, name)[j:j + 1] for name in _CONDITION_FIELDS))

@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     source = load_bundle(str(bundle))
-    plan = plan_for(source.video_encoder.config, seed=args.seed, controlnet_steps=args.controlnet_steps, train_clips=args.train_clips,
-                    val_clips=args.val_clips)
+    plan = plan_for(source.video_encoder.config, seed=args.seed, controlnet_steps=args.controlnet_steps,
+                    train_clips=args.train_clips, val_clips=args.val_clips)
     enc = encoders(plan.seed, **plan.video_options())
     data = load_or_prepare(work / f"train-{plan.train_clips}.pt", plan.train_clips, "train", plan.seed, enc, 0)
     val = load_or_prepare(work / f"val-{plan.val_clips}.pt", plan.val_clips, "val", plan.seed, enc, 0)

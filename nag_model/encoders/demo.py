@@ -120,11 +120,11 @@ class PixelVideoEncoderConfig:
                 raise ValueError(f"{name} must be 1..{FRAME_PIXELS} cells (the frames' pixels), got {cells}")
         if not self.motion_gain > 0:
             raise ValueError(f"motion_gain must be positive, got {self.motion_gain}")
-        dim = sync_feature_dim(self.sync_features, self.sync_grid or self.grid)
+        grid = self.sync_grid or self.grid
+        dim = sync_feature_dim(self.sync_features, grid)
         if dim is not None and self.sync_dim != dim:
-            raise ValueError(f"{self.sync_features} sync features have {dim // (self.sync_grid or self.grid) ** 2} "
-                             f"dimension(s) per cell: sync_dim must be {dim} (sync grid {self.sync_grid or self.grid}), "
-                             f"got {self.sync_dim}")
+            raise ValueError(f"{self.sync_features} sync features have {dim // grid ** 2} dimension(s) per cell: "
+                             f"sync_dim must be {dim} (sync grid {grid}), got {self.sync_dim}")
 
 
 def sync_feature_dim(sync_features: str, sync_grid: int) -> int | None:
