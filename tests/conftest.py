@@ -8,7 +8,42 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_UI_ENABLED", "false")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
 
-import torch  # noqa: E402
+import importlib.abc
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+_TESTS = Path(__file__).resolve().parent
+_ROOT = _TESTS.parent
+# Modules the tests import by name that are files, not packages (the suite runs with --import-mode=importlib): the
+# shared test helpers and fakes, and the benchmark and script files whose functions are tested.
+SHARED_MODULES = {
+    "foley_test_helpers": _TESTS / "tasks" / "helpers.py",
+    "foley_flow_invariants": _TESTS / "flows" / "invariants.py",
+    "tiny_mmaudio": _TESTS / "nag_model" / "tiny_mmaudio.py",
+    "foley_tiny_vlm": _TESTS / "captioning" / "tiny_vlm.py",
+    "foley_fault_proxy": _TESTS / "hostile" / "faultproxy.py",
+    "foley_chromium": _TESTS / "reports" / "chromium.py",
+    "gpu_synthesis": _ROOT / "benchmarks" / "gpu_synthesis.py",
+    "nag_effect_benchmark": _ROOT / "benchmarks" / "nag_effect.py",
+    "presence_diagnosis": _ROOT / "benchmarks" / "presence_diagnosis.py",
+    "judge_timing_check": _ROOT / "benchmarks" / "judge_timing_check.py",
+    "sync_probe": _ROOT / "benchmarks" / "sync_probe.py",
+    "mutation_script": _ROOT / "scripts" / "mutation.py",
+}
+
+
+class _SharedModules(importlib.abc.MetaPathFinder):
+    """``import foley_test_helpers`` and the like load the file of ``SHARED_MODULES``, once per session."""
+
+    def find_spec(self, name, path=None, target=None):
+        file = SHARED_MODULES.get(name)
+        return importlib.util.spec_from_file_location(name, file) if file else None
+
+
+sys.meta_path.append(_SharedModules())
 
 # FOLEY_TEST_THREADS=1: one thread per process, for runs that fork workers (scripts/mutation.py); OpenMP's
 # thread pool does not survive a fork.

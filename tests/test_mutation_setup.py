@@ -1,6 +1,5 @@
 """The mutation-testing setup (scripts/mutation.py, docs/testing.md): its configuration is consistent, and a mutant's
 pytest keeps only the tests paired with its file, with the S3 cases only for the files that talk to S3."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -13,10 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("mutation_script", ROOT / "scripts" / "mutation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import mutation_script  # tests/conftest.py SHARED_MODULES
+
+    return mutation_script
 
 
 def test_every_mutated_file_has_its_tests_and_a_group():

@@ -13,18 +13,10 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("foley_tiny_vlm", HERE / "tiny_vlm.py")
-_tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_tiny)
-build_tiny_vlm = _tiny.build_tiny_vlm
+import foley_test_helpers as H  # noqa: E402  tests/conftest.py SHARED_MODULES
+from foley_tiny_vlm import build_tiny_vlm  # noqa: E402
 
 API_KEY = "sk-test-7f3a9c1e-do-not-log"
-
-_spec = importlib.util.spec_from_file_location("foley_test_helpers", HERE.parent / "tasks" / "helpers.py")
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,6 @@
 """Table 1/2 rows from hand-made runs: known differences, their paired CIs, FD/IS set metrics, common videos."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,7 @@ from media.audio_io import audio_to_bytes
 from storage import keys
 from storage.tables import write_rows
 
-_spec = importlib.util.spec_from_file_location("foley_test_helpers", Path(__file__).resolve().parents[1] / "tasks" / "helpers.py")
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
+import foley_test_helpers as H  # tests/conftest.py SHARED_MODULES
 RATE = 16000
 VIDEOS = ("v0", "v1", "v2")
 BASE, NAG = Setting("independent", "descending"), Setting("nag", "descending", 1.5)

@@ -1,9 +1,7 @@
 """Run-level set metrics with the demo evaluator as an evaluation model: rows, reference sets, resume, edits."""
 from __future__ import annotations
 
-import importlib.util
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +16,7 @@ from storage.query import connect
 from storage.root import open_root
 from storage.tables import read_table, write_rows
 
-_spec = importlib.util.spec_from_file_location("foley_test_helpers", Path(__file__).resolve().parents[1] / "tasks" / "helpers.py")
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
+import foley_test_helpers as H  # tests/conftest.py SHARED_MODULES
 RATE, SECONDS = 16000, 1.0
 WEIGHTS = {"demo": WeightRef(str(DEMO_MODEL_DIR))}
 
@@ -164,7 +160,7 @@ def test_the_tables_reuse_a_runs_stored_set_rows_and_give_the_same_numbers(root,
         def features(self, wavs):
             raise AssertionError("recomputed although the run's rows cover the videos")
     stored = paper_table_rows(root, runs, None, SECONDS, n_resamples=200, eval_models={"demo": NoFeatures()})
-    key = lambda r: (r["scope"], r["metric"], r["method"])  # noqa: E731
+    key = lambda r: (r["scope"], r["metric"], r["method"])
     assert {key(r) for r in stored} == {key(r) for r in computed} == {
         (s, m, meth) for meth in ("independent", "nag") for s, m in (("composite", "fd"), ("composite", "kl"),
                                                                      ("composite", "is"), ("tracks", "is"))}

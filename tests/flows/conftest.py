@@ -6,19 +6,13 @@ tests in this folder read it, and edits and the kill test use their own runs.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "foley_test_helpers", Path(__file__).resolve().parents[1] / "tasks" / "helpers.py")
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
-_spec = importlib.util.spec_from_file_location("foley_flow_invariants", Path(__file__).resolve().parent / "invariants.py")
-INVARIANTS = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(INVARIANTS)
+import foley_flow_invariants as INVARIANTS  # tests/conftest.py SHARED_MODULES
+import foley_test_helpers as H
 
 FAST = {"model": H.MODEL, "duration": H.DURATION, "steps": H.STEPS}
 LONG_CAPTION = " ".join(["loud"] * 40)

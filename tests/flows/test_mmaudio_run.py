@@ -3,10 +3,8 @@
 file), and NAG is refused up front when the folder has no ControlNet."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -15,10 +13,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from storage.query import connect
 
-_spec = importlib.util.spec_from_file_location(
-    "tiny_mmaudio", Path(__file__).resolve().parents[1] / "nag_model" / "tiny_mmaudio.py")
-tiny_mmaudio = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_mmaudio)
+import tiny_mmaudio  # tests/conftest.py SHARED_MODULES
 
 runner = CliRunner()
 VIDEO = "sf-10109180"

@@ -2,11 +2,8 @@
 in Debian's headless Chromium, where every player must load and play, with no console error."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,10 +15,7 @@ from storage import keys
 from storage.query import connect
 from storage.root import open_root
 
-_spec = importlib.util.spec_from_file_location("foley_chromium", Path(__file__).resolve().parents[1] / "reports" /
-                                               "chromium.py")
-chromium = sys.modules.setdefault("foley_chromium", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(chromium)
+import foley_chromium as chromium  # tests/conftest.py SHARED_MODULES
 
 VIDEO = "sf-10109180"
 
@@ -40,10 +34,8 @@ def reported_run(tmp_path_factory, h):
                         '"captions": ["The lamp beeps softly."]}\n'
                         f'{{"id": "uncaptioned", "video_uri": "{h.DEMO_DIR / "sf-10125107.mp4"}"}}\n'
                         f'{{"id": "missing", "video_uri": "{d / "nope.mp4"}", "captions": ["x"]}}\n')
-    _spec = importlib.util.spec_from_file_location("foley_tiny_vlm", Path(__file__).resolve().parents[1] /
-                                                   "captioning" / "tiny_vlm.py")
-    tiny = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(tiny)
+    import foley_tiny_vlm as tiny
+
     captioner = CaptionerSettings(kind="local", path=str(tiny.build_tiny_vlm(d / "tiny-vlm")), n_frames=2,
                                   max_tokens=200)
     storage_url = f"file://{d / 'out'}"

@@ -6,28 +6,18 @@ without it.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import foley_flow_invariants as INVARIANTS  # tests/conftest.py SHARED_MODULES
+import foley_test_helpers as H
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-H = _load("foley_test_helpers", TESTS / "tasks" / "helpers.py")
-INVARIANTS = _load("foley_flow_invariants", TESTS / "flows" / "invariants.py")
 
 S3_SKIP = pytest.mark.skipif(not os.environ.get("FOLEY_S3_ENDPOINT_URL"),
                              reason="FOLEY_S3_ENDPOINT_URL is unset (scripts/start-s3.sh)")

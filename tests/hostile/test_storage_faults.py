@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import uuid
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from storage.root import open_root
 
-_spec = spec_from_file_location("foley_fault_proxy", Path(__file__).resolve().parent / "faultproxy.py")
-faultproxy = sys.modules.setdefault("foley_fault_proxy", module_from_spec(_spec))
-_spec.loader.exec_module(faultproxy)
+import foley_fault_proxy as faultproxy  # tests/conftest.py SHARED_MODULES
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow, pytest.mark.usefixtures("prefect_api"),
               pytest.mark.skipif(not os.environ.get("FOLEY_S3_ENDPOINT_URL"),

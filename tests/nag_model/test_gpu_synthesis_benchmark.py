@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_synthesis.py"
-_spec = importlib.util.spec_from_file_location("gpu_synthesis", _PATH)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+import gpu_synthesis as bench  # tests/conftest.py SHARED_MODULES
 
 
 def _trace(path: Path, events: list[dict]) -> str:

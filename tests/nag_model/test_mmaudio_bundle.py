@@ -3,9 +3,7 @@ of tiny production-architecture files (CLIP, Synchformer, VAE, BigVGAN, network)
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +14,7 @@ from nag_model.checkpoint import ChecksumMismatch, WeightsNotFound, save_control
 from nag_model.controlnet import AudioControlNet
 from nag_model.settings import TrackSettings
 
-_spec = importlib.util.spec_from_file_location("tiny_mmaudio", Path(__file__).resolve().parent / "tiny_mmaudio.py")
-tiny_mmaudio = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_mmaudio)
+import tiny_mmaudio  # tests/conftest.py SHARED_MODULES
 use_tiny_weights, write_tiny_weights = tiny_mmaudio.use_tiny_weights, tiny_mmaudio.write_tiny_weights
 
 

@@ -1,14 +1,11 @@
 """Fixtures for the task unit tests: tasks run as plain functions (``task.fn``), no Prefect server."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("foley_test_helpers", Path(__file__).resolve().parent / "helpers.py")
-H = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(H)
+import foley_test_helpers as H  # tests/conftest.py SHARED_MODULES
 
 
 @pytest.fixture(scope="session")

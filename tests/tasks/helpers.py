@@ -5,7 +5,6 @@ scorer, captioner and audio evaluator (they follow the protocols in nag_model/bu
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 from typing import Sequence
 
@@ -24,14 +23,6 @@ DEMO_VIDEOS = {  # id -> (file, captions) of the bundled demo catalog
 MODEL = "random:tiny"
 DURATION = 8.0  # the paper's window: each 8-s demo video is one window, as in production
 STEPS = 2
-
-
-def load_by_path(name: str, path: Path):
-    """Import a module from a file (the suite runs with --import-mode=importlib)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def demo_stems(root_url: str, ordered, video_path: str) -> tuple:

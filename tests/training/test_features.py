@@ -2,7 +2,6 @@
 (resumable, one atomic file per video), then ControlNet training steps from those features."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -13,18 +12,10 @@ from safetensors import safe_open
 import nag_model.mmaudio_bundle as mb
 from training import features as tf
 
+import foley_test_helpers as helpers  # tests/conftest.py SHARED_MODULES
+import tiny_mmaudio
+
 _TESTS = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny_mmaudio = _load("tiny_mmaudio", _TESTS / "nag_model" / "tiny_mmaudio.py")
-helpers = _load("foley_test_helpers", _TESTS / "tasks" / "helpers.py")
 
 
 @pytest.fixture(scope="module")

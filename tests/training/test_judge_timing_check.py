@@ -1,8 +1,6 @@
 """The judge timing check: three versions of each true stem, judged against the clip's other sources."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +8,7 @@ import pytest
 from nag_model.bundle import load_bundle
 from synthfoley.world import SR, make_clip
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "judge_timing_check.py"
-_spec = importlib.util.spec_from_file_location("judge_timing_check", _PATH)
-check = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check)
+import judge_timing_check as check  # tests/conftest.py SHARED_MODULES
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 summary with paired bootstrap CIs and the per-item Parquet rows."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,10 +12,7 @@ import pytest
 from nag_model.bundle import load_bundle
 from synthfoley.world import make_clip, plan_clip
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "nag_effect.py"
-_spec = importlib.util.spec_from_file_location("nag_effect_benchmark", _PATH)
-nag_effect = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nag_effect)
+import nag_effect_benchmark as nag_effect  # tests/conftest.py SHARED_MODULES
 
 
 def test_clip_selection_from_a_split_or_a_seed_range():

@@ -1,8 +1,6 @@
 """The presence diagnosis judges each track for its own source and for what else it holds."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +9,7 @@ from nag_model.bundle import load_bundle
 from synthfoley.splits import captioned_seeds, split_seeds
 from synthfoley.world import make_clip
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "presence_diagnosis.py"
-_spec = importlib.util.spec_from_file_location("presence_diagnosis", _PATH)
-diag = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(diag)
+import presence_diagnosis as diag  # tests/conftest.py SHARED_MODULES
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """The sync probe: which token time it labels, for each sync layout."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +8,7 @@ import pytest
 from nag_model.encoders.demo import PixelVideoEncoder, PixelVideoEncoderConfig
 from synthfoley.world import make_clip
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "sync_probe.py"
-_spec = importlib.util.spec_from_file_location("sync_probe", _PATH)
-probe = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(probe)
+import sync_probe as probe  # tests/conftest.py SHARED_MODULES
 
 
 def test_nominal_spans_tile_the_clip_as_the_upsampling_reads_them():
