@@ -58,13 +58,15 @@ class DemoPlan:
     base_lr: float = 1e-3  # the paper's 1e-4 is for 600M-parameter networks; the 2M-parameter demo needs more
     controlnet_lr: float = 1e-3
     evaluator_lr: float = 2e-3
-    stem_video_fraction: float = 0.5  # share of the base's stem rows that keep their clip's video (BaseBatches)
-    caption_mix_fraction: float = 0.5  # share of the base's mix rows captioned by one of their sources (BaseBatches)
+    # share of the base's stem rows that keep their clip's video (BaseBatches). Every one: these rows alone teach
+    # the binding "this caption, this video, only this source" (docs/nag_effect.md, v9; 0.5 until v8)
+    stem_video_fraction: float = 1.0
+    caption_mix_fraction: float = 0.25  # share of the base's mix rows captioned by one of their sources (BaseBatches)
     onset_weight: float = 0.0  # extra loss weight of the base on sound onsets (BaseObjective); 0: uniform
-    sync_layout: str = "segments"  # PixelVideoEncoderConfig.sync_layout: where each sync token's frames come from
-    sync_grid: int = 8  # PixelVideoEncoderConfig.sync_grid: cells a side of the sync features' pooled frames
+    sync_layout: str = "aligned"  # PixelVideoEncoderConfig.sync_layout: where each sync token's frames come from
+    sync_grid: int = 16  # PixelVideoEncoderConfig.sync_grid: cells a side of the sync features' pooled frames
     motion_gain: float = 4.0  # PixelVideoEncoderConfig.motion_gain: weight of the sync features' motion term
-    sync_features: str = "projected"  # PixelVideoEncoderConfig.sync_features: "motion_energy*" set the sync_dim
+    sync_features: str = "motion_energy"  # PixelVideoEncoderConfig.sync_features: "motion_energy*" set the sync_dim
 
     def network_config(self) -> MMAudioConfig:
         """The demo preset, with the sync_dim of unprojected sync features (one or three per cell)."""
@@ -80,9 +82,9 @@ class DemoPlan:
     @classmethod
     def for_budget(cls, minutes: float, seed: int = 0) -> "DemoPlan":
         """Step counts for a budget, scaled linearly from the default plan at 120 minutes (the default plan,
-        which trained the committed weights, took 113 min on 2 CPU cores shared with a second training:
-        88 s of data, 0.73 s per base step and 0.43 s per ControlNet step at batch 16, 0.2 s per audio-tagger
-        and 0.03 s per video-tagger step at batch 64)."""
+        which trained the committed weights, took 116 min on 2 CPU cores: 88 s of data, 0.76 s per base step
+        and 0.37 s per ControlNet step at batch 16, 0.24 s per audio-tagger and 0.03 s per video-tagger step
+        at batch 64)."""
         f = min(max(minutes / BUDGET_MINUTES, 0.01), 1.0) if minutes <= BUDGET_MINUTES else minutes / BUDGET_MINUTES
         d = cls()
         return cls(seed=seed, train_clips=max(int(d.train_clips * min(f, 1.0)), 48),

@@ -20,8 +20,7 @@ def test_a_short_retrain_writes_the_bundle_with_a_new_controlnet_on_the_same_bas
     assert not all(torch.equal(a, b) for a, b in zip(new.controlnet.state_dict().values(),
                                                      committed.controlnet.state_dict().values()))
     assert new.evaluator is not None  # the bundle's evaluators come along
-    # the same features: the card now names the sync grid (8, the clip grid, which the committed card leaves implicit)
-    assert new.video_encoder.config == replace(committed.video_encoder.config, sync_grid=8)
+    assert new.video_encoder.config == committed.video_encoder.config  # the same features
     record = json.loads((out / "training.json").read_text())["controlnet_retrain"]
     assert record["plan"]["controlnet_steps"] == 2 and record["training"]["steps"] == 2
     assert set(record["metrics"]) >= {"controlnet_val_loss", "controlnet_val_loss_wrong_reference"}
@@ -29,9 +28,16 @@ def test_a_short_retrain_writes_the_bundle_with_a_new_controlnet_on_the_same_bas
 
 
 def test_the_plan_reads_the_bundles_video_options():
-    plan = retrain_controlnet.plan_for(load_bundle(DEMO_BUNDLE).video_encoder.config, controlnet_steps=5)
-    assert (plan.sync_layout, plan.sync_grid, plan.motion_gain, plan.sync_features) == ("segments", 8, 4.0, "projected")
+    committed = load_bundle(DEMO_BUNDLE).video_encoder.config
+    plan = retrain_controlnet.plan_for(committed, controlnet_steps=5)
+    assert (plan.sync_layout, plan.sync_grid, plan.motion_gain, plan.sync_features) == \
+        ("aligned", 16, 4.0, "motion_energy")
     assert plan.controlnet_steps == 5
+    # a card that leaves the sync grid implicit (v4's and earlier): the clip grid
+    older = replace(committed, sync_layout="segments", sync_grid=None, sync_features="projected", sync_dim=64,
+                    motion_gain=32.0)
+    plan = retrain_controlnet.plan_for(older)
+    assert (plan.sync_layout, plan.sync_grid, plan.motion_gain, plan.sync_features) == ("segments", 8, 32.0, "projected")
 
 
 def test_it_refuses_to_write_over_its_input(tmp_path):
