@@ -1,7 +1,7 @@
 """An evaluation bundle from a demo training run's checkpoints, while the run goes on or after it was stopped.
 
-    python -m training.checkpoint_bundle --work W --out B --sync-layout aligned [--sync-grid 16 --motion-gain 32]
-        [--sync-features motion_energy]
+    python -m training.checkpoint_bundle --work W --out B [--sync-layout segments --sync-grid 8 --motion-gain 32
+        --sync-features projected]          # the run's video options; the defaults are the default plan's
 
 It copies the committed demo bundle (codec, text encoder, evaluators: the judges' tagger stays the same, so
 bundles are compared alike), replaces the base and the ControlNet with the EMA weights of the run's last
